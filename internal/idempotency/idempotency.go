@@ -1,0 +1,54 @@
+// Package idempotency implements AIP-155 request ids: the first request with
+// an id does the work; a retry with the same id and payload gets the original
+// result and writes nothing; the same id with another payload is refused.
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+)
+
+// Claim reserves (operation, requestID) for entityID inside tx, which must
+// also make the change. It returns replay=true and the entity id of the first
+// request when the id was used before with the same payload; then the caller
+// returns that entity and lets tx roll back or commit with nothing else in it.
+//
+// Two concurrent requests with the same id serialise on the key's primary
+// key: the second waits for the first to commit and then replays it.
+func Claim(ctx context.Context, tx pgx.Tx, operation, requestID string, payload any, entityID string) (string, bool, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return "", false, fmt.Errorf("hashing request: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, operation, requestID, sum[:], entityID)
+	if err != nil {
+		return "", false, fmt.Errorf("claiming request id: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return entityID, false, nil
+	}
+	var prevSum []byte
+	var prevID string
+	err = tx.QueryRow(ctx, `SELECT payload_sha256, entity_id FROM idempotency_keys WHERE method = $1 AND request_id = $2`,
+		operation, requestID).Scan(&prevSum, &prevID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, fmt.Errorf("request id %q: concurrent use, retry: %w", requestID, apperr.ErrFailedPrecondition)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("claiming request id: %w", err)
+	}
+	if string(prevSum) != string(sum[:]) {
+		return "", false, fmt.Errorf("requestId %q was already used for a different request: %w", requestID, apperr.ErrAlreadyExists)
+	}
+	return prevID, true, nil
+}

@@ -1,0 +1,177 @@
+// Package org holds the organisations taking part in a programme: donors,
+// implementing partners, national authorities, coordinators, pooled funds and
+// auditors.
+package org
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/idempotency"
+	"github.com/tranche-ledger/tranche/internal/isocodes"
+	"github.com/tranche-ledger/tranche/internal/postgres"
+)
+
+// Kinds of organisation.
+var Kinds = []string{"DONOR", "IMPLEMENTER", "NATIONAL_AUTHORITY", "COORDINATOR", "POOLED_FUND", "AUDITOR"}
+
+// Organization is a party to the programme.
+type Organization struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	IATIRef   string    `json:"iatiRef"`
+	Country   string    `json:"country"`
+	CreatedAt time.Time `json:"-"`
+}
+
+// iatiRef is an IATI organisation identifier: a registration agency code
+// (country or XM/XI prefix plus agency) and the identifier it issued, e.g.
+// GB-GOV-1, XM-DAC-41301, GB-CHC-1083657.
+var iatiRef = regexp.MustCompile(`^[A-Z]{2}-[A-Z0-9]{1,12}-[A-Za-z0-9][A-Za-z0-9._/:-]{0,80}$`)
+
+// Validate reports every bad field of o, named by its JSON path under prefix.
+func (o Organization) Validate() error {
+	var v apperr.Validator
+	name := strings.TrimSpace(o.Name)
+	v.Check(name != "", "name", "must not be empty")
+	v.Check(utf8.RuneCountInString(o.Name) <= 300, "name", "at most 300 characters")
+	v.Check(utf8.ValidString(o.Name), "name", "must be valid UTF-8")
+	v.Check(slices.Contains(Kinds, o.Kind), "kind", "unknown kind %q (want one of %s)", o.Kind, strings.Join(Kinds, ", "))
+	v.Check(o.IATIRef == "" || iatiRef.MatchString(o.IATIRef), "iatiRef", "not an IATI organisation identifier (e.g. GB-GOV-1, XM-DAC-41301): %q", o.IATIRef)
+	v.Check(o.Country == "" || isocodes.Country(o.Country), "country", "unknown ISO 3166-1 alpha-3 country code %q", o.Country)
+	return v.Err()
+}
+
+// Store keeps organisations.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Create registers o; requestID makes retries safe. Admin and coordinator only.
+func (s *Store) Create(ctx context.Context, o Organization, requestID string) (Organization, error) {
+	if err := auth.FromContext(ctx).Require(auth.Coordinator); err != nil {
+		return Organization{}, err
+	}
+	var v apperr.Validator
+	if err := v.Merge("organization", o.Validate()); err != nil {
+		return Organization{}, err
+	}
+	v.Check(requestID != "", "requestId", "required")
+	if err := v.Err(); err != nil {
+		return Organization{}, err
+	}
+	o.Name = strings.TrimSpace(o.Name)
+	o.ID = uuid.Must(uuid.NewV7()).String()
+	var out Organization
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		id, replay, err := idempotency.Claim(ctx, tx, "CreateOrganization", requestID, o.payload(), o.ID)
+		if err != nil {
+			return err
+		}
+		if replay {
+			out, err = get(ctx, tx, id)
+			return err
+		}
+		err = tx.QueryRow(ctx, `
+			INSERT INTO organizations (id, name, kind, iati_ref, country) VALUES ($1, $2, $3, $4, $5)
+			RETURNING created_at`, o.ID, o.Name, o.Kind, o.IATIRef, o.Country).Scan(&o.CreatedAt)
+		if c, ok := postgres.IsUniqueViolation(err); ok && c == "organizations_iati_ref" {
+			return fmt.Errorf("an organisation with IATI identifier %s is already registered: %w", o.IATIRef, apperr.ErrAlreadyExists)
+		}
+		if err != nil {
+			return err
+		}
+		out = o
+		return audit.Record(ctx, tx, audit.Entry{EntityType: "organization", EntityID: o.ID, Change: o, SubjectOrgs: []string{o.ID}, RequestID: requestID})
+	})
+	if err != nil {
+		return Organization{}, fmt.Errorf("creating organisation: %w", err)
+	}
+	return out, nil
+}
+
+// payload is what identifies a create request, without the generated id.
+func (o Organization) payload() any {
+	return [4]string{o.Name, o.Kind, o.IATIRef, o.Country}
+}
+
+// Get returns one organisation; every role may read organisations.
+func (s *Store) Get(ctx context.Context, id string) (Organization, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Organization{}, apperr.Invalid("id", "not an organisation id: %q", id)
+	}
+	return get(ctx, s.pool, id)
+}
+
+type querier interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}
+
+func get(ctx context.Context, q querier, id string) (Organization, error) {
+	var o Organization
+	err := q.QueryRow(ctx, `SELECT id, name, kind, iati_ref, country, created_at FROM organizations WHERE id = $1`, id).
+		Scan(&o.ID, &o.Name, &o.Kind, &o.IATIRef, &o.Country, &o.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, fmt.Errorf("organisation %s: %w", id, apperr.ErrNotFound)
+	}
+	if err != nil {
+		return o, fmt.Errorf("reading organisation: %w", err)
+	}
+	return o, nil
+}
+
+// List pages through organisations in creation order, optionally of one kind.
+func (s *Store) List(ctx context.Context, kind string, pageSize int, pageToken string) ([]Organization, string, error) {
+	if kind != "" && !slices.Contains(Kinds, kind) {
+		return nil, "", apperr.Invalid("kind", "unknown kind %q", kind)
+	}
+	if pageSize <= 0 {
+		pageSize = 50
+	}
+	after := uuid.Nil.String()
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || uuid.Validate(string(b)) != nil {
+			return nil, "", apperr.Invalid("pageToken", "malformed page token")
+		}
+		after = string(b)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, name, kind, iati_ref, country, created_at FROM organizations
+		WHERE id > $1 AND ($2 = '' OR kind = $2) ORDER BY id LIMIT $3`, after, kind, pageSize+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing organisations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Organization, error) {
+		var o Organization
+		err := r.Scan(&o.ID, &o.Name, &o.Kind, &o.IATIRef, &o.Country, &o.CreatedAt)
+		return o, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing organisations: %w", err)
+	}
+	next := ""
+	if len(out) > pageSize {
+		out = out[:pageSize]
+		next = base64.RawURLEncoding.EncodeToString([]byte(out[pageSize-1].ID))
+	}
+	return out, next, nil
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+)
+
+// toStatus is the one place that maps domain errors to gRPC statuses. Errors
+// of no known kind are internal: logged in full, answered without detail, so
+// SQL and stack traces never reach a client.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var inv *apperr.InvalidError
+	var pv *protovalidate.ValidationError
+	switch {
+	case errors.As(err, &inv):
+		return badRequest(inv.Error(), inv.Violations)
+	case errors.As(err, &pv):
+		vs := make([]apperr.Violation, len(pv.Violations))
+		for i, v := range pv.Violations {
+			vs[i] = apperr.Violation{Field: jsonPath(protovalidate.FieldPathString(v.Proto.GetField())), Description: v.Proto.GetMessage()}
+		}
+		return badRequest("invalid argument", vs)
+	case errors.Is(err, apperr.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, apperr.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, apperr.ErrFailedPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, apperr.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, apperr.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	log.ErrorContext(ctx, "internal error", "err", err, "request_id", requestIDFrom(ctx))
+	return status.Errorf(codes.Internal, "internal error (request id %s)", requestIDFrom(ctx))
+}
+
+func badRequest(msg string, vs []apperr.Violation) error {
+	br := &errdetails.BadRequest{}
+	for _, v := range vs {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+	}
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(br)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return st.Err()
+}
+
+// jsonPath turns a proto field path (organization.iati_ref) into the JSON
+// names clients send (organization.iatiRef).
+func jsonPath(p string) string {
+	var b strings.Builder
+	up := false
+	for _, r := range p {
+		switch {
+		case r == '_':
+			up = true
+		case up && r >= 'a' && r <= 'z':
+			b.WriteRune(r - 'a' + 'A')
+			up = false
+		default:
+			b.WriteRune(r)
+			up = false
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,239 @@
+// Package server exposes the domains over gRPC and, through grpc-gateway, as
+// REST/JSON. It translates between protos and domain types; the domains hold
+// the rules. The gateway reaches the gRPC server through a real client
+// connection, so authentication, validation and logging apply to REST too.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/tranche-ledger/tranche/api"
+	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
+	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/org"
+	"github.com/tranche-ledger/tranche/internal/postgres"
+	"github.com/tranche-ledger/tranche/internal/token"
+)
+
+// Config says where to listen.
+type Config struct {
+	GRPCAddr string
+	HTTPAddr string
+	// ShutdownTimeout bounds how long in-flight requests may drain.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the gRPC server, the REST gateway and the background work of one
+// tranche process.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	sealer *audit.Sealer
+	grpc   *grpc.Server
+	health *health.Server
+	ready  atomic.Bool
+	reg    *prometheus.Registry
+}
+
+// New wires the services over pool.
+func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) (*Server, error) {
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("building validator: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
+	s := &Server{
+		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg,
+		grpc: grpc.NewServer(
+			grpc.ChainUnaryInterceptor(ic.unary),
+			grpc.ChainStreamInterceptor(ic.stream),
+			grpc.MaxRecvMsgSize(16<<20),
+		),
+		health: health.NewServer(),
+	}
+	s.sealer.Log = log
+	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: org.New(pool)})
+	pb.RegisterAuditServiceServer(s.grpc, &auditService{pool: pool, sealer: s.sealer})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.setReady(false, "starting")
+	return s, nil
+}
+
+func (s *Server) setReady(ok bool, why string) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	if s.ready.Swap(ok) != ok || !ok {
+		s.log.Debug("readiness", "ready", ok, "reason", why)
+	}
+	s.health.SetServingStatus("", st)
+	for name := range s.grpc.GetServiceInfo() {
+		s.health.SetServingStatus(name, st)
+	}
+}
+
+// watchReadiness reports ready only while the database answers and carries
+// every migration this binary knows.
+func (s *Server) watchReadiness(ctx context.Context) {
+	check := func() {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := postgres.SchemaReady(cctx, s.pool); err != nil {
+			s.setReady(false, err.Error())
+			return
+		}
+		s.setReady(true, "")
+	}
+	check()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}
+
+// Run listens on both addresses and serves until ctx ends, then drains
+// in-flight requests (up to ShutdownTimeout) and returns. ready, if non-nil,
+// receives the actual listen addresses once both listeners are open.
+func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string)) error {
+	gl, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	hl, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		gl.Close()
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return fmt.Errorf("gateway connection: %w", err)
+	}
+	defer conn.Close()
+	gw, err := s.gateway(ctx, conn)
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: s.httpHandler(gw), ReadHeaderTimeout: 10 * time.Second}
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	sealerDone := make(chan struct{})
+	go func() { s.sealer.Run(bg); close(sealerDone) }()
+	go s.watchReadiness(bg)
+
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(gl) }()
+	go func() { errc <- httpSrv.Serve(hl) }()
+	s.log.Info("serving", "grpc", gl.Addr().String(), "http", hl.Addr().String())
+	if ready != nil {
+		ready(gl.Addr().String(), hl.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down: draining in-flight requests")
+	stopBG()
+	s.setReady(false, "shutting down")
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = httpSrv.Shutdown(sctx)
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		s.grpc.Stop()
+	}
+	<-sealerDone
+	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) && !errors.Is(runErr, grpc.ErrServerStopped) {
+		return runErr
+	}
+	return nil
+}
+
+func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if strings.EqualFold(key, "X-Request-Id") {
+				return "x-request-id", true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			if key == "x-request-id" {
+				return "X-Request-Id", true
+			}
+			return "", false
+		}),
+	)
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		pb.RegisterOrganizationServiceHandler,
+		pb.RegisterAuditServiceHandler,
+	} {
+		if err := register(ctx, mux, conn); err != nil {
+			return nil, fmt.Errorf("registering gateway: %w", err)
+		}
+	}
+	return mux, nil
+}
+
+func (s *Server) httpHandler(gw http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !s.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"NOT_SERVING"}`)
+			return
+		}
+		fmt.Fprintln(w, `{"status":"SERVING"}`)
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(api.OpenAPI)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", gw)
+	return mux
+}
+
+// SealPending seals pending audit events now (used before verification).
+func (s *Server) SealPending(ctx context.Context) (int, error) { return s.sealer.SealPending(ctx) }
