@@ -137,7 +137,11 @@ func (c *Cluster) pgdata() string { return filepath.Join(c.DataDir, "pgdata") }
 // prepareDirs creates the data and socket directories, hands them to the
 // server's user, and checks up front that this user can reach them.
 func (c *Cluster) prepareDirs() error {
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+	// Parents we create must be traversable by the server's user.
+	if err := os.MkdirAll(filepath.Dir(c.DataDir), 0o755); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := os.Mkdir(c.DataDir, 0o700); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
 	c.SocketDir = socketDirFor(c.DataDir)

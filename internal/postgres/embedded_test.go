@@ -1,0 +1,108 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tranche-ledger/tranche/internal/postgres"
+)
+
+func TestEmbeddedClusterKeepsDataAcrossRestart(t *testing.T) {
+	if _, err := postgres.FindBinDir(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := tempDir(t)
+	c, err := postgres.StartCluster(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.Migrate(ctx, c.OwnerURL()); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, c.OwnerURL(), `CREATE TABLE kept (v text); INSERT INTO kept VALUES ('across restarts'); GRANT SELECT ON kept TO tranche_app`)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("server still running after Stop: %v", err)
+	}
+
+	// A crashed run leaves a lock file naming a dead process: start anyway.
+	pidFile := filepath.Join(dir, "pgdata", "postmaster.pid")
+	if err := os.WriteFile(pidFile, []byte("999999\n"+filepath.Join(dir, "pgdata")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := postgres.StartCluster(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Stop()
+	// A second process joins the running server and does not stop it.
+	c3, err := postgres.StartCluster(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c3.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, c2.AppURL())
+	if err != nil {
+		t.Fatalf("joined server was stopped by a non-owner: %v", err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, `SELECT v FROM kept`).Scan(&v); err != nil || v != "across restarts" {
+		t.Fatalf("after restart: %q %v", v, err)
+	}
+	// The service role owns nothing and cannot write what it may only read.
+	if _, err := conn.Exec(ctx, `INSERT INTO kept VALUES ('x')`); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("service role wrote to a read-only table: %v", err)
+	}
+}
+
+func TestLongDataDirUsesShortSocketDir(t *testing.T) {
+	long := filepath.Join(tempDir(t), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	c, err := postgres.StartCluster(context.Background(), long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if c.SocketDir == c.DataDir || len(c.SocketDir) > 60 {
+		t.Fatalf("socket dir %q for a %d-byte data dir", c.SocketDir, len(long))
+	}
+	exec(t, c.OwnerURL(), `SELECT 1`)
+	b, err := os.ReadFile(filepath.Join(long, "socket-dir"))
+	if err != nil || strings.TrimSpace(string(b)) != c.SocketDir {
+		t.Fatalf("socket dir not recorded: %q %v", b, err)
+	}
+}
+
+func exec(t *testing.T, url, sql string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tempDir is a test directory the postgres user can reach when tests run as root.
+func tempDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
