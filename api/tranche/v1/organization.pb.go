@@ -418,15 +418,14 @@ var File_tranche_v1_organization_proto protoreflect.FileDescriptor
 const file_tranche_v1_organization_proto_rawDesc = "" +
 	"\n" +
 	"\x1dtranche/v1/organization.proto\x12\n" +
-	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x02\n" +
+	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n" +
 	"\fOrganization\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xac\x02R\x04name\x12d\n" +
 	"\x04kind\x18\x03 \x01(\tBP\xbaHMrKR\x05DONORR\vIMPLEMENTERR\x12NATIONAL_AUTHORITYR\vCOORDINATORR\vPOOLED_FUNDR\aAUDITORR\x04kind\x12b\n" +
-	"\biati_ref\x18\x04 \x01(\tBG\xbaHDrB\x18d2>^$|^[A-Z]{2}-[A-Z0-9]{1,12}-[A-Za-z0-9][A-Za-z0-9._/:-]{0,80}$R\aiatiRef\x12+\n" +
-	"\acountry\x18\x05 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[A-Z]{3}$R\acountry\x12;\n" +
+	"\biati_ref\x18\x04 \x01(\tBG\xbaHDrB\x18d2>^$|^[A-Z]{2}-[A-Z0-9]{1,12}-[A-Za-z0-9][A-Za-z0-9._/:-]{0,80}$R\aiatiRef\x12.\n" +
+	"\acountry\x18\x05 \x01(\tB\x14\xbaH\x11r\x0f2\r^$|^[A-Z]{3}$R\acountry\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\"\x8b\x01\n" +
 	"\x19CreateOrganizationRequest\x12D\n" +
