@@ -90,17 +90,20 @@ func (s *Store) Create(ctx context.Context, o Organization, requestID string) (O
 			out, err = get(ctx, tx, id)
 			return err
 		}
-		err = tx.QueryRow(ctx, `
-			INSERT INTO organizations (id, name, kind, iati_ref, country) VALUES ($1, $2, $3, $4, $5)
-			RETURNING created_at`, o.ID, o.Name, o.Kind, o.IATIRef, o.Country).Scan(&o.CreatedAt)
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO organizations (id, name, kind, iati_ref, country) VALUES ($1, $2, $3, $4, $5)
+			RETURNING created_at`, o.ID, o.Name, o.Kind, o.IATIRef, o.Country).QueryRow(func(r pgx.Row) error {
+			return r.Scan(&o.CreatedAt)
+		})
+		if err := audit.Queue(ctx, b, audit.Entry{EntityType: "organization", EntityID: o.ID, Change: o, SubjectOrgs: []string{o.ID}, RequestID: requestID}); err != nil {
+			return err
+		}
+		err = tx.SendBatch(ctx, b).Close()
 		if c, ok := postgres.IsUniqueViolation(err); ok && c == "organizations_iati_ref" {
 			return fmt.Errorf("an organisation with IATI identifier %s is already registered: %w", o.IATIRef, apperr.ErrAlreadyExists)
 		}
-		if err != nil {
-			return err
-		}
 		out = o
-		return audit.Record(ctx, tx, audit.Entry{EntityType: "organization", EntityID: o.ID, Change: o, SubjectOrgs: []string{o.ID}, RequestID: requestID})
+		return err
 	})
 	if err != nil {
 		return Organization{}, fmt.Errorf("creating organisation: %w", err)
