@@ -30,6 +30,8 @@ import (
 	"github.com/tranche-ledger/tranche/api"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 	"github.com/tranche-ledger/tranche/internal/token"
@@ -77,6 +79,10 @@ func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) 
 	s.sealer.Log = log
 	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: org.New(pool)})
 	pb.RegisterAuditServiceServer(s.grpc, &auditService{pool: pool, sealer: s.sealer})
+	l := ledger.New(pool)
+	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{l: l})
+	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: l})
+	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: fx.New(pool)})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
@@ -207,6 +213,9 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterOrganizationServiceHandler,
 		pb.RegisterAuditServiceHandler,
+		pb.RegisterRoadmapServiceHandler,
+		pb.RegisterGrantServiceHandler,
+		pb.RegisterFxRateServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("registering gateway: %w", err)

@@ -1,0 +1,256 @@
+// Package fx keeps exchange rates, append-only facts, and converts amounts
+// under the programme's rules: the latest rate on or before the value date,
+// full precision, one half-to-even rounding per amount.
+//
+// Rate convention (as in OCHA FTS): rate = units of currency per one unit of
+// quote currency; 0.88 EUR per USD means 3 500 000 EUR = 3 977 272.73 USD.
+package fx
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/postgres"
+)
+
+// Rate is one published rate.
+type Rate struct {
+	Currency      string          `json:"currency"`
+	QuoteCurrency string          `json:"quoteCurrency"`
+	Date          time.Time       `json:"date"`
+	Rate          decimal.Decimal `json:"rate"`
+	Source        string          `json:"source"`
+}
+
+// RateInput is a rate as a client sends it.
+type RateInput struct {
+	Currency, QuoteCurrency, Date, Rate, Source string
+}
+
+// Store keeps rates.
+type Store struct{ pool *pgxpool.Pool }
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Create stores rates, all or nothing. A rate already stored with the same
+// value is skipped; a different value for the same pair and date is refused,
+// since rates are facts that transactions were converted with.
+func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
+	if err := auth.FromContext(ctx).Require(auth.Coordinator); err != nil {
+		return 0, err
+	}
+	var v apperr.Validator
+	rates := make([]Rate, 0, len(in))
+	for i, r := range in {
+		f := fmt.Sprintf("rates[%d].", i)
+		_, errC := money.Currency(r.Currency)
+		v.Check(errC == nil, f+"currency", "unknown ISO 4217 currency %q", r.Currency)
+		_, errQ := money.Currency(r.QuoteCurrency)
+		v.Check(errQ == nil, f+"quoteCurrency", "unknown ISO 4217 currency %q", r.QuoteCurrency)
+		v.Check(r.Currency != r.QuoteCurrency, f+"quoteCurrency", "must differ from currency")
+		d, errD := time.Parse(time.DateOnly, r.Date)
+		v.Check(errD == nil, f+"date", "not a date (YYYY-MM-DD): %q", r.Date)
+		rate, errR := money.ParseDecimal(r.Rate)
+		if errR != nil {
+			v.Add(f+"rate", "%v", errR)
+		} else {
+			v.Check(rate.IsPositive(), f+"rate", "must be positive")
+		}
+		v.Check(len(r.Source) <= 200, f+"source", "at most 200 characters")
+		rates = append(rates, Rate{Currency: r.Currency, QuoteCurrency: r.QuoteCurrency, Date: d, Rate: rate, Source: r.Source})
+	}
+	if err := v.Err(); err != nil {
+		return 0, err
+	}
+	created := 0
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		created = 0
+		var cur, quote, src []string
+		var dates []time.Time
+		var vals []decimal.Decimal
+		for _, r := range rates {
+			cur, quote, dates, vals, src = append(cur, r.Currency), append(quote, r.QuoteCurrency), append(dates, r.Date), append(vals, r.Rate), append(src, r.Source)
+		}
+		rows, err := tx.Query(ctx, `
+			WITH input AS (
+			  SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::text[])
+			    AS x(currency, quote_currency, date, rate, source)
+			), conflicts AS (
+			  SELECT i.currency, i.quote_currency, i.date, f.rate AS stored, i.rate AS given
+			  FROM input i JOIN fx_rates f USING (currency, quote_currency, date)
+			  WHERE f.rate <> i.rate
+			)
+			SELECT currency, quote_currency, date, stored, given FROM conflicts`, cur, quote, dates, vals, src)
+		if err != nil {
+			return err
+		}
+		type conflict struct {
+			c, q          string
+			d             time.Time
+			stored, given decimal.Decimal
+		}
+		cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (conflict, error) {
+			var c conflict
+			err := r.Scan(&c.c, &c.q, &c.d, &c.stored, &c.given)
+			return c, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(cs) > 0 {
+			c := cs[0]
+			return fmt.Errorf("a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts: %w",
+				c.c, c.q, c.d.Format(time.DateOnly), c.stored, c.given, apperr.ErrAlreadyExists)
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO fx_rates (currency, quote_currency, date, rate, source)
+			SELECT DISTINCT ON (currency, quote_currency, date) * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::text[])
+			ON CONFLICT DO NOTHING`, cur, quote, dates, vals, src)
+		if err != nil {
+			return err
+		}
+		created = int(tag.RowsAffected())
+		if created == 0 {
+			return nil
+		}
+		return audit.Record(ctx, tx, audit.Entry{EntityType: "fx_rates", EntityID: fmt.Sprintf("%d rates", created), Change: rates})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recording FX rates: %w", err)
+	}
+	return created, nil
+}
+
+// List pages through rates by pair and date.
+func (s *Store) List(ctx context.Context, currency, quote string, pageSize int, pageToken string) ([]Rate, string, error) {
+	if pageSize <= 0 {
+		pageSize = 100
+	}
+	after := ""
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil {
+			return nil, "", apperr.Invalid("pageToken", "malformed page token")
+		}
+		after = string(b)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT currency, quote_currency, date, rate, source FROM fx_rates
+		WHERE ($1 = '' OR currency = $1) AND ($2 = '' OR quote_currency = $2)
+		  AND (currency || '/' || quote_currency || '/' || date::text) > $3
+		ORDER BY currency || '/' || quote_currency || '/' || date::text LIMIT $4`, currency, quote, after, pageSize+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing FX rates: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rate, error) {
+		var x Rate
+		err := r.Scan(&x.Currency, &x.QuoteCurrency, &x.Date, &x.Rate, &x.Source)
+		return x, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing FX rates: %w", err)
+	}
+	next := ""
+	if len(out) > pageSize {
+		out = out[:pageSize]
+		l := out[pageSize-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(l.Currency + "/" + l.QuoteCurrency + "/" + l.Date.Format(time.DateOnly)))
+	}
+	return out, next, nil
+}
+
+// Table holds the rates among a few currencies, loaded once for an operation.
+type Table struct {
+	byPair map[[2]string][]Rate // sorted by date
+}
+
+// Querier is what Load needs: a pool or a transaction.
+type Querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+// Load reads every rate between the given currencies dated on or before upTo.
+func Load(ctx context.Context, q Querier, currencies []string, upTo time.Time) (*Table, error) {
+	cs := slices.Compact(slices.Sorted(slices.Values(currencies)))
+	t := &Table{byPair: map[[2]string][]Rate{}}
+	if len(cs) < 2 {
+		return t, nil
+	}
+	rows, err := q.Query(ctx, `
+		SELECT currency, quote_currency, date, rate FROM fx_rates
+		WHERE currency = ANY ($1) AND quote_currency = ANY ($1) AND date <= $2
+		ORDER BY date`, cs, upTo)
+	if err != nil {
+		return nil, fmt.Errorf("loading FX rates: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Rate
+		if err := rows.Scan(&r.Currency, &r.QuoteCurrency, &r.Date, &r.Rate); err != nil {
+			return nil, err
+		}
+		k := [2]string{r.Currency, r.QuoteCurrency}
+		t.byPair[k] = append(t.byPair[k], r)
+	}
+	return t, rows.Err()
+}
+
+// latest is the newest rate of the pair dated on or before d.
+func (t *Table) latest(cur, quote string, d time.Time) (Rate, bool) {
+	rs := t.byPair[[2]string{cur, quote}]
+	i, _ := slices.BinarySearchFunc(rs, d, func(r Rate, d time.Time) int {
+		if r.Date.After(d) {
+			return 1
+		}
+		return -1
+	})
+	if i == 0 {
+		return Rate{}, false
+	}
+	return rs[i-1], true
+}
+
+// perUnit returns units of `from` per one unit of `to` on date d: the direct
+// rate, or the inverse of the opposite pair, whichever is dated later.
+func (t *Table) perUnit(from, to string, d time.Time) (decimal.Decimal, bool) {
+	direct, okD := t.latest(from, to, d)
+	inverse, okI := t.latest(to, from, d)
+	switch {
+	case okD && (!okI || !inverse.Date.After(direct.Date)):
+		return direct.Rate, true
+	case okI:
+		return decimal.NewFromInt(1).DivRound(inverse.Rate, 24), true
+	}
+	return decimal.Decimal{}, false
+}
+
+// Rate returns units of `from` per one unit of `to` valid on d: direct,
+// inverse, or crossed through `via` (the roadmap's reporting currency).
+func (t *Table) Rate(from, to, via string, d time.Time) (decimal.Decimal, error) {
+	if from == to {
+		return decimal.NewFromInt(1), nil
+	}
+	if r, ok := t.perUnit(from, to, d); ok {
+		return r, nil
+	}
+	if via != "" && via != from && via != to {
+		a, okA := t.perUnit(from, via, d)
+		b, okB := t.perUnit(to, via, d)
+		if okA && okB {
+			return a.DivRound(b, 24), nil
+		}
+	}
+	return decimal.Decimal{}, fmt.Errorf("no %s/%s exchange rate on or before %s: %w", from, to, d.Format(time.DateOnly), apperr.ErrFailedPrecondition)
+}

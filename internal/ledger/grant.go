@@ -1,0 +1,391 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/idempotency"
+	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/postgres"
+)
+
+// Grant is one funding agreement from a donor to a recipient.
+type Grant struct {
+	ID                string          `json:"id"`
+	RoadmapID         string          `json:"roadmapId"`
+	DonorOrgID        string          `json:"donorOrgId"`
+	RecipientOrgID    string          `json:"recipientOrgId"`
+	Reference         string          `json:"reference"`
+	Title             string          `json:"title"`
+	Currency          string          `json:"currency"`
+	StartDate         time.Time       `json:"startDate"`
+	EndDate           time.Time       `json:"endDate"`
+	Pledged           decimal.Decimal `json:"pledged"`
+	Allocations       []Allocation    `json:"allocations"`
+	CreatedAt         time.Time       `json:"-"`
+	ReportingCurrency string          `json:"-"`
+}
+
+// Allocation earmarks part of a grant to a milestone, in agreement currency.
+type Allocation struct {
+	MilestoneID     string          `json:"milestoneId"`
+	Amount          decimal.Decimal `json:"amount"`
+	ReportingAmount decimal.Decimal `json:"reportingAmount"`
+}
+
+// GrantInput is a grant as a client sends it.
+type GrantInput struct {
+	RoadmapID, DonorOrgID, RecipientOrgID, Reference, Title, Currency string
+	Pledged, PledgedCurrency, StartDate, EndDate                      string
+}
+
+// canRead: donors read their own grants, implementers the grants they
+// receive, everyone else with a read role all grants.
+func canRead(p auth.Principal, g *Grant) bool {
+	switch p.Role {
+	case auth.Admin, auth.Operator, auth.Coordinator, auth.Auditor:
+		return true
+	case auth.Donor:
+		return g.DonorOrgID == p.OrgID
+	case auth.Implementer:
+		return g.RecipientOrgID == p.OrgID
+	}
+	return false
+}
+
+func notFound(id string) error { return fmt.Errorf("grant %s: %w", id, apperr.ErrNotFound) }
+
+// CreateGrant registers a grant and records its pledge as the first PLEDGE
+// entry. A donor creates its own grants; an admin any.
+func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string) (Grant, error) {
+	p := auth.FromContext(ctx)
+	if err := p.Require(auth.Donor); err != nil {
+		return Grant{}, err
+	}
+	const f = "grant."
+	var v apperr.Validator
+	g := Grant{RoadmapID: in.RoadmapID, DonorOrgID: in.DonorOrgID, RecipientOrgID: in.RecipientOrgID, Currency: in.Currency}
+	for field, id := range map[string]string{"roadmapId": in.RoadmapID, "donorOrgId": in.DonorOrgID, "recipientOrgId": in.RecipientOrgID} {
+		v.Check(uuid.Validate(id) == nil, f+field, "not an id: %q", id)
+	}
+	g.Reference = text(&v, f+"reference", in.Reference, true, 100)
+	g.Title = text(&v, f+"title", in.Title, true, 300)
+	_, err := money.Currency(in.Currency)
+	v.Check(err == nil, f+"currency", "unknown ISO 4217 currency %q", in.Currency)
+	g.StartDate = parseDate(&v, f+"startDate", in.StartDate, true)
+	g.EndDate = parseDate(&v, f+"endDate", in.EndDate, true)
+	v.Check(g.EndDate.IsZero() || !g.EndDate.Before(g.StartDate), f+"endDate", "before startDate")
+	if err == nil {
+		pl, perr := money.Parse(in.Pledged, in.Currency)
+		switch {
+		case perr != nil:
+			v.Add(f+"pledged.amount", "%v", perr)
+		case in.PledgedCurrency != in.Currency:
+			v.Add(f+"pledged.currency", "must be the agreement currency %s", in.Currency)
+		case pl.IsNegative():
+			v.Add(f+"pledged.amount", "must not be negative")
+		}
+		g.Pledged = pl
+	}
+	v.Check(in.DonorOrgID != in.RecipientOrgID, f+"recipientOrgId", "must differ from the donor")
+	v.Check(requestID != "", "requestId", "required")
+	if err := v.Err(); err != nil {
+		return Grant{}, err
+	}
+	if p.Role == auth.Donor && p.OrgID != in.DonorOrgID {
+		return Grant{}, fmt.Errorf("a donor creates grants of its own organisation only: %w", apperr.ErrPermissionDenied)
+	}
+	g.ID = uuid.Must(uuid.NewV7()).String()
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		id, replay, err := idempotency.Claim(ctx, tx, "CreateGrant", requestID, in, g.ID)
+		if err != nil {
+			return err
+		}
+		if replay {
+			gg, err := getGrant(ctx, tx, id, false)
+			g = *gg
+			return err
+		}
+		rm, err := getRoadmap(ctx, tx, in.RoadmapID)
+		if errors.Is(err, apperr.ErrNotFound) {
+			return apperr.Invalid(f+"roadmapId", "roadmap %s does not exist", in.RoadmapID)
+		}
+		if err != nil {
+			return err
+		}
+		g.ReportingCurrency = rm.ReportingCurrency
+		var donorKind, recipientKind string
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT kind FROM organizations WHERE id = $1), ''),
+			coalesce((SELECT kind FROM organizations WHERE id = $2), '')`, in.DonorOrgID, in.RecipientOrgID).Scan(&donorKind, &recipientKind); err != nil {
+			return err
+		}
+		var v apperr.Validator
+		v.Check(donorKind != "", f+"donorOrgId", "organisation %s does not exist", in.DonorOrgID)
+		v.Check(recipientKind != "", f+"recipientOrgId", "organisation %s does not exist", in.RecipientOrgID)
+		if err := v.Err(); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO grants (id, roadmap_id, donor_org_id, recipient_org_id, reference, title, currency, start_date, end_date)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, g.ID, g.RoadmapID, g.DonorOrgID, g.RecipientOrgID, g.Reference, g.Title, g.Currency, g.StartDate, g.EndDate)
+		if _, ok := postgres.IsUniqueViolation(err); ok {
+			return fmt.Errorf("donor already has a grant with reference %q: %w", g.Reference, apperr.ErrAlreadyExists)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO grant_balances (grant_id) VALUES ($1)`, g.ID); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, audit.Entry{EntityType: "grant", EntityID: g.ID, Change: g, RequestID: requestID,
+			SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
+			return err
+		}
+		if g.Pledged.IsZero() {
+			return nil
+		}
+		_, err = s.record(ctx, tx, []EntryInput{{
+			GrantID: g.ID, Type: "PLEDGE", Amount: in.Pledged, Currency: in.Currency, ValueDate: in.StartDate,
+			Note: "pledge at grant creation",
+		}}, "", f+"pledged", requestID)
+		return err
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("creating grant: %w", err)
+	}
+	return g, nil
+}
+
+const grantColumns = `g.id, g.roadmap_id, g.donor_org_id, g.recipient_org_id, g.reference, g.title, g.currency,
+	g.start_date, g.end_date, g.created_at, r.reporting_currency, b.pledged, b.allocation_version`
+
+const grantFrom = ` FROM grants g JOIN roadmaps r ON r.id = g.roadmap_id JOIN grant_balances b ON b.grant_id = g.id`
+
+func scanGrant(row pgx.Row, g *Grant, version *int) error {
+	return row.Scan(&g.ID, &g.RoadmapID, &g.DonorOrgID, &g.RecipientOrgID, &g.Reference, &g.Title, &g.Currency,
+		&g.StartDate, &g.EndDate, &g.CreatedAt, &g.ReportingCurrency, &g.Pledged, version)
+}
+
+// getGrant reads a grant with its current allocations; lock takes the
+// grant's balance row lock for the rest of the transaction.
+func getGrant(ctx context.Context, q querier, id string, lock bool) (*Grant, error) {
+	g := &Grant{}
+	var version int
+	sql := `SELECT ` + grantColumns + grantFrom + ` WHERE g.id = $1`
+	if lock {
+		sql += ` FOR UPDATE OF b`
+	}
+	if err := scanGrant(q.QueryRow(ctx, sql, id), g, &version); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, notFound(id)
+		}
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `SELECT milestone_id, amount, reporting_amount FROM allocations WHERE grant_id = $1 AND version = $2 ORDER BY milestone_id`, id, version)
+	if err != nil {
+		return nil, err
+	}
+	g.Allocations, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Allocation, error) {
+		var a Allocation
+		return a, r.Scan(&a.MilestoneID, &a.Amount, &a.ReportingAmount)
+	})
+	if g.Allocations == nil {
+		g.Allocations = []Allocation{}
+	}
+	return g, err
+}
+
+// GetGrant returns a grant the caller may read; others are NOT_FOUND, so a
+// donor learns nothing of another donor's grants.
+func (s *Store) GetGrant(ctx context.Context, id string) (Grant, error) {
+	if uuid.Validate(id) != nil {
+		return Grant{}, apperr.Invalid("grantId", "not an id: %q", id)
+	}
+	g, err := getGrant(ctx, s.pool, id, false)
+	if err != nil {
+		return Grant{}, err
+	}
+	if !canRead(auth.FromContext(ctx), g) {
+		return Grant{}, notFound(id)
+	}
+	return *g, nil
+}
+
+// GrantFilter narrows ListGrants.
+type GrantFilter struct {
+	RoadmapID, DonorOrgID, RecipientOrgID string
+	PageSize                              int
+	PageToken                             string
+}
+
+// ListGrants pages through the grants the caller may read.
+func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string, error) {
+	p := auth.FromContext(ctx)
+	if err := p.Require(auth.Coordinator, auth.Auditor, auth.Donor, auth.Implementer); err != nil {
+		return nil, "", err
+	}
+	after, size, err := page(f.PageToken, f.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	donor, recipient := f.DonorOrgID, f.RecipientOrgID
+	ownDonor, ownRecipient := "", ""
+	switch p.Role {
+	case auth.Donor:
+		ownDonor = p.OrgID
+	case auth.Implementer:
+		ownRecipient = p.OrgID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+grantFrom+`
+		WHERE g.id > $1 AND ($2 = '' OR g.roadmap_id::text = $2) AND ($3 = '' OR g.donor_org_id::text = $3)
+		  AND ($4 = '' OR g.recipient_org_id::text = $4) AND ($5 = '' OR g.donor_org_id::text = $5)
+		  AND ($6 = '' OR g.recipient_org_id::text = $6)
+		ORDER BY g.id LIMIT $7`, after, f.RoadmapID, donor, recipient, ownDonor, ownRecipient, size+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing grants: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Grant, error) {
+		var g Grant
+		var version int
+		err := scanGrant(r, &g, &version)
+		return g, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing grants: %w", err)
+	}
+	out, next := nextPage(out, size, func(g Grant) string { return g.ID })
+	for i := range out {
+		full, err := getGrant(ctx, s.pool, out[i].ID, false)
+		if err != nil {
+			return nil, "", err
+		}
+		out[i].Allocations = full.Allocations
+	}
+	return out, next, nil
+}
+
+// AllocationInput is one earmark as a client sends it.
+type AllocationInput struct {
+	MilestoneID, Amount, Currency string
+}
+
+// SetAllocations replaces the grant's allocations. Their sum may not exceed
+// what is committed; every milestone must belong to the grant's roadmap.
+func (s *Store) SetAllocations(ctx context.Context, grantID string, in []AllocationInput, requestID string) (Grant, error) {
+	p := auth.FromContext(ctx)
+	if err := p.Require(auth.Donor); err != nil {
+		return Grant{}, err
+	}
+	var v apperr.Validator
+	v.Check(uuid.Validate(grantID) == nil, "grantId", "not an id: %q", grantID)
+	v.Check(requestID != "", "requestId", "required")
+	seen := map[string]bool{}
+	for i, a := range in {
+		f := fmt.Sprintf("allocations[%d].", i)
+		v.Check(uuid.Validate(a.MilestoneID) == nil, f+"milestoneId", "not an id: %q", a.MilestoneID)
+		v.Check(!seen[a.MilestoneID], f+"milestoneId", "milestone allocated twice")
+		seen[a.MilestoneID] = true
+		if _, err := money.Parse(a.Amount, a.Currency); err != nil {
+			v.Add(f+"amount.amount", "%v", err)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return Grant{}, err
+	}
+	var out Grant
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		g, err := getGrant(ctx, tx, grantID, true)
+		if err != nil {
+			return err
+		}
+		if !canRead(p, g) {
+			return notFound(grantID)
+		}
+		if p.Role == auth.Donor && g.DonorOrgID != p.OrgID || p.Role == auth.Implementer {
+			return fmt.Errorf("only the grant's donor sets its allocations: %w", apperr.ErrPermissionDenied)
+		}
+		_, replay, err := idempotency.Claim(ctx, tx, "SetAllocations", requestID, []any{grantID, in}, grantID)
+		if err != nil {
+			return err
+		}
+		if replay {
+			out = *g
+			return nil
+		}
+		var v apperr.Validator
+		total := decimal.Zero
+		ids := make([]string, 0, len(in))
+		amounts := make([]decimal.Decimal, 0, len(in))
+		for i, a := range in {
+			f := fmt.Sprintf("allocations[%d].", i)
+			amt, _ := money.Parse(a.Amount, a.Currency)
+			v.Check(a.Currency == g.Currency, f+"amount.currency", "must be the agreement currency %s", g.Currency)
+			v.Check(amt.IsPositive(), f+"amount.amount", "must be positive")
+			total = total.Add(amt)
+			ids, amounts = append(ids, a.MilestoneID), append(amounts, amt)
+		}
+		if err := v.Err(); err != nil {
+			return err
+		}
+		var inRoadmap int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM milestones WHERE id = ANY ($1::uuid[]) AND roadmap_id = $2`, ids, g.RoadmapID).Scan(&inRoadmap); err != nil {
+			return err
+		}
+		if inRoadmap != len(ids) {
+			return apperr.Invalid("allocations", "every milestone must exist in the grant's roadmap")
+		}
+		var committed decimal.Decimal
+		var version int
+		if err := tx.QueryRow(ctx, `SELECT committed, allocation_version FROM grant_balances WHERE grant_id = $1`, grantID).Scan(&committed, &version); err != nil {
+			return err
+		}
+		if total.GreaterThan(committed) {
+			return fmt.Errorf("allocations total %s %s exceed the committed %s %s: %w",
+				money.Format(total, g.Currency), g.Currency, money.Format(committed, g.Currency), g.Currency, apperr.ErrFailedPrecondition)
+		}
+		today := time.Now().UTC().Truncate(24 * time.Hour)
+		rates, err := fx.Load(ctx, tx, []string{g.Currency, g.ReportingCurrency}, today)
+		if err != nil {
+			return err
+		}
+		reporting := make([]decimal.Decimal, len(amounts))
+		if len(amounts) > 0 {
+			r, err := rates.Rate(g.Currency, g.ReportingCurrency, "", today)
+			if err != nil {
+				return err
+			}
+			for i, a := range amounts {
+				reporting[i] = money.Convert(a, r, false, g.ReportingCurrency)
+			}
+		}
+		version++
+		if _, err := tx.Exec(ctx, `INSERT INTO allocations (grant_id, version, milestone_id, amount, reporting_amount)
+			SELECT $1, $2, * FROM unnest($3::uuid[], $4::numeric[], $5::numeric[])`, grantID, version, ids, amounts, reporting); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE grant_balances SET allocated = $2, allocation_version = $3 WHERE grant_id = $1`, grantID, total, version); err != nil {
+			return err
+		}
+		ng, err := getGrant(ctx, tx, grantID, false)
+		if err != nil {
+			return err
+		}
+		out = *ng
+		return audit.Record(ctx, tx, audit.Entry{EntityType: "grant", EntityID: grantID, RequestID: requestID,
+			Change:      map[string]any{"allocations": ng.Allocations, "version": version},
+			SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}})
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("setting allocations: %w", err)
+	}
+	return out, nil
+}

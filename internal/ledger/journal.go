@@ -1,0 +1,570 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/idempotency"
+	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/postgres"
+)
+
+// Transaction types (IATI / FTS).
+const (
+	Pledge       = "PLEDGE"
+	Commitment   = "COMMITMENT"
+	Disbursement = "DISBURSEMENT"
+	Receipt      = "RECEIPT"
+	Expenditure  = "EXPENDITURE"
+	Reversal     = "REVERSAL"
+)
+
+var (
+	types = []string{Pledge, Commitment, Disbursement, Receipt, Expenditure, Reversal}
+	// donorTypes are what a donor records (and may reverse); implementers
+	// record the others.
+	donorTypes       = []string{Pledge, Commitment, Disbursement}
+	implementerTypes = []string{Receipt, Expenditure}
+)
+
+// ValueDateSlack is how far outside the grant period a value date may lie:
+// pledges and commitments often precede the agreement's start, final
+// expenditures and receipts follow its end. Further out is almost certainly
+// a typo (a wrong year) and is refused.
+const ValueDateSlack = 366 * 24 * time.Hour
+
+// EntryInput is a journal entry as a client sends it.
+type EntryInput struct {
+	GrantID, Type, Amount, Currency, ValueDate, Reference, MilestoneID, ReversesID, FxRate, Note string
+}
+
+// Transaction is one stored journal entry.
+type Transaction struct {
+	ID              string           `json:"id"`
+	GrantID         string           `json:"grantId"`
+	Type            string           `json:"type"`
+	Bucket          string           `json:"bucket"`
+	Amount          decimal.Decimal  `json:"amount"`
+	Currency        string           `json:"currency"`
+	AgreementAmount decimal.Decimal  `json:"agreementAmount"`
+	AgreementCcy    string           `json:"agreementCurrency"`
+	ReportingAmount decimal.Decimal  `json:"reportingAmount"`
+	ReportingCcy    string           `json:"reportingCurrency"`
+	AgreementRate   decimal.Decimal  `json:"agreementRate"`
+	ReportingRate   decimal.Decimal  `json:"reportingRate"`
+	FxRate          *decimal.Decimal `json:"fxRate,omitempty"`
+	ValueDate       time.Time        `json:"valueDate"`
+	Reference       string           `json:"reference"`
+	MilestoneID     string           `json:"milestoneId,omitempty"`
+	ReversesID      string           `json:"reversesTransactionId,omitempty"`
+	Note            string           `json:"note"`
+	RecordedBy      string           `json:"recordedBy"`
+	RecordedRole    string           `json:"-"`
+	RecordedAt      time.Time        `json:"-"`
+}
+
+// RecordTransaction appends one entry to a grant's journal.
+func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID string) (Transaction, error) {
+	if requestID == "" {
+		return Transaction{}, apperr.Invalid("requestId", "required")
+	}
+	var out []Transaction
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		id := uuid.Must(uuid.NewV7()).String()
+		prev, replay, err := idempotency.Claim(ctx, tx, "RecordTransaction", requestID, in, id)
+		if err != nil {
+			return err
+		}
+		if replay {
+			out, err = s.readTransactions(ctx, tx, `t.id = $1`, prev)
+			return err
+		}
+		out, err = s.recordWithIDs(ctx, tx, []EntryInput{in}, []string{id}, "", "transaction.", requestID)
+		return err
+	})
+	if err != nil {
+		return Transaction{}, fmt.Errorf("recording transaction: %w", err)
+	}
+	if len(out) != 1 {
+		return Transaction{}, fmt.Errorf("recording transaction: replay found %d entries", len(out))
+	}
+	return out[0], nil
+}
+
+// BatchRecord records up to 1 000 entries across grants, all or nothing, in
+// the order given (a commitment may precede a disbursement it allows).
+func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID string) ([]Transaction, error) {
+	var v apperr.Validator
+	v.Check(len(in) > 0 && len(in) <= 1000, "transactions", "between 1 and 1000 entries, got %d", len(in))
+	v.Check(requestID != "", "requestId", "required")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var out []Transaction
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		batchID := uuid.Must(uuid.NewV7()).String()
+		prev, replay, err := idempotency.Claim(ctx, tx, "BatchRecordTransactions", requestID, in, batchID)
+		if err != nil {
+			return err
+		}
+		if replay {
+			out, err = s.readTransactions(ctx, tx, `t.batch_id = $1`, prev)
+			return err
+		}
+		out, err = s.record(ctx, tx, in, batchID, "transactions", requestID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording batch: %w", err)
+	}
+	return out, nil
+}
+
+// record is recordWithIDs with fresh ids. prefix names the entries in errors:
+// "transactions" gives transactions[i].field, anything else prefix+field.
+func (s *Store) record(ctx context.Context, tx pgx.Tx, in []EntryInput, batchID, prefix, requestID string) ([]Transaction, error) {
+	ids := make([]string, len(in))
+	for i := range ids {
+		ids[i] = uuid.Must(uuid.NewV7()).String()
+	}
+	if prefix != "transactions" && len(in) == 1 && prefix != "" && prefix[len(prefix)-1] != '.' {
+		prefix += "."
+	}
+	return s.recordWithIDs(ctx, tx, in, ids, batchID, prefix, requestID)
+}
+
+type balance struct {
+	pledged, committed, disbursed, received, spent, allocated decimal.Decimal
+}
+
+func (b *balance) add(bucket string, d decimal.Decimal) {
+	switch bucket {
+	case Pledge:
+		b.pledged = b.pledged.Add(d)
+	case Commitment:
+		b.committed = b.committed.Add(d)
+	case Disbursement:
+		b.disbursed = b.disbursed.Add(d)
+	case Receipt:
+		b.received = b.received.Add(d)
+	case Expenditure:
+		b.spent = b.spent.Add(d)
+	}
+}
+
+type parsed struct {
+	in        EntryInput
+	field     func(string) string
+	amount    decimal.Decimal
+	valueDate time.Time
+	fxRate    *decimal.Decimal
+}
+
+func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, ids []string, batchID, prefix, requestID string) ([]Transaction, error) {
+	p := auth.FromContext(ctx)
+	if err := p.Require(auth.Donor, auth.Implementer); err != nil {
+		return nil, err
+	}
+	// 1. Shape of every entry, before touching the database.
+	var v apperr.Validator
+	entries := make([]parsed, len(in))
+	for i, e := range in {
+		f := func(name string) string { return prefix + name }
+		if prefix == "transactions" {
+			f = func(name string) string { return fmt.Sprintf("transactions[%d].%s", i, name) }
+		}
+		pe := parsed{in: e, field: f}
+		v.Check(uuid.Validate(e.GrantID) == nil, f("grantId"), "not an id: %q", e.GrantID)
+		v.Check(slices.Contains(types, e.Type), f("type"), "unknown type %q (want one of PLEDGE, COMMITMENT, DISBURSEMENT, RECEIPT, EXPENDITURE, REVERSAL)", e.Type)
+		if e.Type == Reversal {
+			v.Check(uuid.Validate(e.ReversesID) == nil, f("reversesTransactionId"), "a REVERSAL names the entry it cancels")
+			if e.Amount != "" || e.Currency != "" {
+				// A reversal cancels the entry in full; an amount, if given, must be that entry's.
+				if a, err := money.Parse(e.Amount, e.Currency); err != nil {
+					v.Add(f("amount.amount"), "%v", err)
+				} else {
+					pe.amount = a
+				}
+			}
+		} else {
+			v.Check(e.ReversesID == "", f("reversesTransactionId"), "only a REVERSAL names a reversed entry")
+			a, err := money.Parse(e.Amount, e.Currency)
+			switch {
+			case err != nil:
+				v.Add(f("amount.amount"), "%v", err)
+			case a.IsZero():
+				v.Add(f("amount.amount"), "must not be zero")
+			case a.IsNegative() && e.Type != Pledge && e.Type != Commitment:
+				v.Add(f("amount.amount"), "must be positive for %s (only pledges and commitments are amended downwards)", e.Type)
+			}
+			pe.amount = a
+		}
+		pe.valueDate = parseDate(&v, f("valueDate"), e.ValueDate, true)
+		text(&v, f("reference"), e.Reference, e.Type == Expenditure, 200)
+		text(&v, f("note"), e.Note, false, 2000)
+		v.Check(e.MilestoneID == "" || uuid.Validate(e.MilestoneID) == nil, f("milestoneId"), "not an id: %q", e.MilestoneID)
+		if e.FxRate != "" {
+			r, err := money.ParseDecimal(e.FxRate)
+			if err != nil || !r.IsPositive() {
+				v.Add(f("fxRate"), "not a positive decimal: %q", e.FxRate)
+			}
+			pe.fxRate = &r
+		}
+		entries[i] = pe
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+
+	// 2. Lock every grant's balance row, in id order so batches cannot deadlock.
+	grantIDs := make([]string, 0, len(in))
+	var reversed, milestoneIDs []string
+	for _, e := range in {
+		grantIDs = append(grantIDs, e.GrantID)
+		if e.ReversesID != "" {
+			reversed = append(reversed, e.ReversesID)
+		}
+		if e.MilestoneID != "" {
+			milestoneIDs = append(milestoneIDs, e.MilestoneID)
+		}
+	}
+	grantIDs = slices.Compact(slices.Sorted(slices.Values(grantIDs)))
+	grants := map[string]*Grant{}
+	bals := map[string]*balance{}
+	rows, err := tx.Query(ctx, `SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated`+grantFrom+`
+		WHERE g.id = ANY ($1::uuid[]) ORDER BY g.id FOR UPDATE OF b`, grantIDs)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		g, b := &Grant{}, &balance{}
+		var version int
+		if err := rows.Scan(&g.ID, &g.RoadmapID, &g.DonorOrgID, &g.RecipientOrgID, &g.Reference, &g.Title, &g.Currency,
+			&g.StartDate, &g.EndDate, &g.CreatedAt, &g.ReportingCurrency, &b.pledged, &version,
+			&b.committed, &b.disbursed, &b.received, &b.spent, &b.allocated); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		grants[g.ID], bals[g.ID] = g, b
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		g := grants[e.in.GrantID]
+		if g == nil || !canRead(p, g) {
+			return nil, notFound(e.in.GrantID)
+		}
+	}
+
+	// 3. What reversals cancel, and the milestones entries name.
+	originals := map[string]Transaction{}
+	if len(reversed) > 0 {
+		prev, err := s.readTransactions(ctx, tx, `t.id = ANY ($1::uuid[])`, reversed)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range prev {
+			originals[t.ID] = t
+		}
+		var already []string
+		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(reverses_id::text), '{}') FROM transactions WHERE reverses_id = ANY ($1::uuid[])`, reversed).Scan(&already); err != nil {
+			return nil, err
+		}
+		for _, id := range already {
+			delete(originals, id)
+			originals[id] = Transaction{ID: id, Type: "already reversed"}
+		}
+	}
+	milestoneRoadmap := map[string]string{}
+	if len(milestoneIDs) > 0 {
+		rows, err := tx.Query(ctx, `SELECT id::text, roadmap_id::text FROM milestones WHERE id = ANY ($1::uuid[])`, milestoneIDs)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id, rm string
+			if err := rows.Scan(&id, &rm); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			milestoneRoadmap[id] = rm
+		}
+		rows.Close()
+	}
+
+	// 4. Exchange rates among every currency involved.
+	currencies := []string{}
+	maxDate := time.Time{}
+	for _, e := range entries {
+		g := grants[e.in.GrantID]
+		currencies = append(currencies, e.in.Currency, g.Currency, g.ReportingCurrency)
+		if e.valueDate.After(maxDate) {
+			maxDate = e.valueDate
+		}
+	}
+	rates, err := fx.Load(ctx, tx, currencies, maxDate)
+	if err != nil {
+		return nil, err
+	}
+
+	// 5. Each entry in order, against the running balances.
+	out := make([]Transaction, len(entries))
+	inBatch := map[string]int{}
+	for i, e := range entries {
+		g := grants[e.in.GrantID]
+		f := e.field
+		t := Transaction{ID: ids[i], GrantID: g.ID, Type: e.in.Type, Bucket: e.in.Type, Amount: e.amount, Currency: e.in.Currency,
+			AgreementCcy: g.Currency, ReportingCcy: g.ReportingCurrency, FxRate: e.fxRate, ValueDate: e.valueDate,
+			Reference: e.in.Reference, MilestoneID: e.in.MilestoneID, ReversesID: e.in.ReversesID, Note: e.in.Note,
+			RecordedBy: p.TokenID, RecordedRole: string(p.Role)}
+		if p.Role == auth.Operator {
+			t.RecordedBy = "operator:" + p.Name
+		}
+		if e.valueDate.Before(g.StartDate.Add(-ValueDateSlack)) || e.valueDate.After(g.EndDate.Add(ValueDateSlack)) {
+			return nil, apperr.Invalid(f("valueDate"), "%s is more than a year outside the grant period %s to %s",
+				e.in.ValueDate, g.StartDate.Format(time.DateOnly), g.EndDate.Format(time.DateOnly))
+		}
+		if t.MilestoneID != "" && milestoneRoadmap[t.MilestoneID] != g.RoadmapID {
+			return nil, apperr.Invalid(f("milestoneId"), "milestone %s is not in the grant's roadmap", t.MilestoneID)
+		}
+		if t.Type == Reversal {
+			orig, ok := originals[t.ReversesID]
+			if j, same := inBatch[t.ReversesID]; same {
+				orig, ok = out[j], true
+			}
+			switch {
+			case !ok:
+				return nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
+			case orig.Type == "already reversed":
+				return nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
+			case orig.GrantID != g.ID:
+				return nil, apperr.Invalid(f("reversesTransactionId"), "entry %s belongs to another grant", t.ReversesID)
+			case orig.Type == Reversal:
+				return nil, apperr.Invalid(f("reversesTransactionId"), "a reversal cannot be reversed; record the entry again instead")
+			case e.in.Amount != "" && (!e.amount.Equal(orig.Amount) || e.in.Currency != orig.Currency):
+				return nil, apperr.Invalid(f("amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
+			}
+			t.Bucket, t.Amount, t.Currency = orig.Type, orig.Amount, orig.Currency
+			t.AgreementAmount, t.ReportingAmount = orig.AgreementAmount.Neg(), orig.ReportingAmount.Neg()
+			t.AgreementRate, t.ReportingRate = orig.AgreementRate, orig.ReportingRate
+			if t.MilestoneID == "" {
+				t.MilestoneID = orig.MilestoneID
+			}
+			originals[t.ReversesID] = Transaction{ID: t.ReversesID, Type: "already reversed"}
+		} else {
+			if _, err := money.Currency(t.Currency); err != nil {
+				return nil, apperr.Invalid(f("amount.currency"), "%v", err)
+			}
+			ar, rr, err := conversionRates(rates, t.Currency, g.Currency, g.ReportingCurrency, t.ValueDate, e.fxRate)
+			if err != nil {
+				return nil, err
+			}
+			t.AgreementRate, t.ReportingRate = ar, rr
+			t.AgreementAmount = money.Convert(t.Amount, ar, false, g.Currency)
+			t.ReportingAmount = money.Convert(t.Amount, rr, false, g.ReportingCurrency)
+		}
+		if err := allowed(p, g, t.Bucket); err != nil {
+			return nil, err
+		}
+		b := bals[g.ID]
+		b.add(t.Bucket, t.AgreementAmount)
+		if err := b.check(g.Currency); err != nil {
+			return nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
+		}
+		inBatch[t.ID] = i
+		out[i] = t
+	}
+
+	// 6. One round trip writes the entries, the balances and the audit events.
+	b := &pgx.Batch{}
+	var (
+		cols                 [9][]string
+		fxRates              []*decimal.Decimal
+		dates                []time.Time
+		milestones, reverses []*string
+	)
+	var amt, agrAmt, repAmt, agrR, repR []decimal.Decimal
+	for _, t := range out {
+		for k, v := range []string{t.ID, t.GrantID, t.Type, t.Bucket, t.Currency, t.Reference, t.Note, t.RecordedBy, t.RecordedRole} {
+			cols[k] = append(cols[k], v)
+		}
+		amt, agrAmt, repAmt, agrR, repR = append(amt, t.Amount), append(agrAmt, t.AgreementAmount), append(repAmt, t.ReportingAmount), append(agrR, t.AgreementRate), append(repR, t.ReportingRate)
+		fxRates = append(fxRates, t.FxRate)
+		dates = append(dates, t.ValueDate)
+		milestones = append(milestones, nullable(t.MilestoneID))
+		reverses = append(reverses, nullable(t.ReversesID))
+	}
+	b.Queue(`INSERT INTO transactions (id, grant_id, type, bucket, currency, reference, note, recorded_by, recorded_role,
+			amount, agreement_amount, reporting_amount, agreement_rate, reporting_rate, fx_rate, value_date,
+			milestone_id, reverses_id, batch_id)
+		SELECT *, $19::uuid FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+			$10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[], $16::date[],
+			$17::uuid[], $18::uuid[])`,
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8],
+		amt, agrAmt, repAmt, agrR, repR, fxRates, dates, milestones, reverses, nullable(batchID))
+	var gid []string
+	var pl, cm, db, rc, sp []decimal.Decimal
+	for _, id := range grantIDs {
+		x := bals[id]
+		gid, pl, cm, db, rc, sp = append(gid, id), append(pl, x.pledged), append(cm, x.committed), append(db, x.disbursed), append(rc, x.received), append(sp, x.spent)
+	}
+	b.Queue(`UPDATE grant_balances b SET pledged = x.pledged, committed = x.committed, disbursed = x.disbursed,
+			received = x.received, spent = x.spent
+		FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[])
+			AS x(grant_id, pledged, committed, disbursed, received, spent)
+		WHERE b.grant_id = x.grant_id`, gid, pl, cm, db, rc, sp)
+	auditEntries := make([]audit.Entry, len(out))
+	for i, t := range out {
+		g := grants[t.GrantID]
+		auditEntries[i] = audit.Entry{EntityType: "transaction", EntityID: t.ID, Change: t, RequestID: requestID,
+			SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}
+	}
+	if err := audit.QueueAll(ctx, b, auditEntries); err != nil {
+		return nil, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if c, ok := postgres.IsUniqueViolation(err); ok && c == "transactions_reverses_id_key" {
+			return nil, fmt.Errorf("entry is already reversed: %w", apperr.ErrFailedPrecondition)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// conversionRates returns units of the entry's currency per one unit of the
+// agreement and of the reporting currency. The entry's own fxRate (units of
+// its currency per reporting-currency unit, as in FTS) wins over the table.
+func conversionRates(t *fx.Table, cur, agreement, reporting string, d time.Time, given *decimal.Decimal) (decimal.Decimal, decimal.Decimal, error) {
+	var ar, rr decimal.Decimal
+	var err error
+	switch {
+	case cur == agreement:
+		ar = decimal.NewFromInt(1)
+	case given != nil && agreement == reporting:
+		ar = *given
+	default:
+		if ar, err = t.Rate(cur, agreement, reporting, d); err != nil {
+			return ar, rr, err
+		}
+	}
+	switch {
+	case cur == reporting:
+		rr = decimal.NewFromInt(1)
+	case given != nil:
+		rr = *given
+	default:
+		if rr, err = t.Rate(cur, reporting, "", d); err != nil {
+			return ar, rr, err
+		}
+	}
+	return ar, rr, nil
+}
+
+// allowed: donors record and reverse pledges, commitments and disbursements
+// on their own grants; implementers receipts and expenditures on grants they
+// receive; admins anything.
+func allowed(p auth.Principal, g *Grant, bucket string) error {
+	switch p.Role {
+	case auth.Admin, auth.Operator:
+		return nil
+	case auth.Donor:
+		if g.DonorOrgID == p.OrgID && slices.Contains(donorTypes, bucket) {
+			return nil
+		}
+	case auth.Implementer:
+		if g.RecipientOrgID == p.OrgID && slices.Contains(implementerTypes, bucket) {
+			return nil
+		}
+	}
+	return fmt.Errorf("role %s may not record %s entries on this grant: %w", p.Role, bucket, apperr.ErrPermissionDenied)
+}
+
+// check holds the invariants of a grant's balances.
+func (b *balance) check(cur string) error {
+	f := func(d decimal.Decimal) string { return money.Format(d, cur) + " " + cur }
+	switch {
+	case b.disbursed.GreaterThan(b.committed):
+		return fmt.Errorf("disbursed %s would exceed committed %s: %w", f(b.disbursed), f(b.committed), apperr.ErrFailedPrecondition)
+	case b.allocated.GreaterThan(b.committed):
+		return fmt.Errorf("allocations %s would exceed committed %s: %w", f(b.allocated), f(b.committed), apperr.ErrFailedPrecondition)
+	case b.committed.IsNegative():
+		return fmt.Errorf("committed would fall below zero (%s): %w", f(b.committed), apperr.ErrFailedPrecondition)
+	case b.pledged.IsNegative():
+		return fmt.Errorf("pledged would fall below zero (%s): %w", f(b.pledged), apperr.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+const txColumns = `t.id, t.grant_id, t.type, t.bucket, t.amount, t.currency, t.agreement_amount, g.currency,
+	t.reporting_amount, r.reporting_currency, t.agreement_rate, t.reporting_rate, t.fx_rate, t.value_date, t.reference,
+	coalesce(t.milestone_id::text, ''), coalesce(t.reverses_id::text, ''), t.note, t.recorded_by, t.recorded_role, t.recorded_at`
+
+const txFrom = ` FROM transactions t JOIN grants g ON g.id = t.grant_id JOIN roadmaps r ON r.id = g.roadmap_id`
+
+func scanTx(row pgx.Row, t *Transaction) error {
+	return row.Scan(&t.ID, &t.GrantID, &t.Type, &t.Bucket, &t.Amount, &t.Currency, &t.AgreementAmount, &t.AgreementCcy,
+		&t.ReportingAmount, &t.ReportingCcy, &t.AgreementRate, &t.ReportingRate, &t.FxRate, &t.ValueDate, &t.Reference,
+		&t.MilestoneID, &t.ReversesID, &t.Note, &t.RecordedBy, &t.RecordedRole, &t.RecordedAt)
+}
+
+func (s *Store) readTransactions(ctx context.Context, q querier, where string, args ...any) ([]Transaction, error) {
+	rows, err := q.Query(ctx, `SELECT `+txColumns+txFrom+` WHERE `+where+` ORDER BY t.id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transaction, error) {
+		var t Transaction
+		return t, scanTx(r, &t)
+	})
+}
+
+// ListTransactions pages through a grant's journal in recording order.
+func (s *Store) ListTransactions(ctx context.Context, grantID, typ string, pageSize int, pageToken string) ([]Transaction, string, error) {
+	if _, err := s.GetGrant(ctx, grantID); err != nil {
+		return nil, "", err
+	}
+	if typ != "" && !slices.Contains(types, typ) {
+		return nil, "", apperr.Invalid("type", "unknown type %q", typ)
+	}
+	after, size, err := page(pageToken, pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := s.readTransactionsLimit(ctx, grantID, typ, after, size+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing transactions: %w", err)
+	}
+	out, next := nextPage(out, size, func(t Transaction) string { return t.ID })
+	return out, next, nil
+}
+
+func (s *Store) readTransactionsLimit(ctx context.Context, grantID, typ, after string, limit int) ([]Transaction, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+txColumns+txFrom+`
+		WHERE t.grant_id = $1 AND ($2 = '' OR t.type = $2) AND t.id > $3 ORDER BY t.id LIMIT $4`, grantID, typ, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transaction, error) {
+		var t Transaction
+		return t, scanTx(r, &t)
+	})
+}
