@@ -117,6 +117,7 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO fx_rates (currency, quote_currency, date, rate, source)
 			SELECT DISTINCT ON (currency, quote_currency, date) * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::text[])
+			  AS x(currency, quote_currency, date, rate, source)
 			ON CONFLICT DO NOTHING`, cur, quote, dates, vals, src)
 		if err != nil {
 			return err

@@ -188,7 +188,7 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		v.Check(slices.Contains(types, e.Type), f("type"), "unknown type %q (want one of PLEDGE, COMMITMENT, DISBURSEMENT, RECEIPT, EXPENDITURE, REVERSAL)", e.Type)
 		if e.Type == Reversal {
 			v.Check(uuid.Validate(e.ReversesID) == nil, f("reversesTransactionId"), "a REVERSAL names the entry it cancels")
-			if e.Amount != "" || e.Currency != "" {
+			if e.Amount != "" {
 				// A reversal cancels the entry in full; an amount, if given, must be that entry's.
 				if a, err := money.Parse(e.Amount, e.Currency); err != nil {
 					v.Add(f("amount.amount"), "%v", err)
