@@ -1,0 +1,181 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/testdb"
+	"github.com/tranche-ledger/tranche/internal/token"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// BenchmarkLedger measures, in one run on one PostgreSQL:
+//   - journal writes over gRPC (RecordTransaction, audit trail on) from 8
+//     concurrent clients, against raw single-row INSERTs into the same
+//     database from 8 clients: the ratio is the figure (target ≥ 0.5);
+//   - batch import through BatchRecordTransactions, 1 000 entries a call
+//     (target ≥ 20 000 entries/s);
+//   - p99 latency of GetReconciliation on a grant with 10 000 entries.
+//
+//	go test -run '^$' -bench Ledger -benchtime 1x ./internal/server/
+func BenchmarkLedger(b *testing.B) {
+	db := testdb.New(b)
+	ctx := context.Background()
+	tokens := token.New(db.App)
+	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, db.App, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go srv.Run(runCtx, func(g, _ string) { addr <- g })
+	conn, err := grpc.NewClient(<-addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	op := auth.WithPrincipal(ctx, auth.OperatorPrincipal("bench"))
+	_, adminSecret, err := tokens.Create(op, auth.Admin, "", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminSecret)
+	orgs := pb.NewOrganizationServiceClient(conn)
+	roadmaps := pb.NewRoadmapServiceClient(conn)
+	grants := pb.NewGrantServiceClient(conn)
+	newOrg := func(kind string) string {
+		r, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind + uuid.NewString(), Kind: kind}, RequestId: uuid.NewString()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r.Organization.Id
+	}
+	donor, impl := newOrg("DONOR"), newOrg("IMPLEMENTER")
+	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{Roadmap: &pb.Roadmap{Country: "AFG", Title: "bench",
+		StartDate: "2024-01-01", EndDate: "2030-12-31", ReportingCurrency: "USD"}, RequestId: uuid.NewString()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	newGrant := func() string {
+		g, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id, DonorOrgId: donor,
+			RecipientOrgId: impl, Reference: uuid.NewString(), Title: "bench", Currency: "USD",
+			Pledged: &pb.Money{Amount: "100000000.00", Currency: "USD"}, StartDate: "2024-01-01", EndDate: "2030-12-31"},
+			RequestId: uuid.NewString()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := grants.RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: g.Grant.Id, RequestId: uuid.NewString(),
+			Transaction: &pb.Transaction{Type: "COMMITMENT", Amount: &pb.Money{Amount: "100000000.00", Currency: "USD"}, ValueDate: "2024-02-01"}}); err != nil {
+			b.Fatal(err)
+		}
+		return g.Grant.Id
+	}
+	if _, err := db.Owner.Exec(ctx, `CREATE TABLE bench_raw (id uuid PRIMARY KEY, v numeric NOT NULL); GRANT INSERT ON bench_raw TO tranche_app`); err != nil {
+		b.Fatal(err)
+	}
+	const clients = 8
+	const perClient = 400
+	clientGrants := make([]string, clients)
+	for i := range clientGrants {
+		clientGrants[i] = newGrant()
+	}
+	parallel := func(fn func(c, i int) error) float64 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Go(func() {
+				for i := range perClient {
+					if err := fn(c, i); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return float64(clients*perClient) / time.Since(start).Seconds()
+	}
+	raw := func(int, int) error {
+		_, err := db.App.Exec(ctx, `INSERT INTO bench_raw (id, v) VALUES ($1, $2)`, uuid.New(), "1.00")
+		return err
+	}
+	record := func(c, i int) error {
+		_, err := grants.RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: clientGrants[c], RequestId: uuid.NewString(),
+			Transaction: &pb.Transaction{Type: "DISBURSEMENT", Amount: &pb.Money{Amount: "1.00", Currency: "USD"},
+				ValueDate: "2024-03-01", Reference: fmt.Sprint("P", c, "-", i)}})
+		return err
+	}
+	for b.Loop() {
+		parallel(raw) // warm-up
+		parallel(record)
+		rawRate := parallel(raw)
+		grpcRate := parallel(record)
+		rawRate = (rawRate + parallel(raw)) / 2 // bracket the gRPC run
+		b.ReportMetric(grpcRate, "grpc_tx/s")
+		b.ReportMetric(rawRate, "raw_insert/s")
+		b.ReportMetric(grpcRate/rawRate, "ratio")
+		b.Logf("8 clients: RecordTransaction over gRPC %.0f/s, raw single-row INSERT %.0f/s: ratio %.2f (target >= 0.5)", grpcRate, rawRate, grpcRate/rawRate)
+
+		// Batch import: 20 calls of 1 000 entries.
+		bg := newGrant()
+		start := time.Now()
+		const calls = 20
+		for k := range calls {
+			req := &pb.BatchRecordTransactionsRequest{RequestId: uuid.NewString()}
+			for i := range 1000 {
+				req.Transactions = append(req.Transactions, &pb.Transaction{GrantId: bg, Type: "DISBURSEMENT",
+					Amount: &pb.Money{Amount: "1.00", Currency: "USD"}, ValueDate: "2024-03-01", Reference: fmt.Sprint("B", k, "-", i)})
+			}
+			if _, err := grants.BatchRecordTransactions(admin, req, grpc.MaxCallSendMsgSize(64<<20)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batchRate := float64(calls*1000) / time.Since(start).Seconds()
+		b.ReportMetric(batchRate, "batch_tx/s")
+		b.Logf("batch import: %.0f entries/s (1 000 per call; target >= 20 000)", batchRate)
+
+		// Reconciliation of the grant now holding 20 001 entries... use 10 000.
+		rg := newGrant()
+		for k := range 10 {
+			req := &pb.BatchRecordTransactionsRequest{RequestId: uuid.NewString()}
+			for i := range 1000 {
+				typ, ref := "DISBURSEMENT", fmt.Sprint("R", k, "-", i)
+				if i%2 == 1 {
+					typ, ref = "RECEIPT", fmt.Sprint("R", k, "-", i-1)
+				}
+				req.Transactions = append(req.Transactions, &pb.Transaction{GrantId: rg, Type: typ,
+					Amount: &pb.Money{Amount: "1.00", Currency: "USD"}, ValueDate: "2024-03-01", Reference: ref})
+			}
+			if _, err := grants.BatchRecordTransactions(admin, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var lat []time.Duration
+		for range 200 {
+			t0 := time.Now()
+			if _, err := grants.GetReconciliation(admin, &pb.GetReconciliationRequest{GrantId: rg}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+		b.ReportMetric(float64(p99.Microseconds())/1000, "reconcile_p99_ms")
+		b.Logf("reconciliation of a grant with 10 001 entries: p50 %v, p99 %v (sequential)", p50, p99)
+	}
+}
