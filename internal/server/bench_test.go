@@ -24,14 +24,17 @@ import (
 func TestMain(m *testing.M) { testdb.Main(m) }
 
 // BenchmarkLedger measures, in one run on one PostgreSQL:
+//
 //   - journal writes over gRPC (RecordTransaction, audit trail on) from 8
 //     concurrent clients, against raw single-row INSERTs into the same
 //     database from 8 clients: the ratio is the figure (target ≥ 0.5);
+//
 //   - batch import through BatchRecordTransactions, 1 000 entries a call
 //     (target ≥ 20 000 entries/s);
+//
 //   - p99 latency of GetReconciliation on a grant with 10 000 entries.
 //
-//	go test -run '^$' -bench Ledger -benchtime 1x ./internal/server/
+//     go test -run '^$' -bench Ledger -benchtime 1x ./internal/server/
 func BenchmarkLedger(b *testing.B) {
 	db := testdb.New(b)
 	ctx := context.Background()
