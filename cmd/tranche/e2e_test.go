@@ -438,3 +438,73 @@ func TestCrashDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("%s events for %d organisations and 2 tokens", checked, orgs)
 	}
 }
+
+// Two tranche servers on one database; 32 clients split between them race to
+// disburse 1 000.00 each against a commitment that allows exactly 12.
+func TestTwoServersRaceDisbursements(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	a := startServer(t, dir)
+	b := startServer(t, dir) // joins the running embedded cluster
+	_, admin := mintToken(t, dir, "--role", "admin")
+	mk := func(s *proc, path, body string) map[string]any {
+		t.Helper()
+		r := call(t, s, "POST", path, admin, body)
+		if r.code != 200 {
+			t.Fatalf("POST %s: %d %s", path, r.code, r.raw)
+		}
+		return r.body
+	}
+	id := func(m map[string]any, key string) string { return m[key].(map[string]any)["id"].(string) }
+	donor := id(mk(a, "/v1/organizations", `{"organization":{"name":"Donor","kind":"DONOR"},"requestId":"o1"}`), "organization")
+	ngo := id(mk(a, "/v1/organizations", `{"organization":{"name":"NGO","kind":"IMPLEMENTER"},"requestId":"o2"}`), "organization")
+	rm := id(mk(a, "/v1/roadmaps", `{"roadmap":{"country":"AFG","title":"Strategy","startDate":"2024-01-01","endDate":"2026-12-31","reportingCurrency":"USD"},"requestId":"r1"}`), "roadmap")
+	_, dtok := mintToken(t, dir, "--role", "donor", "--org", donor)
+	g := call(t, b, "POST", "/v1/grants", dtok, fmt.Sprintf(`{"grant":{"roadmapId":"%s","donorOrgId":"%s","recipientOrgId":"%s","reference":"RACE-1","title":"Race","currency":"USD","pledged":{"amount":"12000.00","currency":"USD"},"startDate":"2024-01-01","endDate":"2025-12-31"},"requestId":"g1"}`, rm, donor, ngo))
+	if g.code != 200 {
+		t.Fatalf("grant: %d %s", g.code, g.raw)
+	}
+	grant := id(g.body, "grant")
+	if r := call(t, a, "POST", "/v1/grants/"+grant+"/transactions", dtok, `{"transaction":{"type":"COMMITMENT","amount":{"amount":"12000.00","currency":"USD"},"valueDate":"2024-02-01"},"requestId":"c1"}`); r.code != 200 {
+		t.Fatalf("commitment: %d %s", r.code, r.raw)
+	}
+	codes := make(chan int, 32)
+	var wg sync.WaitGroup
+	for c := range 32 {
+		s := a
+		if c%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			r := call(t, s, "POST", "/v1/grants/"+grant+"/transactions", dtok,
+				fmt.Sprintf(`{"transaction":{"type":"DISBURSEMENT","amount":{"amount":"1000.00","currency":"USD"},"valueDate":"2024-03-01","reference":"T%d"},"requestId":"d%d"}`, c, c))
+			codes <- r.code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[200] != 12 || n[400] != 20 {
+		t.Fatalf("status codes %v; want 12 × 200 and 20 × 400 (FAILED_PRECONDITION)", n)
+	}
+	rec := call(t, b, "GET", "/v1/grants/"+grant+"/reconciliation", dtok, "")
+	agr := rec.body["agreement"].(map[string]any)
+	if agr["disbursed"].(map[string]any)["amount"] != "12000.00" || agr["undisbursedCommitment"].(map[string]any)["amount"] != "0.00" {
+		t.Fatalf("reconciliation: %s", rec.raw)
+	}
+	// Another donor sees nothing of this grant.
+	other := id(mk(a, "/v1/organizations", `{"organization":{"name":"Other donor","kind":"DONOR"},"requestId":"o3"}`), "organization")
+	_, otok := mintToken(t, dir, "--role", "donor", "--org", other)
+	if r := call(t, a, "GET", "/v1/grants/"+grant, otok, ""); r.code != 404 || strings.Contains(r.raw, "RACE-1") {
+		t.Fatalf("other donor: %d %s", r.code, r.raw)
+	}
+	if r := call(t, a, "GET", "/v1/grants/"+grant+"/reconciliation", otok, ""); r.code != 404 {
+		t.Fatalf("other donor reconciliation: %d", r.code)
+	}
+	if v := call(t, a, "GET", "/v1/audit-events:verify", admin, ""); v.body["verified"] != true {
+		t.Fatalf("verify: %s", v.raw)
+	}
+}
