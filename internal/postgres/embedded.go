@@ -231,21 +231,19 @@ func (c *Cluster) initdb(ctx context.Context) error {
 
 // start runs the server unless a live one already serves this data directory.
 func (c *Cluster) start(ctx context.Context) error {
-	if pid, ok := c.runningPostmaster(); ok {
-		ownerAlive := c.ownerAlive()
-		if !ownerAlive {
+	if c.postmasterRunning() {
+		if !c.ownerAlive() {
 			// Left behind by a tranche that died: adopt it, so it stops with us.
 			c.owned = true
 			c.writeOwner()
 		}
-		_ = pid
 		return c.waitReady(ctx)
 	}
 	_ = os.Remove(filepath.Join(c.pgdata(), "postmaster.pid"))
 	_ = os.Remove(filepath.Join(c.SocketDir, ".s.PGSQL.5432.lock"))
 	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c max_connections=200 -c shared_buffers=128MB", c.SocketDir)
 	if err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.pgdata(), "-l", filepath.Join(c.DataDir, "postgres.log"), "-o", opts); err != nil {
-		if _, ok := c.runningPostmaster(); ok { // another tranche won the race
+		if c.postmasterRunning() { // another tranche won the race
 			return c.waitReady(ctx)
 		}
 		return fmt.Errorf("starting the embedded cluster (see %s): %w", filepath.Join(c.DataDir, "postgres.log"), err)
@@ -255,22 +253,19 @@ func (c *Cluster) start(ctx context.Context) error {
 	return c.waitReady(ctx)
 }
 
-// runningPostmaster reads postmaster.pid and checks that the process is alive
+// postmasterRunning reads postmaster.pid and checks that the process is alive
 // and is a postgres server (a reused pid is not).
-func (c *Cluster) runningPostmaster() (int, bool) {
+func (c *Cluster) postmasterRunning() bool {
 	b, err := os.ReadFile(filepath.Join(c.pgdata(), "postmaster.pid"))
 	if err != nil {
-		return 0, false
+		return false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
 	if err != nil || pid <= 0 {
-		return 0, false
+		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "postgres") {
-		return 0, false
-	}
-	return pid, true
+	return err == nil && strings.Contains(string(cmdline), "postgres")
 }
 
 func (c *Cluster) ownerAlive() bool {
