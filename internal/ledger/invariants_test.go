@@ -59,7 +59,7 @@ func TestConcurrentDisbursementsNeverExceedCommitment(t *testing.T) {
 	r := must(w.l.Reconcile(coord, g.ID, time0))
 	eq(t, "disbursed", r.Agreement.Disbursed, "10000.00")
 	checkReplay(t, w)
-	checkChain(t, w, 0)
+	checkChain(t, w)
 }
 
 // A seeded random workload of commitments, disbursements, reversals and
@@ -136,7 +136,7 @@ func TestRandomWorkloadKeepsInvariants(t *testing.T) {
 		t.Fatalf("%d journal entries for %d accepted requests", entries, len(accepted))
 	}
 	checkReplay(t, w)
-	checkChain(t, w, 0)
+	checkChain(t, w)
 }
 
 // checkReplay recomputes every grant's balances from its journal and compares
@@ -172,7 +172,7 @@ func checkReplay(t *testing.T, w *world) {
 	}
 }
 
-func checkChain(t *testing.T, w *world, _ int) {
+func checkChain(t *testing.T, w *world) {
 	t.Helper()
 	r, err := audit.Verify(context.Background(), w.db.App, audit.NewSealer(w.db.App))
 	if err != nil || !r.Verified {
