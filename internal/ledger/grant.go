@@ -16,6 +16,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/idempotency"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
@@ -156,7 +157,7 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		_, err = s.record(ctx, tx, []EntryInput{{
 			GrantID: g.ID, Type: "PLEDGE", Amount: in.Pledged, Currency: in.Currency, ValueDate: in.StartDate,
 			Note: "pledge at grant creation",
-		}}, "", f+"pledged", requestID)
+		}}, "", f+"pledged.", requestID)
 		return err
 	})
 	if err != nil {
@@ -233,7 +234,7 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 	if err := p.Require(auth.Coordinator, auth.Auditor, auth.Donor, auth.Implementer); err != nil {
 		return nil, "", err
 	}
-	after, size, err := page(f.PageToken, f.PageSize)
+	after, size, err := paging.Start(f.PageToken, f.PageSize, 50)
 	if err != nil {
 		return nil, "", err
 	}
@@ -253,24 +254,53 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
+	versions := map[string]int{}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Grant, error) {
 		var g Grant
 		var version int
 		err := scanGrant(r, &g, &version)
+		g.Allocations = []Allocation{}
+		versions[g.ID] = version
 		return g, err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
-	out, next := nextPage(out, size, func(g Grant) string { return g.ID })
-	for i := range out {
-		full, err := getGrant(ctx, s.pool, out[i].ID, false)
-		if err != nil {
-			return nil, "", err
-		}
-		out[i].Allocations = full.Allocations
+	out, next := paging.Next(out, size, func(g Grant) string { return g.ID })
+	if err := s.attachAllocations(ctx, out, versions); err != nil {
+		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
 	return out, next, nil
+}
+
+// attachAllocations reads the current allocations of a page of grants in one query.
+func (s *Store) attachAllocations(ctx context.Context, grants []Grant, versions map[string]int) error {
+	if len(grants) == 0 {
+		return nil
+	}
+	ids := make([]string, len(grants))
+	vs := make([]int32, len(grants))
+	at := make(map[string]int, len(grants))
+	for i, g := range grants {
+		ids[i], vs[i], at[g.ID] = g.ID, int32(versions[g.ID]), i
+	}
+	rows, err := s.pool.Query(ctx, `SELECT a.grant_id::text, a.milestone_id, a.amount, a.reporting_amount
+		FROM allocations a JOIN unnest($1::uuid[], $2::int[]) AS cur(grant_id, version)
+		  ON a.grant_id = cur.grant_id AND a.version = cur.version
+		ORDER BY a.grant_id, a.milestone_id`, ids, vs)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var a Allocation
+		if err := rows.Scan(&id, &a.MilestoneID, &a.Amount, &a.ReportingAmount); err != nil {
+			return err
+		}
+		grants[at[id]].Allocations = append(grants[at[id]].Allocations, a)
+	}
+	return rows.Err()
 }
 
 // AllocationInput is one earmark as a client sends it.

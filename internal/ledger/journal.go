@@ -16,6 +16,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/idempotency"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
@@ -86,7 +87,7 @@ func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID 
 			return err
 		}
 		if replay {
-			out, err = s.readTransactions(ctx, tx, `t.id = $1`, prev)
+			out, err = s.readTransactions(ctx, tx, 0, `t.id = $1`, prev)
 			return err
 		}
 		out, err = s.recordWithIDs(ctx, tx, []EntryInput{in}, []string{id}, "", "transaction.", requestID)
@@ -118,7 +119,7 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 			return err
 		}
 		if replay {
-			out, err = s.readTransactions(ctx, tx, `t.batch_id = $1`, prev)
+			out, err = s.readTransactions(ctx, tx, 0, `t.batch_id = $1`, prev)
 			return err
 		}
 		out, err = s.record(ctx, tx, in, batchID, "transactions", requestID)
@@ -131,14 +132,12 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 }
 
 // record is recordWithIDs with fresh ids. prefix names the entries in errors:
-// "transactions" gives transactions[i].field, anything else prefix+field.
+// "transactions" gives transactions[i].field, anything else (e.g. "transaction.")
+// prefix+field.
 func (s *Store) record(ctx context.Context, tx pgx.Tx, in []EntryInput, batchID, prefix, requestID string) ([]Transaction, error) {
 	ids := make([]string, len(in))
 	for i := range ids {
 		ids[i] = uuid.Must(uuid.NewV7()).String()
-	}
-	if prefix != "transactions" && len(in) == 1 && prefix != "" && prefix[len(prefix)-1] != '.' {
-		prefix += "."
 	}
 	return s.recordWithIDs(ctx, tx, in, ids, batchID, prefix, requestID)
 }
@@ -271,7 +270,7 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 	// 3. What reversals cancel, and the milestones entries name.
 	originals := map[string]Transaction{}
 	if len(reversed) > 0 {
-		prev, err := s.readTransactions(ctx, tx, `t.id = ANY ($1::uuid[])`, reversed)
+		prev, err := s.readTransactions(ctx, tx, 0, `t.id = ANY ($1::uuid[])`, reversed)
 		if err != nil {
 			return nil, err
 		}
@@ -526,8 +525,14 @@ func scanTx(row pgx.Row, t *Transaction) error {
 		&t.MilestoneID, &t.ReversesID, &t.Note, &t.RecordedBy, &t.RecordedRole, &t.RecordedAt)
 }
 
-func (s *Store) readTransactions(ctx context.Context, q querier, where string, args ...any) ([]Transaction, error) {
-	rows, err := q.Query(ctx, `SELECT `+txColumns+txFrom+` WHERE `+where+` ORDER BY t.id`, args...)
+// readTransactions reads entries matching where, in id (recording) order, at
+// most limit of them when limit > 0.
+func (s *Store) readTransactions(ctx context.Context, q querier, limit int, where string, args ...any) ([]Transaction, error) {
+	sql := `SELECT ` + txColumns + txFrom + ` WHERE ` + where + ` ORDER BY t.id`
+	if limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -545,26 +550,15 @@ func (s *Store) ListTransactions(ctx context.Context, grantID, typ string, pageS
 	if typ != "" && !slices.Contains(types, typ) {
 		return nil, "", apperr.Invalid("type", "unknown type %q", typ)
 	}
-	after, size, err := page(pageToken, pageSize)
+	after, size, err := paging.Start(pageToken, pageSize, 50)
 	if err != nil {
 		return nil, "", err
 	}
-	out, err := s.readTransactionsLimit(ctx, grantID, typ, after, size+1)
+	out, err := s.readTransactions(ctx, s.pool, size+1, `t.grant_id = $1 AND ($2 = '' OR t.type = $2) AND t.id > $3`,
+		grantID, typ, after)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing transactions: %w", err)
 	}
-	out, next := nextPage(out, size, func(t Transaction) string { return t.ID })
+	out, next := paging.Next(out, size, func(t Transaction) string { return t.ID })
 	return out, next, nil
-}
-
-func (s *Store) readTransactionsLimit(ctx context.Context, grantID, typ, after string, limit int) ([]Transaction, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+txColumns+txFrom+`
-		WHERE t.grant_id = $1 AND ($2 = '' OR t.type = $2) AND t.id > $3 ORDER BY t.id LIMIT $4`, grantID, typ, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transaction, error) {
-		var t Transaction
-		return t, scanTx(r, &t)
-	})
 }

@@ -84,7 +84,7 @@ func (s *Store) Reconcile(ctx context.Context, grantID string, asOf time.Time) (
 		}
 		rec.Agreement.derive()
 		rec.Reporting.derive()
-		live, err := s.readTransactions(ctx, tx, `t.grant_id = $1 AND t.type IN ('DISBURSEMENT', 'RECEIPT') AND t.recorded_at <= $2
+		live, err := s.readTransactions(ctx, tx, 0, `t.grant_id = $1 AND t.type IN ('DISBURSEMENT', 'RECEIPT') AND t.recorded_at <= $2
 			AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id AND r.recorded_at <= $2)`, grantID, asOf)
 		if err != nil {
 			return err

@@ -28,6 +28,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/idempotency"
 	"github.com/tranche-ledger/tranche/internal/isocodes"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
@@ -146,7 +147,7 @@ func (s *Store) GetRoadmap(ctx context.Context, id string) (Roadmap, error) {
 
 // ListRoadmaps pages through roadmaps in creation order.
 func (s *Store) ListRoadmaps(ctx context.Context, pageSize int, pageToken string) ([]Roadmap, string, error) {
-	after, size, err := page(pageToken, pageSize)
+	after, size, err := paging.Start(pageToken, pageSize, 50)
 	if err != nil {
 		return nil, "", err
 	}
@@ -161,7 +162,7 @@ func (s *Store) ListRoadmaps(ctx context.Context, pageSize int, pageToken string
 	if err != nil {
 		return nil, "", fmt.Errorf("listing roadmaps: %w", err)
 	}
-	out, next := nextPage(out, size, func(r Roadmap) string { return r.ID })
+	out, next := paging.Next(out, size, func(r Roadmap) string { return r.ID })
 	return out, next, nil
 }
 

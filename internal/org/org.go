@@ -5,7 +5,6 @@ package org
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -23,6 +22,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/idempotency"
 	"github.com/tranche-ledger/tranche/internal/isocodes"
+	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
@@ -146,16 +146,9 @@ func (s *Store) List(ctx context.Context, kind string, pageSize int, pageToken s
 	if kind != "" && !slices.Contains(Kinds, kind) {
 		return nil, "", apperr.Invalid("kind", "unknown kind %q", kind)
 	}
-	if pageSize <= 0 {
-		pageSize = 50
-	}
-	after := uuid.Nil.String()
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || uuid.Validate(string(b)) != nil {
-			return nil, "", apperr.Invalid("pageToken", "malformed page token")
-		}
-		after = string(b)
+	after, pageSize, err := paging.Start(pageToken, pageSize, 50)
+	if err != nil {
+		return nil, "", err
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT id, name, kind, iati_ref, country, created_at FROM organizations
@@ -171,10 +164,6 @@ func (s *Store) List(ctx context.Context, kind string, pageSize int, pageToken s
 	if err != nil {
 		return nil, "", fmt.Errorf("listing organisations: %w", err)
 	}
-	next := ""
-	if len(out) > pageSize {
-		out = out[:pageSize]
-		next = base64.RawURLEncoding.EncodeToString([]byte(out[pageSize-1].ID))
-	}
+	out, next := paging.Next(out, pageSize, func(o Organization) string { return o.ID })
 	return out, next, nil
 }

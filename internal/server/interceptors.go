@@ -92,6 +92,7 @@ type wrappedStream struct {
 	grpc.ServerStream
 	ctx       context.Context
 	validator protovalidate.Validator
+	log       *slog.Logger
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
@@ -102,7 +103,7 @@ func (w *wrappedStream) RecvMsg(m any) error {
 	}
 	if pm, ok := m.(proto.Message); ok {
 		if err := w.validator.Validate(pm); err != nil {
-			return toStatus(w.ctx, slog.Default(), err)
+			return toStatus(w.ctx, w.log, err)
 		}
 	}
 	return nil
@@ -121,7 +122,7 @@ func (ic *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	if err != nil {
 		return err
 	}
-	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, validator: ic.validator})
+	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, validator: ic.validator, log: ic.log})
 	return toStatus(ctx, ic.log, err)
 }
 

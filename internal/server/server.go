@@ -243,6 +243,3 @@ func (s *Server) httpHandler(gw http.Handler) http.Handler {
 	mux.Handle("/", gw)
 	return mux
 }
-
-// SealPending seals pending audit events now (used before verification).
-func (s *Server) SealPending(ctx context.Context) (int, error) { return s.sealer.SealPending(ctx) }
