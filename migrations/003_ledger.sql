@@ -68,9 +68,10 @@ CREATE TABLE grants (
 CREATE INDEX grants_roadmap ON grants (roadmap_id, id);
 CREATE INDEX grants_recipient ON grants (recipient_org_id, id);
 
--- Running totals per grant in agreement currency: a cache of the journal,
--- kept in the same transaction as each entry, whose row lock serialises the
--- writers of one grant and carries the invariants.
+-- Running totals per grant, in agreement currency (carrying the invariants)
+-- and in reporting currency: a cache of the journal, kept in the same
+-- transaction as each entry, whose row lock serialises the writers of one
+-- grant. Tests replay the journal against it.
 CREATE TABLE grant_balances (
   grant_id           uuid PRIMARY KEY REFERENCES grants (id),
   pledged            numeric NOT NULL DEFAULT 0,
@@ -80,6 +81,11 @@ CREATE TABLE grant_balances (
   spent              numeric NOT NULL DEFAULT 0,
   allocated          numeric NOT NULL DEFAULT 0,
   allocation_version integer NOT NULL DEFAULT 0,
+  pledged_reporting   numeric NOT NULL DEFAULT 0,
+  committed_reporting numeric NOT NULL DEFAULT 0,
+  disbursed_reporting numeric NOT NULL DEFAULT 0,
+  received_reporting  numeric NOT NULL DEFAULT 0,
+  spent_reporting     numeric NOT NULL DEFAULT 0,
   CHECK (disbursed <= committed),
   CHECK (allocated <= committed),
   CHECK (committed >= 0 AND pledged >= 0)
@@ -126,6 +132,8 @@ CREATE TABLE transactions (
 CREATE INDEX transactions_grant ON transactions (grant_id, recorded_at, id);
 CREATE INDEX transactions_milestone ON transactions (milestone_id) WHERE milestone_id IS NOT NULL;
 CREATE INDEX transactions_batch ON transactions (batch_id) WHERE batch_id IS NOT NULL;
+-- Reconciliation reads a grant's money flows; expenditures usually outnumber them.
+CREATE INDEX transactions_flows ON transactions (grant_id, id) WHERE bucket IN ('DISBURSEMENT', 'RECEIPT');
 
 CREATE TABLE fx_rates (
   currency       text NOT NULL,

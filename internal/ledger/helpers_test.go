@@ -24,7 +24,7 @@ func as(role auth.Role, orgID string) context.Context {
 var coord = as(auth.Coordinator, "")
 
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	db      *testdb.DB
 	l       *ledger.Store
 	roadmap ledger.Roadmap
@@ -47,7 +47,7 @@ func must[T any](v T, err error) T {
 
 // newWorld sets up a roadmap (USD), two milestones, an implementer and one
 // donor per agreement currency, with the FX rates of the scenario.
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	db := testdb.New(t)
 	w := &world{t: t, db: db, l: ledger.New(db.App), donors: map[string]string{}}
 	orgs := org.New(db.App)

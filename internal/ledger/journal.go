@@ -142,23 +142,30 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, in []EntryInput, batchID,
 	return s.recordWithIDs(ctx, tx, in, ids, batchID, prefix, requestID)
 }
 
+// balance is a grant's totals in agreement currency, read under its row
+// lock, plus what this write adds in reporting currency.
 type balance struct {
 	pledged, committed, disbursed, received, spent, allocated decimal.Decimal
+	reporting                                                 [5]decimal.Decimal // deltas, by bucketIndex
 }
 
-func (b *balance) add(bucket string, d decimal.Decimal) {
+var buckets = [5]string{Pledge, Commitment, Disbursement, Receipt, Expenditure}
+
+func (b *balance) add(bucket string, agreement, reporting decimal.Decimal) {
 	switch bucket {
 	case Pledge:
-		b.pledged = b.pledged.Add(d)
+		b.pledged = b.pledged.Add(agreement)
 	case Commitment:
-		b.committed = b.committed.Add(d)
+		b.committed = b.committed.Add(agreement)
 	case Disbursement:
-		b.disbursed = b.disbursed.Add(d)
+		b.disbursed = b.disbursed.Add(agreement)
 	case Receipt:
-		b.received = b.received.Add(d)
+		b.received = b.received.Add(agreement)
 	case Expenditure:
-		b.spent = b.spent.Add(d)
+		b.spent = b.spent.Add(agreement)
 	}
+	i := slices.Index(buckets[:], bucket)
+	b.reporting[i] = b.reporting[i].Add(reporting)
 }
 
 type parsed struct {
@@ -378,7 +385,7 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 			return nil, err
 		}
 		b := bals[g.ID]
-		b.add(t.Bucket, t.AgreementAmount)
+		b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
 		if err := b.check(g.Currency); err != nil {
 			return nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
 		}
@@ -415,15 +422,23 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		amt, agrAmt, repAmt, agrR, repR, fxRates, dates, milestones, reverses, nullable(batchID))
 	var gid []string
 	var pl, cm, db, rc, sp []decimal.Decimal
+	var rep [5][]decimal.Decimal
 	for _, id := range grantIDs {
 		x := bals[id]
 		gid, pl, cm, db, rc, sp = append(gid, id), append(pl, x.pledged), append(cm, x.committed), append(db, x.disbursed), append(rc, x.received), append(sp, x.spent)
+		for i := range rep {
+			rep[i] = append(rep[i], x.reporting[i])
+		}
 	}
 	b.Queue(`UPDATE grant_balances b SET pledged = x.pledged, committed = x.committed, disbursed = x.disbursed,
-			received = x.received, spent = x.spent
-		FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[])
-			AS x(grant_id, pledged, committed, disbursed, received, spent)
-		WHERE b.grant_id = x.grant_id`, gid, pl, cm, db, rc, sp)
+			received = x.received, spent = x.spent,
+			pledged_reporting = b.pledged_reporting + x.rp, committed_reporting = b.committed_reporting + x.rc,
+			disbursed_reporting = b.disbursed_reporting + x.rd, received_reporting = b.received_reporting + x.rr,
+			spent_reporting = b.spent_reporting + x.rs
+		FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
+			$7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])
+			AS x(grant_id, pledged, committed, disbursed, received, spent, rp, rc, rd, rr, rs)
+		WHERE b.grant_id = x.grant_id`, gid, pl, cm, db, rc, sp, rep[0], rep[1], rep[2], rep[3], rep[4])
 	auditEntries := make([]audit.Entry, len(out))
 	for i, t := range out {
 		g := grants[t.GrantID]

@@ -2,6 +2,8 @@ package ledger_test
 
 import (
 	"testing"
+
+	"github.com/shopspring/decimal"
 	"time"
 
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -61,6 +63,11 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	eq(t, "EU-T2 fx", m2.FXDifference, "0")
 	eq(t, "EU-T2 real", m2.RealDifference, "-100000.00")
 
+	// The running totals and the journal summed up to now agree.
+	summed := must(w.l.Reconcile(coord, eu.ID, time.Now()))
+	if !sameBalances(summed.Agreement, r.Agreement) || !sameBalances(summed.Reporting, r.Reporting) {
+		t.Errorf("journal sums %+v %+v differ from running totals %+v %+v", summed.Agreement, summed.Reporting, r.Agreement, r.Reporting)
+	}
 	past := must(w.l.Reconcile(coord, eu.ID, beforePartial))
 	eq(t, "EU received as of before the partial receipt", past.Agreement.Received, "500000.00")
 	eq(t, "EU spent as of then", past.Agreement.Spent, "150000.00")
@@ -162,4 +169,15 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	eq(t, "total committed", c.Totals.Committed, "825000.00")
 	eq(t, "total disbursed", c.Totals.Disbursed, "634722.63")
 	eq(t, "total gap", c.Totals.Gap, "5130434.79")
+}
+
+func sameBalances(a, b ledger.Balances) bool {
+	x := []decimal.Decimal{a.Pledged, a.Committed, a.Disbursed, a.Received, a.Spent, a.UndisbursedCommitment, a.UnspentBalance}
+	y := []decimal.Decimal{b.Pledged, b.Committed, b.Disbursed, b.Received, b.Spent, b.UndisbursedCommitment, b.UnspentBalance}
+	for i := range x {
+		if !x[i].Equal(y[i]) {
+			return false
+		}
+	}
+	return a.Currency == b.Currency
 }
