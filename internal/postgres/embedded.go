@@ -333,3 +333,28 @@ func (c *Cluster) Stop() error {
 	_ = os.Remove(filepath.Join(c.DataDir, "owner.pid"))
 	return err
 }
+
+// ReapOrphan stops a cluster in dataDir whose owning tranche process is gone
+// (a test binary that panicked never stops its cluster) and removes the
+// directory. It leaves a cluster with a live owner alone.
+func ReapOrphan(ctx context.Context, dataDir string) error {
+	binDir, err := FindBinDir()
+	if err != nil {
+		return err
+	}
+	c := &Cluster{DataDir: dataDir, binDir: binDir, SocketDir: socketDirFor(dataDir)}
+	if c.ownerAlive() {
+		return nil
+	}
+	if c.postmasterRunning() {
+		if os.Geteuid() == 0 {
+			if c.cred, err = unprivilegedUser(); err != nil {
+				return err
+			}
+		}
+		if err := c.run(ctx, "pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.pgdata()); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(dataDir)
+}

@@ -16,9 +16,12 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -101,8 +104,21 @@ func setup() error {
 	ctx := context.Background()
 	adminURL = os.Getenv("TEST_DATABASE_URL")
 	if adminURL == "" {
+		// Clusters of earlier test binaries that died without cleaning up.
+		// Each directory names its owner from the moment it exists; one
+		// without an owner file is only reaped once it is clearly abandoned.
+		stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "tranche-test-*"))
+		for _, dir := range stale {
+			_, err := os.Stat(filepath.Join(dir, "owner.pid"))
+			if fi, serr := os.Stat(dir); err == nil || (serr == nil && time.Since(fi.ModTime()) > 10*time.Minute) {
+				_ = postgres.ReapOrphan(ctx, dir)
+			}
+		}
 		dir, err := os.MkdirTemp("", "tranche-test-")
 		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return err
 		}
 		tmpDir = dir
