@@ -50,7 +50,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/gowebpki/jcs"
 	"github.com/jackc/pgx/v5"
@@ -112,31 +111,6 @@ func Queue(ctx context.Context, b *pgx.Batch, e Entry) error {
 		return err
 	}
 	b.Queue(sql, args...)
-	return nil
-}
-
-// QueueAll adds one insert for many events (one per entry) to a batch.
-func QueueAll(ctx context.Context, b *pgx.Batch, entries []Entry) error {
-	n := len(entries)
-	cols := [9][]string{}
-	subjects := make([]string, 0, n)
-	for _, e := range entries {
-		_, args, err := insert(ctx, e)
-		if err != nil {
-			return err
-		}
-		for k := range 8 {
-			cols[k] = append(cols[k], args[k].(string))
-		}
-		cols[8] = append(cols[8], args[9].(string))
-		subjects = append(subjects, strings.Join(args[8].([]string), ","))
-	}
-	b.Queue(`INSERT INTO audit_events (actor_token_id, actor_name, actor_role, actor_org_id, method,
-		                          entity_type, entity_id, request_id, subject_orgs, change)
-		SELECT a, b, c, d, e, f, g, h, coalesce(string_to_array(nullif(s, ''), ','), '{}'), ch
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-		  AS x(a, b, c, d, e, f, g, h, ch, s)`,
-		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], subjects)
 	return nil
 }
 

@@ -92,6 +92,8 @@ func TestTamperingIsDetected(t *testing.T) {
 			`UPDATE audit_events SET change = replace(change, 'org 2 ', 'org 9 ') WHERE seq = 3`}, 3, audit.HashMismatch},
 		{"payload changed to an equivalent delimiter split", []string{
 			`UPDATE audit_events SET actor_name = 'coord|', method = substr(method, 2) WHERE seq = 6`}, 6, audit.HashMismatch},
+		{"payload reformatted only", []string{
+			`UPDATE audit_events SET change = change || ' ' WHERE seq = 2`}, 2, audit.HashMismatch},
 		{"actor changed", []string{
 			`UPDATE audit_events SET actor_role = 'admin' WHERE seq = 8`}, 8, audit.HashMismatch},
 		{"event deleted", []string{

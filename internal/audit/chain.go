@@ -54,33 +54,50 @@ func canonicalEvent(e *Event, seq int64, prev []byte) ([]byte, error) {
 	if subjects == nil {
 		subjects = []string{}
 	}
+	// Every field but the change is canonicalised here; the change is stored
+	// canonical (Record writes it so) and goes in byte for byte, so a large
+	// change is not parsed again and any edit of its bytes changes the hash.
 	doc := struct {
-		V            string          `json:"v"`
-		Seq          string          `json:"seq"`
-		PrevHash     string          `json:"prevHash"`
-		ID           string          `json:"id"`
-		OccurredAt   string          `json:"occurredAt"`
-		ActorTokenID string          `json:"actorTokenId"`
-		ActorName    string          `json:"actorName"`
-		ActorRole    string          `json:"actorRole"`
-		ActorOrgID   string          `json:"actorOrgId"`
-		Method       string          `json:"method"`
-		EntityType   string          `json:"entityType"`
-		EntityID     string          `json:"entityId"`
-		RequestID    string          `json:"requestId"`
-		SubjectOrgs  []string        `json:"subjectOrgs"`
-		Change       json.RawMessage `json:"change"`
+		V            string   `json:"v"`
+		Seq          string   `json:"seq"`
+		PrevHash     string   `json:"prevHash"`
+		ID           string   `json:"id"`
+		OccurredAt   string   `json:"occurredAt"`
+		ActorTokenID string   `json:"actorTokenId"`
+		ActorName    string   `json:"actorName"`
+		ActorRole    string   `json:"actorRole"`
+		ActorOrgID   string   `json:"actorOrgId"`
+		Method       string   `json:"method"`
+		EntityType   string   `json:"entityType"`
+		EntityID     string   `json:"entityId"`
+		RequestID    string   `json:"requestId"`
+		SubjectOrgs  []string `json:"subjectOrgs"`
 	}{
 		V: "tranche-audit/1", Seq: strconv.FormatInt(seq, 10), PrevHash: hex.EncodeToString(prev),
 		ID: strconv.FormatInt(e.ID, 10), OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000000Z"),
 		ActorTokenID: e.ActorTokenID, ActorName: e.ActorName, ActorRole: e.ActorRole, ActorOrgID: e.ActorOrgID,
 		Method: e.Method, EntityType: e.EntityType, EntityID: e.EntityID, RequestID: e.RequestID,
-		SubjectOrgs: subjects, Change: json.RawMessage(e.Change),
+		SubjectOrgs: subjects,
 	}
-	if !json.Valid(doc.Change) {
+	if !json.Valid([]byte(e.Change)) {
 		return nil, fmt.Errorf("event %d: change is not valid JSON", e.ID)
 	}
-	return Canonical(doc)
+	rest, err := Canonical(doc)
+	if err != nil {
+		return nil, err
+	}
+	// In RFC 8785 key order "change" falls between "actorTokenId" and
+	// "entityId". The marker cannot occur earlier: quotes inside values are escaped.
+	const next = `,"entityId":`
+	i := bytes.Index(rest, []byte(next))
+	if i < 0 {
+		return nil, fmt.Errorf("event %d: canonical form without entityId", e.ID)
+	}
+	out := make([]byte, 0, len(rest)+len(e.Change)+10)
+	out = append(out, rest[:i]...)
+	out = append(out, `,"change":`...)
+	out = append(out, e.Change...)
+	return append(out, rest[i:]...), nil
 }
 
 // chainHash is SHA-256(prev || canonical event).

@@ -327,7 +327,6 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 
 	// 5. Each entry in order, against the running balances.
 	out := make([]Transaction, len(entries))
-	inBatch := map[string]int{}
 	for i, e := range entries {
 		g := grants[e.in.GrantID]
 		f := e.field
@@ -347,9 +346,6 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		}
 		if t.Type == Reversal {
 			orig, ok := originals[t.ReversesID]
-			if j, same := inBatch[t.ReversesID]; same {
-				orig, ok = out[j], true
-			}
 			switch {
 			case !ok:
 				return nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
@@ -389,7 +385,6 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		if err := b.check(g.Currency); err != nil {
 			return nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
 		}
-		inBatch[t.ID] = i
 		out[i] = t
 	}
 
@@ -439,14 +434,28 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 			$7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])
 			AS x(grant_id, pledged, committed, disbursed, received, spent, rp, rc, rd, rr, rs)
 		WHERE b.grant_id = x.grant_id`, gid, pl, cm, db, rc, sp, rep[0], rep[1], rep[2], rep[3], rep[4])
-	auditEntries := make([]audit.Entry, len(out))
-	for i, t := range out {
-		g := grants[t.GrantID]
-		auditEntries[i] = audit.Entry{EntityType: "transaction", EntityID: t.ID, Change: t, RequestID: requestID,
-			SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}
-	}
-	if err := audit.QueueAll(ctx, b, auditEntries); err != nil {
-		return nil, err
+	// One audit event per accepted entry; a batch (all or nothing, its entries
+	// carrying the batch id) gets one event per grant it touches, so each
+	// event concerns one donor and one recipient only.
+	if batchID == "" {
+		g := grants[out[0].GrantID]
+		if err := audit.Queue(ctx, b, audit.Entry{EntityType: "transaction", EntityID: out[0].ID, Change: out[0],
+			RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
+			return nil, err
+		}
+	} else {
+		perGrant := map[string][]Transaction{}
+		for _, t := range out {
+			perGrant[t.GrantID] = append(perGrant[t.GrantID], t)
+		}
+		for _, id := range grantIDs {
+			g := grants[id]
+			if err := audit.Queue(ctx, b, audit.Entry{EntityType: "transaction_batch", EntityID: batchID,
+				Change:    map[string]any{"batchId": batchID, "grantId": id, "transactions": perGrant[id]},
+				RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if c, ok := postgres.IsUniqueViolation(err); ok && c == "transactions_reverses_id_key" {

@@ -1,0 +1,73 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/ledger"
+)
+
+func TestBatchRecordIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	a := w.grant("USD", "A", "0")
+	b := w.grant("EUR", "B", "0")
+	admin := as(auth.Admin, "")
+	count := func(sql string) (n int) {
+		if err := w.db.Owner.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	entries := []ledger.EntryInput{
+		{GrantID: a.ID, Type: "COMMITMENT", Amount: "500.00", Currency: "USD", ValueDate: "2024-02-01"},
+		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "200.00", Currency: "USD", ValueDate: "2024-02-02", Reference: "A-1"},
+		{GrantID: b.ID, Type: "COMMITMENT", Amount: "90.00", Currency: "EUR", ValueDate: "2024-02-01"},
+	}
+	got := must(w.l.BatchRecord(admin, entries, "batch-1"))
+	if len(got) != 3 || got[1].Type != "DISBURSEMENT" {
+		t.Fatalf("batch recorded %+v", got)
+	}
+	eq(t, "EUR commitment in USD", got[2].ReportingAmount, "100.00") // 90 / 0.90
+	// One audit event per grant the batch touched.
+	if n := count(`SELECT count(*) FROM audit_events WHERE entity_type = 'transaction_batch'`); n != 2 {
+		t.Fatalf("%d batch audit events, want 2", n)
+	}
+	again := must(w.l.BatchRecord(admin, entries, "batch-1"))
+	for i := range got {
+		if again[i].ID != got[i].ID {
+			t.Fatalf("replay returned other entries")
+		}
+	}
+	before := count(`SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events)`)
+
+	// Entries are applied in order: the second breaks disbursed ≤ committed, so none is written.
+	_, err := w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "100.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-2"},
+		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "200.01", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-3"},
+	}, "batch-2")
+	if !errors.Is(err, apperr.ErrFailedPrecondition) {
+		t.Fatalf("over-disbursing batch: %v", err)
+	}
+	_, err = w.l.BatchRecord(admin, []ledger.EntryInput{entries[0], {GrantID: a.ID, Type: "DISBURSEMENT", Amount: "1.001", Currency: "USD", ValueDate: "2024-03-01"}}, "batch-3")
+	var inv *apperr.InvalidError
+	if !errors.As(err, &inv) || inv.Violations[0].Field != "transactions[1].amount.amount" {
+		t.Fatalf("bad second entry: %v", err)
+	}
+	if after := count(`SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events)`); after != before {
+		t.Fatalf("refused batches wrote %d rows", after-before)
+	}
+	// A later batch may reverse an entry of an earlier one.
+	withReversal := must(w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "50.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-4"},
+	}, "batch-4"))
+	must(w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: a.ID, Type: "REVERSAL", ReversesID: withReversal[0].ID, ValueDate: "2024-03-02"},
+	}, "batch-5"))
+	r := must(w.l.Reconcile(coord, a.ID, time0))
+	eq(t, "A disbursed", r.Agreement.Disbursed, "200.00")
+	checkReplay(t, w)
+}
