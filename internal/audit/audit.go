@@ -139,6 +139,9 @@ func insert(ctx context.Context, e Entry) (string, []any, error) {
 
 // Canonical returns the RFC 8785 JSON of v.
 func Canonical(v any) ([]byte, error) {
+	if c, ok := v.(Canonicaler); ok {
+		return c.CanonicalJSON(), nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

@@ -451,7 +451,7 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		for _, id := range grantIDs {
 			g := grants[id]
 			if err := audit.Queue(ctx, b, audit.Entry{EntityType: "transaction_batch", EntityID: batchID,
-				Change:    map[string]any{"batchId": batchID, "grantId": id, "transactions": perGrant[id]},
+				Change:    batchChange{BatchID: batchID, GrantID: id, Transactions: perGrant[id]},
 				RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
 				return nil, err
 			}

@@ -1,0 +1,78 @@
+package audit
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Canonicaler is implemented by changes that write their own RFC 8785 form,
+// byte for byte what Canonical would produce from their JSON, without the
+// marshal-and-reparse round trip (large batches are written this way).
+type Canonicaler interface {
+	CanonicalJSON() []byte
+}
+
+// AppendString appends s as an RFC 8785 JSON string: only '"', '\\' and
+// control characters are escaped, the short forms where JSON has them,
+// \u00xx with lower-case hex otherwise; everything else is written as UTF-8.
+// Invalid UTF-8 is replaced by U+FFFD, as encoding/json does before RFC 8785
+// canonicalisation.
+func AppendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// Fields writes a JSON object whose keys the caller gives already in RFC 8785
+// order (sorted by UTF-16 code units; for ASCII keys, byte order). Each value
+// is pre-encoded JSON. It panics on unsorted keys, a programming error.
+func Fields(b []byte, kv ...any) []byte {
+	b = append(b, '{')
+	prev := ""
+	for i := 0; i < len(kv); i += 2 {
+		k := kv[i].(string)
+		if i > 0 && k <= prev {
+			panic(fmt.Sprintf("audit.Fields: key %q after %q", k, prev))
+		}
+		prev = k
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, k)
+		b = append(b, ':')
+		b = append(b, kv[i+1].([]byte)...)
+	}
+	return append(b, '}')
+}
