@@ -1,9 +1,6 @@
 package audit
 
-import (
-	"fmt"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // Canonicaler is implemented by changes that write their own RFC 8785 form,
 // byte for byte what Canonical would produce from their JSON, without the
@@ -53,26 +50,4 @@ func AppendString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
-}
-
-// Fields writes a JSON object whose keys the caller gives already in RFC 8785
-// order (sorted by UTF-16 code units; for ASCII keys, byte order). Each value
-// is pre-encoded JSON. It panics on unsorted keys, a programming error.
-func Fields(b []byte, kv ...any) []byte {
-	b = append(b, '{')
-	prev := ""
-	for i := 0; i < len(kv); i += 2 {
-		k := kv[i].(string)
-		if i > 0 && k <= prev {
-			panic(fmt.Sprintf("audit.Fields: key %q after %q", k, prev))
-		}
-		prev = k
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = AppendString(b, k)
-		b = append(b, ':')
-		b = append(b, kv[i+1].([]byte)...)
-	}
-	return append(b, '}')
 }

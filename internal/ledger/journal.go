@@ -392,17 +392,24 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 	b := &pgx.Batch{}
 	var (
 		cols                 [9][]string
-		fxRates              []*decimal.Decimal
 		dates                []time.Time
 		milestones, reverses []*string
 	)
-	var amt, agrAmt, repAmt, agrR, repR []decimal.Decimal
+	// Decimals travel as text and PostgreSQL casts them: exact either way,
+	// and much cheaper for pgx to encode in bulk than binary NUMERIC.
+	var amt, agrAmt, repAmt, agrR, repR []string
+	var fxText []*string
 	for _, t := range out {
 		for k, v := range []string{t.ID, t.GrantID, t.Type, t.Bucket, t.Currency, t.Reference, t.Note, t.RecordedBy, t.RecordedRole} {
 			cols[k] = append(cols[k], v)
 		}
-		amt, agrAmt, repAmt, agrR, repR = append(amt, t.Amount), append(agrAmt, t.AgreementAmount), append(repAmt, t.ReportingAmount), append(agrR, t.AgreementRate), append(repR, t.ReportingRate)
-		fxRates = append(fxRates, t.FxRate)
+		amt, agrAmt, repAmt = append(amt, t.Amount.String()), append(agrAmt, t.AgreementAmount.String()), append(repAmt, t.ReportingAmount.String())
+		agrR, repR = append(agrR, t.AgreementRate.String()), append(repR, t.ReportingRate.String())
+		if t.FxRate != nil {
+			fxText = append(fxText, nullable(t.FxRate.String()))
+		} else {
+			fxText = append(fxText, nil)
+		}
 		dates = append(dates, t.ValueDate)
 		milestones = append(milestones, nullable(t.MilestoneID))
 		reverses = append(reverses, nullable(t.ReversesID))
@@ -411,10 +418,11 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 			amount, agreement_amount, reporting_amount, agreement_rate, reporting_rate, fx_rate, value_date,
 			milestone_id, reverses_id, batch_id)
 		SELECT *, $19::uuid FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-			$10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[], $16::date[],
+			$10::text[]::numeric[], $11::text[]::numeric[], $12::text[]::numeric[], $13::text[]::numeric[], $14::text[]::numeric[],
+			$15::text[]::numeric[], $16::date[],
 			$17::uuid[], $18::uuid[])`,
 		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8],
-		amt, agrAmt, repAmt, agrR, repR, fxRates, dates, milestones, reverses, nullable(batchID))
+		amt, agrAmt, repAmt, agrR, repR, fxText, dates, milestones, reverses, nullable(batchID))
 	var gid []string
 	var pl, cm, db, rc, sp []decimal.Decimal
 	var rep [5][]decimal.Decimal
