@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -12,13 +10,10 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/testdb"
-	"github.com/tranche-ledger/tranche/internal/token"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -36,28 +31,9 @@ func TestMain(m *testing.M) { testdb.Main(m) }
 //
 //     go test -run '^$' -bench Ledger -benchtime 1x ./internal/server/
 func BenchmarkLedger(b *testing.B) {
-	db := testdb.New(b)
-	ctx := context.Background()
-	tokens := token.New(db.App)
-	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, db.App, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go srv.Run(runCtx, func(g, _ string) { addr <- g })
-	conn, err := grpc.NewClient(<-addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	op := auth.WithPrincipal(ctx, auth.OperatorPrincipal("bench"))
-	_, adminSecret, err := tokens.Create(op, auth.Admin, "", "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminSecret)
+	h := newHarness(b)
+	db, conn, ctx := h.db, h.conn, context.Background()
+	admin := h.as(b, auth.Admin, "")
 	orgs := pb.NewOrganizationServiceClient(conn)
 	roadmaps := pb.NewRoadmapServiceClient(conn)
 	grants := pb.NewGrantServiceClient(conn)

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/testdb"
+	"github.com/tranche-ledger/tranche/internal/token"
+)
+
+// harness is a real server on its own database, reached over gRPC.
+type harness struct {
+	db     *testdb.DB
+	conn   *grpc.ClientConn
+	tokens *token.Store
+}
+
+func newHarness(tb testing.TB) *harness {
+	tb.Helper()
+	db := testdb.New(tb)
+	tokens := token.New(db.App)
+	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, db.App, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx, func(g, _ string) { addr <- g }); close(done) }()
+	conn, err := grpc.NewClient(<-addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(); stop(); <-done })
+	return &harness{db: db, conn: conn, tokens: tokens}
+}
+
+// as mints a token and returns a context that sends it.
+func (h *harness) as(tb testing.TB, role auth.Role, org string) context.Context {
+	tb.Helper()
+	op := auth.WithPrincipal(context.Background(), auth.OperatorPrincipal("test"))
+	_, secret, err := h.tokens.Create(op, role, org, string(role))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+secret)
+}
