@@ -183,4 +183,3 @@ func TestEveryRoleAgainstEveryLedgerEndpoint(t *testing.T) {
 		t.Fatalf("NOT_FOUND message leaks grant data: %q", s)
 	}
 }
-
