@@ -71,3 +71,23 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 	eq(t, "A disbursed", r.Agreement.Disbursed, "200.00")
 	checkReplay(t, w)
 }
+
+func TestRecordRetryAndReuseOfRequestID(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	g := w.grant("USD", "RETRY", "0")
+	dn := w.donor(g)
+	in := ledger.EntryInput{GrantID: g.ID, Type: "COMMITMENT", Amount: "100.00", Currency: "USD", ValueDate: "2024-02-01"}
+	first := must(w.l.RecordTransaction(dn, in, "same"))
+	again := must(w.l.RecordTransaction(dn, in, "same"))
+	if again.ID != first.ID || !again.Amount.Equal(first.Amount) {
+		t.Fatalf("retry returned %+v, want %+v", again, first)
+	}
+	in.Amount = "200.00"
+	if _, err := w.l.RecordTransaction(dn, in, "same"); !errors.Is(err, apperr.ErrAlreadyExists) {
+		t.Fatalf("same request id, other amount: %v", err)
+	}
+	r := must(w.l.Reconcile(coord, g.ID, time0))
+	eq(t, "committed", r.Agreement.Committed, "100.00")
+	checkReplay(t, w)
+}

@@ -74,25 +74,50 @@ type Transaction struct {
 	RecordedAt      time.Time        `json:"-"`
 }
 
-// RecordTransaction appends one entry to a grant's journal.
+// RecordTransaction appends one entry to a grant's journal. It is the hot
+// path of the service: the idempotency claim and every read go in one
+// pipelined round trip with BEGIN, the writes in a second with COMMIT.
 func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID string) (Transaction, error) {
 	if requestID == "" {
 		return Transaction{}, apperr.Invalid("requestId", "required")
 	}
+	pl, err := newPlan(auth.FromContext(ctx), []EntryInput{in}, "transaction.")
+	if err != nil {
+		return Transaction{}, err
+	}
 	var out []Transaction
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	var claim *idempotency.Claimed
+	err = postgres.InPipeline(ctx, s.pool, func(conn *pgx.Conn, send postgres.Send) error {
+		var err error
 		id := uuid.Must(uuid.NewV7()).String()
-		prev, replay, err := idempotency.Claim(ctx, tx, "RecordTransaction", requestID, in, id)
-		if err != nil {
+		reads := &pgx.Batch{}
+		if claim, err = idempotency.Queue(reads, "RecordTransaction", requestID, in, id); err != nil {
 			return err
 		}
-		if replay {
-			out, err = s.readTransactions(ctx, tx, 0, `t.id = $1`, prev)
+		if err := s.gather(ctx, conn, reads, pl); err != nil {
 			return err
 		}
-		out, err = s.recordWithIDs(ctx, tx, []EntryInput{in}, []string{id}, "", "transaction.", requestID)
-		return err
+		if err := send(reads, false); err != nil {
+			return err
+		}
+		if !claim.New {
+			return nil // a retry: the transaction is rolled back, the original read below
+		}
+		if err := pl.found(); err != nil {
+			return err
+		}
+		var writes *pgx.Batch
+		if out, writes, err = s.apply(ctx, pl, []string{id}, "", requestID); err != nil {
+			return err
+		}
+		return writeError(send(writes, true))
 	})
+	if err == nil && !claim.New {
+		var prev string
+		if prev, err = claim.Earlier(ctx, s.pool); err == nil {
+			out, err = s.readTransactions(ctx, s.pool, 0, `t.id = $1`, prev)
+		}
+	}
 	if err != nil {
 		return Transaction{}, fmt.Errorf("recording transaction: %w", err)
 	}
@@ -176,12 +201,27 @@ type parsed struct {
 	fxRate    *decimal.Decimal
 }
 
-func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, ids []string, batchID, prefix, requestID string) ([]Transaction, error) {
-	p := auth.FromContext(ctx)
+// plan is what recording entries needs from the database. gather queues
+// every read into one batch, so a write costs two round trips: the reads
+// (with the grants' row locks), then the writes.
+type plan struct {
+	p                auth.Principal
+	entries          []parsed
+	grantIDs         []string // sorted: rows are locked in this order, so writers cannot deadlock
+	reversed         []string
+	milestoneIDs     []string
+	grants           map[string]*Grant
+	bals             map[string]*balance
+	originals        map[string]Transaction
+	milestoneRoadmap map[string]string
+	rates            *fx.Table
+}
+
+// newPlan checks the shape of every entry before touching the database.
+func newPlan(p auth.Principal, in []EntryInput, prefix string) (*plan, error) {
 	if err := p.Require(auth.Donor, auth.Implementer); err != nil {
 		return nil, err
 	}
-	// 1. Shape of every entry, before touching the database.
 	var v apperr.Validator
 	entries := make([]parsed, len(in))
 	for i, e := range in {
@@ -232,103 +272,147 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		return nil, err
 	}
 
-	// 2. Lock every grant's balance row, in id order so batches cannot deadlock.
-	grantIDs := make([]string, 0, len(in))
-	var reversed, milestoneIDs []string
+	pl := &plan{p: p, entries: entries}
 	for _, e := range in {
-		grantIDs = append(grantIDs, e.GrantID)
+		pl.grantIDs = append(pl.grantIDs, e.GrantID)
 		if e.ReversesID != "" {
-			reversed = append(reversed, e.ReversesID)
+			pl.reversed = append(pl.reversed, e.ReversesID)
 		}
 		if e.MilestoneID != "" {
-			milestoneIDs = append(milestoneIDs, e.MilestoneID)
+			pl.milestoneIDs = append(pl.milestoneIDs, e.MilestoneID)
 		}
 	}
-	grantIDs = slices.Compact(slices.Sorted(slices.Values(grantIDs)))
-	grants := map[string]*Grant{}
-	bals := map[string]*balance{}
-	rows, err := tx.Query(ctx, `SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated`+grantFrom+`
-		WHERE g.id = ANY ($1::uuid[]) ORDER BY g.id FOR UPDATE OF b`, grantIDs)
+	pl.grantIDs = slices.Compact(slices.Sorted(slices.Values(pl.grantIDs)))
+	return pl, nil
+}
+
+// gather queues the reads of a plan: the grants with their balance rows
+// locked, what reversals cancel, the milestones named, and the exchange rates
+// among every currency involved (known up front from the grants' immutable
+// currencies, cached per process).
+func (s *Store) gather(ctx context.Context, q querier, b *pgx.Batch, pl *plan) error {
+	// Fresh for every attempt: a retried transaction reads again.
+	pl.grants, pl.bals = map[string]*Grant{}, map[string]*balance{}
+	pl.originals, pl.milestoneRoadmap = map[string]Transaction{}, map[string]string{}
+	currencies, err := s.currencies(ctx, q, pl.grantIDs)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for rows.Next() {
-		g, b := &Grant{}, &balance{}
-		var version int
-		if err := rows.Scan(&g.ID, &g.RoadmapID, &g.DonorOrgID, &g.RecipientOrgID, &g.Reference, &g.Title, &g.Currency,
-			&g.StartDate, &g.EndDate, &g.CreatedAt, &g.ReportingCurrency, &b.pledged, &version,
-			&b.committed, &b.disbursed, &b.received, &b.spent, &b.allocated); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		grants[g.ID], bals[g.ID] = g, b
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		g := grants[e.in.GrantID]
-		if g == nil || !canRead(p, g) {
-			return nil, notFound(e.in.GrantID)
-		}
-	}
-
-	// 3. What reversals cancel, and the milestones entries name.
-	originals := map[string]Transaction{}
-	if len(reversed) > 0 {
-		prev, err := s.readTransactions(ctx, tx, 0, `t.id = ANY ($1::uuid[])`, reversed)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range prev {
-			originals[t.ID] = t
-		}
-		var already []string
-		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(reverses_id::text), '{}') FROM transactions WHERE reverses_id = ANY ($1::uuid[])`, reversed).Scan(&already); err != nil {
-			return nil, err
-		}
-		for _, id := range already {
-			delete(originals, id)
-			originals[id] = Transaction{ID: id, Type: "already reversed"}
-		}
-	}
-	milestoneRoadmap := map[string]string{}
-	if len(milestoneIDs) > 0 {
-		rows, err := tx.Query(ctx, `SELECT id::text, roadmap_id::text FROM milestones WHERE id = ANY ($1::uuid[])`, milestoneIDs)
-		if err != nil {
-			return nil, err
-		}
+	b.Queue(`SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated`+grantFrom+`
+		WHERE g.id = ANY ($1::uuid[]) ORDER BY g.id FOR UPDATE OF b`, pl.grantIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var id, rm string
-			if err := rows.Scan(&id, &rm); err != nil {
-				rows.Close()
-				return nil, err
+			g, b := &Grant{}, &balance{}
+			var version int
+			if err := rows.Scan(&g.ID, &g.RoadmapID, &g.DonorOrgID, &g.RecipientOrgID, &g.Reference, &g.Title, &g.Currency,
+				&g.StartDate, &g.EndDate, &g.CreatedAt, &g.ReportingCurrency, &b.pledged, &version,
+				&b.committed, &b.disbursed, &b.received, &b.spent, &b.allocated); err != nil {
+				return err
 			}
-			milestoneRoadmap[id] = rm
+			pl.grants[g.ID], pl.bals[g.ID] = g, b
 		}
-		rows.Close()
+		return rows.Err()
+	})
+	if len(pl.reversed) > 0 {
+		b.Queue(`SELECT `+txColumns+txFrom+` WHERE t.id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var t Transaction
+				if err := scanTx(rows, &t); err != nil {
+					return err
+				}
+				pl.originals[t.ID] = t
+			}
+			return rows.Err()
+		})
+		b.Queue(`SELECT reverses_id::text FROM transactions WHERE reverses_id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				pl.originals[id] = Transaction{ID: id, Type: "already reversed"}
+			}
+			return rows.Err()
+		})
 	}
-
-	// 4. Exchange rates among every currency involved.
-	currencies := []string{}
-	maxDate := time.Time{}
-	for _, e := range entries {
-		g := grants[e.in.GrantID]
-		currencies = append(currencies, e.in.Currency, g.Currency, g.ReportingCurrency)
+	if len(pl.milestoneIDs) > 0 {
+		b.Queue(`SELECT id::text, roadmap_id::text FROM milestones WHERE id = ANY ($1::uuid[])`, pl.milestoneIDs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id, rm string
+				if err := rows.Scan(&id, &rm); err != nil {
+					return err
+				}
+				pl.milestoneRoadmap[id] = rm
+			}
+			return rows.Err()
+		})
+	}
+	var maxDate time.Time
+	for _, e := range pl.entries {
+		currencies = append(currencies, e.in.Currency)
 		if e.valueDate.After(maxDate) {
 			maxDate = e.valueDate
 		}
 	}
-	rates, err := fx.Load(ctx, tx, currencies, maxDate)
+	pl.rates = fx.Queue(b, currencies, maxDate)
+	return nil
+}
+
+// found reports a grant that does not exist or that the caller may not see.
+func (pl *plan) found() error {
+	for _, id := range pl.grantIDs {
+		if g := pl.grants[id]; g == nil || !canRead(pl.p, g) {
+			return notFound(id)
+		}
+	}
+	return nil
+}
+
+// grantCurrencies are a grant's agreement and reporting currencies, which
+// never change once the grant exists.
+type grantCurrencies struct{ agreement, reporting string }
+
+// currencies returns the agreement and reporting currencies of the grants,
+// from the cache or, for grants not seen yet, one query. Unknown grants are
+// left out; gather then finds them missing.
+func (s *Store) currencies(ctx context.Context, q querier, grantIDs []string) ([]string, error) {
+	var out, missing []string
+	for _, id := range grantIDs {
+		if c, ok := s.grantCurrencies.Load(id); ok {
+			gc := c.(grantCurrencies)
+			out = append(out, gc.agreement, gc.reporting)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT g.id::text, g.currency, r.reporting_currency FROM grants g JOIN roadmaps r ON r.id = g.roadmap_id
+		WHERE g.id = ANY ($1::uuid[])`, missing)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var gc grantCurrencies
+		if err := rows.Scan(&id, &gc.agreement, &gc.reporting); err != nil {
+			return nil, err
+		}
+		s.grantCurrencies.Store(id, gc)
+		out = append(out, gc.agreement, gc.reporting)
+	}
+	return out, rows.Err()
+}
 
+// apply checks each entry in order against the running balances and queues
+// the writes: the entries, the balances and the audit events.
+func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requestID string) ([]Transaction, *pgx.Batch, error) {
+	p := pl.p
 	// 5. Each entry in order, against the running balances.
-	out := make([]Transaction, len(entries))
-	for i, e := range entries {
-		g := grants[e.in.GrantID]
+	out := make([]Transaction, len(pl.entries))
+	for i, e := range pl.entries {
+		g := pl.grants[e.in.GrantID]
 		f := e.field
 		t := Transaction{ID: ids[i], GrantID: g.ID, Type: e.in.Type, Bucket: e.in.Type, Amount: e.amount, Currency: e.in.Currency,
 			AgreementCcy: g.Currency, ReportingCcy: g.ReportingCurrency, FxRate: e.fxRate, ValueDate: e.valueDate,
@@ -338,25 +422,25 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 			t.RecordedBy = "operator:" + p.Name
 		}
 		if e.valueDate.Before(g.StartDate.Add(-ValueDateSlack)) || e.valueDate.After(g.EndDate.Add(ValueDateSlack)) {
-			return nil, apperr.Invalid(f("valueDate"), "%s is more than a year outside the grant period %s to %s",
+			return nil, nil, apperr.Invalid(f("valueDate"), "%s is more than a year outside the grant period %s to %s",
 				e.in.ValueDate, g.StartDate.Format(time.DateOnly), g.EndDate.Format(time.DateOnly))
 		}
-		if t.MilestoneID != "" && milestoneRoadmap[t.MilestoneID] != g.RoadmapID {
-			return nil, apperr.Invalid(f("milestoneId"), "milestone %s is not in the grant's roadmap", t.MilestoneID)
+		if t.MilestoneID != "" && pl.milestoneRoadmap[t.MilestoneID] != g.RoadmapID {
+			return nil, nil, apperr.Invalid(f("milestoneId"), "milestone %s is not in the grant's roadmap", t.MilestoneID)
 		}
 		if t.Type == Reversal {
-			orig, ok := originals[t.ReversesID]
+			orig, ok := pl.originals[t.ReversesID]
 			switch {
 			case !ok:
-				return nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
+				return nil, nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
 			case orig.Type == "already reversed":
-				return nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
+				return nil, nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
 			case orig.GrantID != g.ID:
-				return nil, apperr.Invalid(f("reversesTransactionId"), "entry %s belongs to another grant", t.ReversesID)
+				return nil, nil, apperr.Invalid(f("reversesTransactionId"), "entry %s belongs to another grant", t.ReversesID)
 			case orig.Type == Reversal:
-				return nil, apperr.Invalid(f("reversesTransactionId"), "a reversal cannot be reversed; record the entry again instead")
+				return nil, nil, apperr.Invalid(f("reversesTransactionId"), "a reversal cannot be reversed; record the entry again instead")
 			case e.in.Amount != "" && (!e.amount.Equal(orig.Amount) || e.in.Currency != orig.Currency):
-				return nil, apperr.Invalid(f("amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
+				return nil, nil, apperr.Invalid(f("amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
 			}
 			t.Bucket, t.Amount, t.Currency = orig.Type, orig.Amount, orig.Currency
 			t.AgreementAmount, t.ReportingAmount = orig.AgreementAmount.Neg(), orig.ReportingAmount.Neg()
@@ -364,26 +448,26 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 			if t.MilestoneID == "" {
 				t.MilestoneID = orig.MilestoneID
 			}
-			originals[t.ReversesID] = Transaction{ID: t.ReversesID, Type: "already reversed"}
+			pl.originals[t.ReversesID] = Transaction{ID: t.ReversesID, Type: "already reversed"}
 		} else {
 			if _, err := money.Currency(t.Currency); err != nil {
-				return nil, apperr.Invalid(f("amount.currency"), "%v", err)
+				return nil, nil, apperr.Invalid(f("amount.currency"), "%v", err)
 			}
-			ar, rr, err := conversionRates(rates, t.Currency, g.Currency, g.ReportingCurrency, t.ValueDate, e.fxRate)
+			ar, rr, err := conversionRates(pl.rates, t.Currency, g.Currency, g.ReportingCurrency, t.ValueDate, e.fxRate)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			t.AgreementRate, t.ReportingRate = ar, rr
 			t.AgreementAmount = money.Convert(t.Amount, ar, false, g.Currency)
 			t.ReportingAmount = money.Convert(t.Amount, rr, false, g.ReportingCurrency)
 		}
 		if err := allowed(p, g, t.Bucket); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		b := bals[g.ID]
+		b := pl.bals[g.ID]
 		b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
 		if err := b.check(g.Currency); err != nil {
-			return nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
+			return nil, nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
 		}
 		out[i] = t
 	}
@@ -424,11 +508,12 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8],
 		amt, agrAmt, repAmt, agrR, repR, fxText, dates, milestones, reverses, nullable(batchID))
 	var gid []string
-	var pl, cm, db, rc, sp []decimal.Decimal
+	var pled, comm, disb, recv, spnt []decimal.Decimal
 	var rep [5][]decimal.Decimal
-	for _, id := range grantIDs {
-		x := bals[id]
-		gid, pl, cm, db, rc, sp = append(gid, id), append(pl, x.pledged), append(cm, x.committed), append(db, x.disbursed), append(rc, x.received), append(sp, x.spent)
+	for _, id := range pl.grantIDs {
+		x := pl.bals[id]
+		gid, pled, comm = append(gid, id), append(pled, x.pledged), append(comm, x.committed)
+		disb, recv, spnt = append(disb, x.disbursed), append(recv, x.received), append(spnt, x.spent)
 		for i := range rep {
 			rep[i] = append(rep[i], x.reporting[i])
 		}
@@ -441,37 +526,65 @@ func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, i
 		FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
 			$7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])
 			AS x(grant_id, pledged, committed, disbursed, received, spent, rp, rc, rd, rr, rs)
-		WHERE b.grant_id = x.grant_id`, gid, pl, cm, db, rc, sp, rep[0], rep[1], rep[2], rep[3], rep[4])
+		WHERE b.grant_id = x.grant_id`, gid, pled, comm, disb, recv, spnt, rep[0], rep[1], rep[2], rep[3], rep[4])
 	// One audit event per accepted entry; a batch (all or nothing, its entries
 	// carrying the batch id) gets one event per grant it touches, so each
 	// event concerns one donor and one recipient only.
 	if batchID == "" {
-		g := grants[out[0].GrantID]
+		g := pl.grants[out[0].GrantID]
 		if err := audit.Queue(ctx, b, audit.Entry{EntityType: "transaction", EntityID: out[0].ID, Change: out[0],
 			RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else {
 		perGrant := map[string][]Transaction{}
 		for _, t := range out {
 			perGrant[t.GrantID] = append(perGrant[t.GrantID], t)
 		}
-		for _, id := range grantIDs {
-			g := grants[id]
+		for _, id := range pl.grantIDs {
+			g := pl.grants[id]
 			if err := audit.Queue(ctx, b, audit.Entry{EntityType: "transaction_batch", EntityID: batchID,
 				Change:    batchChange{BatchID: batchID, GrantID: id, Transactions: perGrant[id]},
 				RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		if c, ok := postgres.IsUniqueViolation(err); ok && c == "transactions_reverses_id_key" {
-			return nil, fmt.Errorf("entry is already reversed: %w", apperr.ErrFailedPrecondition)
-		}
+	return out, b, nil
+}
+
+// recordWithIDs records entries inside tx: one round trip to read, one to write.
+func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, ids []string, batchID, prefix, requestID string) ([]Transaction, error) {
+	pl, err := newPlan(auth.FromContext(ctx), in, prefix)
+	if err != nil {
 		return nil, err
 	}
+	reads := &pgx.Batch{}
+	if err := s.gather(ctx, tx, reads, pl); err != nil {
+		return nil, err
+	}
+	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
+		return nil, err
+	}
+	if err := pl.found(); err != nil {
+		return nil, err
+	}
+	out, writes, err := s.apply(ctx, pl, ids, batchID, requestID)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.SendBatch(ctx, writes).Close(); err != nil {
+		return nil, writeError(err)
+	}
 	return out, nil
+}
+
+// writeError names the one constraint a concurrent writer can break.
+func writeError(err error) error {
+	if c, ok := postgres.IsUniqueViolation(err); ok && c == "transactions_reverses_id_key" {
+		return fmt.Errorf("entry is already reversed: %w", apperr.ErrFailedPrecondition)
+	}
+	return err
 }
 
 func nullable(s string) *string {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -35,6 +36,9 @@ import (
 // Store is the ledger over one database.
 type Store struct {
 	pool *pgxpool.Pool
+	// grantCurrencies caches each grant's agreement and reporting currency
+	// (grant id → grantCurrencies); both are fixed when the grant is created.
+	grantCurrencies sync.Map
 }
 
 // New returns a Store over pool.

@@ -44,3 +44,50 @@ func IsUniqueViolation(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// Send sends one batch of a pipelined transaction; last adds the COMMIT.
+type Send func(b *pgx.Batch, last bool) error
+
+// InPipeline runs a transaction whose statements the caller sends in a few
+// batches: BEGIN rides with the first batch and COMMIT with the last, so a
+// read-then-write transaction costs two round trips instead of one per
+// statement plus two. fn may read with conn before its first batch (outside
+// the transaction). On any error the transaction is rolled back; like InTx,
+// serialization failures and deadlocks rerun fn a bounded number of times.
+func InPipeline(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgx.Conn, send Send) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+			conn := c.Conn()
+			begun := false
+			send := func(b *pgx.Batch, last bool) error {
+				full := &pgx.Batch{}
+				if !begun {
+					full.Queue("BEGIN")
+					begun = true
+				}
+				full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+				if last {
+					full.Queue("COMMIT")
+				}
+				return conn.SendBatch(ctx, full).Close()
+			}
+			ferr := fn(conn, send)
+			if conn.PgConn().TxStatus() != 'I' {
+				// Left open by an error (or by fn returning early): undo it.
+				if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && ferr == nil {
+					ferr = rerr
+				}
+			}
+			return ferr
+		})
+		if err == nil || !retryable(err) || attempt == maxAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt*attempt) * 5 * time.Millisecond):
+		}
+	}
+}
