@@ -156,16 +156,6 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 	return out, nil
 }
 
-// record is recordWithIDs with fresh ids. prefix names the entries in errors:
-// "transactions" gives transactions[i].field, anything else (e.g. "transaction.")
-// prefix+field.
-func (s *Store) record(ctx context.Context, tx pgx.Tx, in []EntryInput, batchID, prefix, requestID string) ([]Transaction, error) {
-	ids := make([]string, len(in))
-	for i := range ids {
-		ids[i] = uuid.Must(uuid.NewV7()).String()
-	}
-	return s.recordWithIDs(ctx, tx, in, ids, batchID, prefix, requestID)
-}
 
 // balance is a grant's totals in agreement currency, read under its row
 // lock, plus what this write adds in reporting currency.
@@ -553,11 +543,17 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 	return out, b, nil
 }
 
-// recordWithIDs records entries inside tx: one round trip to read, one to write.
-func (s *Store) recordWithIDs(ctx context.Context, tx pgx.Tx, in []EntryInput, ids []string, batchID, prefix, requestID string) ([]Transaction, error) {
+// record records entries inside tx, with fresh ids: one round trip to read,
+// one to write. prefix names the entries in errors: "transactions" gives
+// transactions[i].field, anything else (e.g. "grant.pledged.") prefix+field.
+func (s *Store) record(ctx context.Context, tx pgx.Tx, in []EntryInput, batchID, prefix, requestID string) ([]Transaction, error) {
 	pl, err := newPlan(auth.FromContext(ctx), in, prefix)
 	if err != nil {
 		return nil, err
+	}
+	ids := make([]string, len(in))
+	for i := range ids {
+		ids[i] = uuid.Must(uuid.NewV7()).String()
 	}
 	reads := &pgx.Batch{}
 	if err := s.gather(ctx, tx, reads, pl); err != nil {
