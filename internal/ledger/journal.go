@@ -156,7 +156,6 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 	return out, nil
 }
 
-
 // balance is a grant's totals in agreement currency, read under its row
 // lock, plus what this write adds in reporting currency.
 type balance struct {
