@@ -115,9 +115,23 @@ func Queue(ctx context.Context, b *pgx.Batch, e Entry) error {
 }
 
 func insert(ctx context.Context, e Entry) (string, []any, error) {
+	args, err := Values(ctx, e)
+	if err != nil {
+		return "", nil, err
+	}
+	return `INSERT INTO audit_events (actor_token_id, actor_name, actor_role, actor_org_id, method,
+		                          entity_type, entity_id, request_id, subject_orgs, change)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args, nil
+}
+
+// Values returns an event's columns in the order (actor_token_id, actor_name,
+// actor_role, actor_org_id, method, entity_type, entity_id, request_id,
+// subject_orgs, change), for a statement that inserts the event itself (the
+// single-statement journal write, ledger_record).
+func Values(ctx context.Context, e Entry) ([]any, error) {
 	change, err := Canonical(e.Change)
 	if err != nil {
-		return "", nil, fmt.Errorf("recording audit event: %w", err)
+		return nil, fmt.Errorf("recording audit event: %w", err)
 	}
 	p := auth.FromContext(ctx)
 	c := callFrom(ctx)
@@ -130,11 +144,8 @@ func insert(ctx context.Context, e Entry) (string, []any, error) {
 			subjects = append(subjects, s)
 		}
 	}
-	return `INSERT INTO audit_events (actor_token_id, actor_name, actor_role, actor_org_id, method,
-		                          entity_type, entity_id, request_id, subject_orgs, change)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		[]any{p.TokenID, p.Name, string(p.Role), p.OrgID, c.Method,
-			e.EntityType, e.EntityID, c.RequestID, subjects, string(change)}, nil
+	return []any{p.TokenID, p.Name, string(p.Role), p.OrgID, c.Method,
+		e.EntityType, e.EntityID, c.RequestID, subjects, string(change)}, nil
 }
 
 // Canonical returns the RFC 8785 JSON of v.

@@ -48,56 +48,47 @@ func scanEvent(row pgx.Row, e *Event) error {
 		&e.Seq, &e.PrevHash, &e.Hash)
 }
 
-// canonicalEvent is the hashed form of e at position seq after prev.
+// canonicalEvent is the hashed form of e at position seq after prev: the
+// RFC 8785 object written directly, keys in their sorted order. The change
+// is stored canonical (Record writes it so) and goes in byte for byte, so a
+// large change is not parsed again and any edit of its bytes changes the
+// hash. A test pins the bytes against the generic canonicaliser.
 func canonicalEvent(e *Event, seq int64, prev []byte) ([]byte, error) {
-	subjects := e.SubjectOrgs
-	if subjects == nil {
-		subjects = []string{}
-	}
-	// Every field but the change is canonicalised here; the change is stored
-	// canonical (Record writes it so) and goes in byte for byte, so a large
-	// change is not parsed again and any edit of its bytes changes the hash.
-	doc := struct {
-		V            string   `json:"v"`
-		Seq          string   `json:"seq"`
-		PrevHash     string   `json:"prevHash"`
-		ID           string   `json:"id"`
-		OccurredAt   string   `json:"occurredAt"`
-		ActorTokenID string   `json:"actorTokenId"`
-		ActorName    string   `json:"actorName"`
-		ActorRole    string   `json:"actorRole"`
-		ActorOrgID   string   `json:"actorOrgId"`
-		Method       string   `json:"method"`
-		EntityType   string   `json:"entityType"`
-		EntityID     string   `json:"entityId"`
-		RequestID    string   `json:"requestId"`
-		SubjectOrgs  []string `json:"subjectOrgs"`
-	}{
-		V: "tranche-audit/1", Seq: strconv.FormatInt(seq, 10), PrevHash: hex.EncodeToString(prev),
-		ID: strconv.FormatInt(e.ID, 10), OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000000Z"),
-		ActorTokenID: e.ActorTokenID, ActorName: e.ActorName, ActorRole: e.ActorRole, ActorOrgID: e.ActorOrgID,
-		Method: e.Method, EntityType: e.EntityType, EntityID: e.EntityID, RequestID: e.RequestID,
-		SubjectOrgs: subjects,
-	}
 	if !json.Valid([]byte(e.Change)) {
 		return nil, fmt.Errorf("event %d: change is not valid JSON", e.ID)
 	}
-	rest, err := Canonical(doc)
-	if err != nil {
-		return nil, err
+	b := make([]byte, 0, 512+len(e.Change))
+	field := func(key, val string) {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = AppendString(b, val)
 	}
-	// In RFC 8785 key order "change" falls between "actorTokenId" and
-	// "entityId". The marker cannot occur earlier: quotes inside values are escaped.
-	const next = `,"entityId":`
-	i := bytes.Index(rest, []byte(next))
-	if i < 0 {
-		return nil, fmt.Errorf("event %d: canonical form without entityId", e.ID)
+	b = append(b, `{"actorName":`...)
+	b = AppendString(b, e.ActorName)
+	field("actorOrgId", e.ActorOrgID)
+	field("actorRole", e.ActorRole)
+	field("actorTokenId", e.ActorTokenID)
+	b = append(b, `,"change":`...)
+	b = append(b, e.Change...)
+	field("entityId", e.EntityID)
+	field("entityType", e.EntityType)
+	field("id", strconv.FormatInt(e.ID, 10))
+	field("method", e.Method)
+	field("occurredAt", e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000000Z"))
+	field("prevHash", hex.EncodeToString(prev))
+	field("requestId", e.RequestID)
+	field("seq", strconv.FormatInt(seq, 10))
+	b = append(b, `,"subjectOrgs":[`...)
+	for i, s := range e.SubjectOrgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, s)
 	}
-	out := make([]byte, 0, len(rest)+len(e.Change)+10)
-	out = append(out, rest[:i]...)
-	out = append(out, `,"change":`...)
-	out = append(out, e.Change...)
-	return append(out, rest[i:]...), nil
+	b = append(b, ']')
+	field("v", "tranche-audit/1")
+	return append(b, '}'), nil
 }
 
 // chainHash is SHA-256(prev || canonical event).

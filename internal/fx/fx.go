@@ -200,20 +200,6 @@ func Load(ctx context.Context, q Querier, currencies []string, upTo time.Time) (
 	return t, t.fill(rows)
 }
 
-// Queue adds the read of Load to a batch; the table is filled when the batch
-// runs, so the rates arrive in the same round trip as the other reads.
-func Queue(b *pgx.Batch, currencies []string, upTo time.Time) *Table {
-	cs := slices.Compact(slices.Sorted(slices.Values(currencies)))
-	t := &Table{byPair: map[[2]string][]Rate{}}
-	if len(cs) < 2 {
-		return t
-	}
-	b.Queue(`SELECT currency, quote_currency, date, rate FROM fx_rates
-		WHERE currency = ANY ($1) AND quote_currency = ANY ($1) AND date <= $2
-		ORDER BY date`, cs, upTo).Query(t.fill)
-	return t
-}
-
 func (t *Table) fill(rows pgx.Rows) error {
 	for rows.Next() {
 		var r Rate

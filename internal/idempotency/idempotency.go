@@ -41,6 +41,20 @@ func Claim(ctx context.Context, tx pgx.Tx, operation, requestID string, payload 
 const claimSQL = `INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
 	VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 
+// Digest is the SHA-256 of a request's payload (its JSON), which a retry must
+// repeat exactly.
+func Digest(payload any) ([]byte, error) { return digest(payload) }
+
+// Replay decides on a request whose id was already claimed, given the claim
+// found (its payload digest and entity id): the entity to return, or
+// ErrAlreadyExists when the id came with another payload.
+func Replay(requestID string, sum, prevSum []byte, prevID string) (string, error) {
+	if string(prevSum) != string(sum) {
+		return "", fmt.Errorf("requestId %q was already used for a different request: %w", requestID, apperr.ErrAlreadyExists)
+	}
+	return prevID, nil
+}
+
 func digest(payload any) ([]byte, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
@@ -98,8 +112,6 @@ func earlier(ctx context.Context, q Querier, operation, requestID string, sum []
 	if err != nil {
 		return "", false, fmt.Errorf("claiming request id: %w", err)
 	}
-	if string(prevSum) != string(sum) {
-		return "", false, fmt.Errorf("requestId %q was already used for a different request: %w", requestID, apperr.ErrAlreadyExists)
-	}
-	return prevID, true, nil
+	prevID, err = Replay(requestID, sum, prevSum, prevID)
+	return prevID, err == nil, err
 }

@@ -3,11 +3,14 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
@@ -75,8 +78,13 @@ type Transaction struct {
 }
 
 // RecordTransaction appends one entry to a grant's journal. It is the hot
-// path of the service: the idempotency claim and every read go in one
-// pipelined round trip with BEGIN, the writes in a second with COMMIT.
+// path of the service: one round trip, one statement. What never changes
+// (the grant, the milestone, the entry a reversal cancels) comes from caches
+// or a read before the write, the conversion from the cached FX table; the
+// function ledger_record (migration 004) then checks the FX cache is current,
+// claims the request id, moves the grant's balances under their invariants
+// and row lock, and appends the entry and its audit event, in one implicit
+// transaction.
 func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID string) (Transaction, error) {
 	if requestID == "" {
 		return Transaction{}, apperr.Invalid("requestId", "required")
@@ -85,46 +93,202 @@ func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID 
 	if err != nil {
 		return Transaction{}, err
 	}
-	var out []Transaction
-	var claim *idempotency.Claimed
-	err = postgres.InPipeline(ctx, s.pool, func(conn *pgx.Conn, send postgres.Send) error {
-		var err error
-		id := uuid.Must(uuid.NewV7()).String()
-		reads := &pgx.Batch{}
-		if claim, err = idempotency.Queue(reads, "RecordTransaction", requestID, in, id); err != nil {
-			return err
-		}
-		if err := s.gather(ctx, conn, reads, pl); err != nil {
-			return err
-		}
-		if err := send(reads, false); err != nil {
-			return err
-		}
-		if !claim.New {
-			return nil // a retry: the transaction is rolled back, the original read below
-		}
-		if err := pl.found(); err != nil {
-			return err
-		}
-		var writes *pgx.Batch
-		if out, writes, err = s.apply(ctx, pl, []string{id}, "", requestID); err != nil {
-			return err
-		}
-		return writeError(send(writes, true))
-	})
-	if err == nil && !claim.New {
-		var prev string
-		if prev, err = claim.Earlier(ctx, s.pool); err == nil {
-			out, err = s.readTransactions(ctx, s.pool, 0, `t.id = $1`, prev)
-		}
-	}
+	t, err := s.recordOne(ctx, pl, requestID)
 	if err != nil {
 		return Transaction{}, fmt.Errorf("recording transaction: %w", err)
 	}
-	if len(out) != 1 {
-		return Transaction{}, fmt.Errorf("recording transaction: replay found %d entries", len(out))
+	return t, nil
+}
+
+func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Transaction, error) {
+	e := pl.entries[0]
+	sum, err := idempotency.Digest(e.in)
+	if err != nil {
+		return Transaction{}, err
 	}
-	return out[0], nil
+	if err := s.readStatic(ctx, pl); err != nil {
+		return Transaction{}, err
+	}
+	if err := pl.found(); err != nil {
+		return Transaction{}, err
+	}
+	g := pl.grants[e.in.GrantID]
+	rates, err := s.rates.Current(ctx, s.pool)
+	if err != nil {
+		return Transaction{}, err
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	originals := maps.Clone(pl.originals)
+	for attempt := 1; ; attempt++ {
+		pl.rates, pl.originals = rates.Table, maps.Clone(originals)
+		out, err := s.prepare(pl, []string{id})
+		if err != nil {
+			return Transaction{}, err
+		}
+		t := out[0]
+		var fxSeq *int64 // only a conversion through the table depends on the cache
+		if t.Type != Reversal && (t.Currency != g.Currency || t.Currency != g.ReportingCurrency) {
+			fxSeq = &rates.Seq
+		}
+		var fxText *string
+		if t.FxRate != nil {
+			fxText = nullable(t.FxRate.String())
+		}
+		event, err := audit.Values(ctx, audit.Entry{EntityType: "transaction", EntityID: t.ID, Change: t,
+			RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}})
+		if err != nil {
+			return Transaction{}, err
+		}
+		args := append([]any{"RecordTransaction", requestID, sum, fxSeq,
+			t.ID, t.GrantID, t.Type, t.Bucket, t.Currency,
+			t.Amount.String(), t.AgreementAmount.String(), t.ReportingAmount.String(),
+			t.AgreementRate.String(), t.ReportingRate.String(), fxText,
+			t.ValueDate, t.Reference, nullable(t.MilestoneID), nullable(t.ReversesID), t.Note,
+			t.RecordedBy, t.RecordedRole}, event...)
+		row, err := s.commit.write(t.GrantID, args)
+		if err != nil {
+			// The group failed as a whole (nothing of it was written): alone,
+			// this write either succeeds or fails for its own reason.
+			row, err = writeAlone(ctx, s.pool, args)
+		}
+		if err != nil {
+			return Transaction{}, writeError(err)
+		}
+		switch row.outcome {
+		case "RECORDED":
+			t.RecordedAt = *row.recordedAt
+			return t, nil
+		case "REPLAY":
+			prev, err := idempotency.Replay(requestID, sum, row.priorSum, *row.priorID)
+			if err != nil {
+				return Transaction{}, err
+			}
+			out, err := s.readTransactions(ctx, s.pool, 0, `t.id = $1`, prev)
+			if err != nil {
+				return Transaction{}, err
+			}
+			if len(out) != 1 {
+				return Transaction{}, fmt.Errorf("replay found %d entries", len(out))
+			}
+			return out[0], nil
+		case "REVERSED":
+			return Transaction{}, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
+		case "REFUSED":
+			if err := balanceRefusal(row.detail, t, g); err != nil || attempt == maxAttempts {
+				return Transaction{}, err
+			}
+			// The balances it was refused on have moved since, so far that
+			// it would pass now: try again.
+		case "FX_STALE":
+			if attempt == maxAttempts {
+				return Transaction{}, fmt.Errorf("FX rates keep changing: %w", apperr.ErrFailedPrecondition)
+			}
+			// Rates were added since the cache was filled: convert again.
+			if rates, err = s.rates.Refresh(ctx, s.pool); err != nil {
+				return Transaction{}, err
+			}
+		default:
+			return Transaction{}, fmt.Errorf("unexpected outcome %q", row.outcome)
+		}
+	}
+}
+
+func writeAlone(ctx context.Context, pool *pgxpool.Pool, args []any) (recordRow, error) {
+	var r recordRow
+	err := pool.QueryRow(ctx, recordSQL, args...).Scan(&r.outcome, &r.priorID, &r.priorSum, &r.detail, &r.recordedAt)
+	return r, err
+}
+
+// maxAttempts bounds the retries of a single write (a stale FX cache, a
+// refusal that no longer holds).
+const maxAttempts = 5
+
+// balanceRefusal explains why ledger_record refused an entry, from the
+// balance row it was refused on (detail: pledged committed disbursed
+// allocated), with the same words as a batch's check. nil means the row no
+// longer refuses it.
+func balanceRefusal(detail string, t Transaction, g *Grant) error {
+	f := strings.Fields(detail)
+	if len(f) != 4 {
+		return fmt.Errorf("unexpected refusal detail %q", detail)
+	}
+	var b balance
+	for i, v := range []*decimal.Decimal{&b.pledged, &b.committed, &b.disbursed, &b.allocated} {
+		d, err := decimal.NewFromString(f[i])
+		if err != nil {
+			return fmt.Errorf("unexpected refusal detail %q", detail)
+		}
+		*v = d
+	}
+	b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
+	if err := b.check(g.Currency); err != nil {
+		return fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
+	}
+	return nil
+}
+
+// readStatic fills a single-entry plan with what never changes: the grant
+// and the milestone (cached), and for a reversal the entry it cancels and
+// whether it is cancelled already. Cache misses and the reversal cost one
+// round trip together.
+func (s *Store) readStatic(ctx context.Context, pl *plan) error {
+	pl.originals, pl.milestoneRoadmap = map[string]Transaction{}, map[string]string{}
+	b := &pgx.Batch{}
+	grants := s.queueGrants(b, pl.grantIDs)
+	var missing []string
+	for _, id := range pl.milestoneIDs {
+		if rm, ok := s.milestoneRoadmaps.Load(id); ok {
+			pl.milestoneRoadmap[id] = rm.(string)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	queueMilestones(b, missing, pl)
+	queueOriginals(b, pl)
+	if b.Len() > 0 {
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+	}
+	for _, id := range missing {
+		if rm, ok := pl.milestoneRoadmap[id]; ok {
+			s.milestoneRoadmaps.Store(id, rm)
+		}
+	}
+	pl.grants = grants()
+	return nil
+}
+
+// queueGrants returns the grants' unchanging fields from the cache, queuing a
+// read of those not cached yet; the returned function gives them once the
+// batch ran. Unknown grants are left out, for found to report.
+func (s *Store) queueGrants(b *pgx.Batch, ids []string) func() map[string]*Grant {
+	out := map[string]*Grant{}
+	var missing []string
+	for _, id := range ids {
+		if g, ok := s.grants.Load(id); ok {
+			out[id] = g.(*Grant)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		b.Queue(`SELECT g.id, g.roadmap_id, g.donor_org_id, g.recipient_org_id, g.reference, g.title, g.currency,
+				g.start_date, g.end_date, g.created_at, r.reporting_currency
+			FROM grants g JOIN roadmaps r ON r.id = g.roadmap_id WHERE g.id = ANY ($1::uuid[])`, missing).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				g := &Grant{}
+				if err := rows.Scan(&g.ID, &g.RoadmapID, &g.DonorOrgID, &g.RecipientOrgID, &g.Reference, &g.Title, &g.Currency,
+					&g.StartDate, &g.EndDate, &g.CreatedAt, &g.ReportingCurrency); err != nil {
+					return err
+				}
+				s.grants.Store(g.ID, g)
+				out[g.ID] = g
+			}
+			return rows.Err()
+		})
+	}
+	return func() map[string]*Grant { return out }
 }
 
 // BatchRecord records up to 1 000 entries across grants, all or nothing, in
@@ -204,6 +368,7 @@ type plan struct {
 	originals        map[string]Transaction
 	milestoneRoadmap map[string]string
 	rates            *fx.Table
+	fxSeq            int64 // the FX table's head, read with the grants' locks
 }
 
 // newPlan checks the shape of every entry before touching the database.
@@ -276,17 +441,12 @@ func newPlan(p auth.Principal, in []EntryInput, prefix string) (*plan, error) {
 }
 
 // gather queues the reads of a plan: the grants with their balance rows
-// locked, what reversals cancel, the milestones named, and the exchange rates
-// among every currency involved (known up front from the grants' immutable
-// currencies, cached per process).
-func (s *Store) gather(ctx context.Context, q querier, b *pgx.Batch, pl *plan) error {
+// locked, what reversals cancel, the milestones named, and the FX table's
+// head, against which the cached rates are checked.
+func (s *Store) gather(b *pgx.Batch, pl *plan) {
 	// Fresh for every attempt: a retried transaction reads again.
 	pl.grants, pl.bals = map[string]*Grant{}, map[string]*balance{}
 	pl.originals, pl.milestoneRoadmap = map[string]Transaction{}, map[string]string{}
-	currencies, err := s.currencies(ctx, q, pl.grantIDs)
-	if err != nil {
-		return err
-	}
 	b.Queue(`SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated`+grantFrom+`
 		WHERE g.id = ANY ($1::uuid[]) ORDER BY g.id FOR UPDATE OF b`, pl.grantIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -301,49 +461,54 @@ func (s *Store) gather(ctx context.Context, q querier, b *pgx.Batch, pl *plan) e
 		}
 		return rows.Err()
 	})
-	if len(pl.reversed) > 0 {
-		b.Queue(`SELECT `+txColumns+txFrom+` WHERE t.id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var t Transaction
-				if err := scanTx(rows, &t); err != nil {
-					return err
-				}
-				pl.originals[t.ID] = t
-			}
-			return rows.Err()
-		})
-		b.Queue(`SELECT reverses_id::text FROM transactions WHERE reverses_id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				pl.originals[id] = Transaction{ID: id, Type: "already reversed"}
-			}
-			return rows.Err()
-		})
+	queueOriginals(b, pl)
+	queueMilestones(b, pl.milestoneIDs, pl)
+	b.Queue(`SELECT coalesce(max(seq), 0) FROM fx_rates`).QueryRow(func(r pgx.Row) error { return r.Scan(&pl.fxSeq) })
+}
+
+// queueOriginals queues the read of the entries a plan's reversals cancel,
+// and of whether each is cancelled already.
+func queueOriginals(b *pgx.Batch, pl *plan) {
+	if len(pl.reversed) == 0 {
+		return
 	}
-	if len(pl.milestoneIDs) > 0 {
-		b.Queue(`SELECT id::text, roadmap_id::text FROM milestones WHERE id = ANY ($1::uuid[])`, pl.milestoneIDs).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id, rm string
-				if err := rows.Scan(&id, &rm); err != nil {
-					return err
-				}
-				pl.milestoneRoadmap[id] = rm
+	b.Queue(`SELECT `+txColumns+txFrom+` WHERE t.id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var t Transaction
+			if err := scanTx(rows, &t); err != nil {
+				return err
 			}
-			return rows.Err()
-		})
-	}
-	var maxDate time.Time
-	for _, e := range pl.entries {
-		currencies = append(currencies, e.in.Currency)
-		if e.valueDate.After(maxDate) {
-			maxDate = e.valueDate
+			pl.originals[t.ID] = t
 		}
+		return rows.Err()
+	})
+	b.Queue(`SELECT reverses_id::text FROM transactions WHERE reverses_id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			pl.originals[id] = Transaction{ID: id, Type: "already reversed"}
+		}
+		return rows.Err()
+	})
+}
+
+// queueMilestones queues the read of the milestones' roadmaps.
+func queueMilestones(b *pgx.Batch, ids []string, pl *plan) {
+	if len(ids) == 0 {
+		return
 	}
-	pl.rates = fx.Queue(b, currencies, maxDate)
-	return nil
+	b.Queue(`SELECT id::text, roadmap_id::text FROM milestones WHERE id = ANY ($1::uuid[])`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id, rm string
+			if err := rows.Scan(&id, &rm); err != nil {
+				return err
+			}
+			pl.milestoneRoadmap[id] = rm
+		}
+		return rows.Err()
+	})
 }
 
 // found reports a grant that does not exist or that the caller may not see.
@@ -356,49 +521,11 @@ func (pl *plan) found() error {
 	return nil
 }
 
-// grantCurrencies are a grant's agreement and reporting currencies, which
-// never change once the grant exists.
-type grantCurrencies struct{ agreement, reporting string }
-
-// currencies returns the agreement and reporting currencies of the grants,
-// from the cache or, for grants not seen yet, one query. Unknown grants are
-// left out; gather then finds them missing.
-func (s *Store) currencies(ctx context.Context, q querier, grantIDs []string) ([]string, error) {
-	var out, missing []string
-	for _, id := range grantIDs {
-		if c, ok := s.grantCurrencies.Load(id); ok {
-			gc := c.(grantCurrencies)
-			out = append(out, gc.agreement, gc.reporting)
-		} else {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	rows, err := q.Query(ctx, `SELECT g.id::text, g.currency, r.reporting_currency FROM grants g JOIN roadmaps r ON r.id = g.roadmap_id
-		WHERE g.id = ANY ($1::uuid[])`, missing)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var gc grantCurrencies
-		if err := rows.Scan(&id, &gc.agreement, &gc.reporting); err != nil {
-			return nil, err
-		}
-		s.grantCurrencies.Store(id, gc)
-		out = append(out, gc.agreement, gc.reporting)
-	}
-	return out, rows.Err()
-}
-
-// apply checks each entry in order against the running balances and queues
-// the writes: the entries, the balances and the audit events.
-func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requestID string) ([]Transaction, *pgx.Batch, error) {
+// prepare checks each entry against what never changes (the grant's period
+// and parties, the milestone, the reversed entry, the caller's rights) and
+// converts it; the balances are checked by the writer.
+func (s *Store) prepare(pl *plan, ids []string) ([]Transaction, error) {
 	p := pl.p
-	// 5. Each entry in order, against the running balances.
 	out := make([]Transaction, len(pl.entries))
 	for i, e := range pl.entries {
 		g := pl.grants[e.in.GrantID]
@@ -411,25 +538,25 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 			t.RecordedBy = "operator:" + p.Name
 		}
 		if e.valueDate.Before(g.StartDate.Add(-ValueDateSlack)) || e.valueDate.After(g.EndDate.Add(ValueDateSlack)) {
-			return nil, nil, apperr.Invalid(f("valueDate"), "%s is more than a year outside the grant period %s to %s",
+			return nil, apperr.Invalid(f("valueDate"), "%s is more than a year outside the grant period %s to %s",
 				e.in.ValueDate, g.StartDate.Format(time.DateOnly), g.EndDate.Format(time.DateOnly))
 		}
 		if t.MilestoneID != "" && pl.milestoneRoadmap[t.MilestoneID] != g.RoadmapID {
-			return nil, nil, apperr.Invalid(f("milestoneId"), "milestone %s is not in the grant's roadmap", t.MilestoneID)
+			return nil, apperr.Invalid(f("milestoneId"), "milestone %s is not in the grant's roadmap", t.MilestoneID)
 		}
 		if t.Type == Reversal {
 			orig, ok := pl.originals[t.ReversesID]
 			switch {
 			case !ok:
-				return nil, nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
+				return nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
 			case orig.Type == "already reversed":
-				return nil, nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
+				return nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
 			case orig.GrantID != g.ID:
-				return nil, nil, apperr.Invalid(f("reversesTransactionId"), "entry %s belongs to another grant", t.ReversesID)
+				return nil, apperr.Invalid(f("reversesTransactionId"), "entry %s belongs to another grant", t.ReversesID)
 			case orig.Type == Reversal:
-				return nil, nil, apperr.Invalid(f("reversesTransactionId"), "a reversal cannot be reversed; record the entry again instead")
+				return nil, apperr.Invalid(f("reversesTransactionId"), "a reversal cannot be reversed; record the entry again instead")
 			case e.in.Amount != "" && (!e.amount.Equal(orig.Amount) || e.in.Currency != orig.Currency):
-				return nil, nil, apperr.Invalid(f("amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
+				return nil, apperr.Invalid(f("amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
 			}
 			t.Bucket, t.Amount, t.Currency = orig.Type, orig.Amount, orig.Currency
 			t.AgreementAmount, t.ReportingAmount = orig.AgreementAmount.Neg(), orig.ReportingAmount.Neg()
@@ -440,28 +567,42 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 			pl.originals[t.ReversesID] = Transaction{ID: t.ReversesID, Type: "already reversed"}
 		} else {
 			if _, err := money.Currency(t.Currency); err != nil {
-				return nil, nil, apperr.Invalid(f("amount.currency"), "%v", err)
+				return nil, apperr.Invalid(f("amount.currency"), "%v", err)
 			}
 			ar, rr, err := conversionRates(pl.rates, t.Currency, g.Currency, g.ReportingCurrency, t.ValueDate, e.fxRate)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			t.AgreementRate, t.ReportingRate = ar, rr
 			t.AgreementAmount = money.Convert(t.Amount, ar, false, g.Currency)
 			t.ReportingAmount = money.Convert(t.Amount, rr, false, g.ReportingCurrency)
 		}
 		if err := allowed(p, g, t.Bucket); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// apply checks a batch's entries in order against the grants' running
+// balances, read under their row locks, and queues the writes: the entries,
+// the balances and the audit events.
+func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requestID string) ([]Transaction, *pgx.Batch, error) {
+	out, err := s.prepare(pl, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range out {
+		g := pl.grants[t.GrantID]
 		b := pl.bals[g.ID]
 		b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
 		if err := b.check(g.Currency); err != nil {
 			return nil, nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
 		}
-		out[i] = t
 	}
 
-	// 6. One round trip writes the entries, the balances and the audit events.
+	// One round trip writes the entries, the balances and the audit events.
 	b := &pgx.Batch{}
 	var (
 		cols                 [9][]string
@@ -555,15 +696,21 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, in []EntryInput, batchID,
 		ids[i] = uuid.Must(uuid.NewV7()).String()
 	}
 	reads := &pgx.Batch{}
-	if err := s.gather(ctx, tx, reads, pl); err != nil {
-		return nil, err
-	}
+	s.gather(reads, pl)
 	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return nil, err
 	}
 	if err := pl.found(); err != nil {
 		return nil, err
 	}
+	rates, err := s.rates.Current(ctx, tx)
+	if err == nil && rates.Seq < pl.fxSeq {
+		rates, err = s.rates.Refresh(ctx, tx) // rates were added since the cache was filled
+	}
+	if err != nil {
+		return nil, err
+	}
+	pl.rates = rates.Table
 	out, writes, err := s.apply(ctx, pl, ids, batchID, requestID)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/idempotency"
 	"github.com/tranche-ledger/tranche/internal/isocodes"
 	"github.com/tranche-ledger/tranche/internal/money"
@@ -36,13 +37,19 @@ import (
 // Store is the ledger over one database.
 type Store struct {
 	pool *pgxpool.Pool
-	// grantCurrencies caches each grant's agreement and reporting currency
-	// (grant id → grantCurrencies); both are fixed when the grant is created.
-	grantCurrencies sync.Map
+	// What never changes once written (grants and roadmaps are append-only,
+	// a milestone never moves to another roadmap) is cached per process, so
+	// a journal write reads none of it: grant id → *Grant (without its
+	// balances and allocations), milestone id → roadmap id.
+	grants, milestoneRoadmaps sync.Map
+	// rates caches the FX table; writers check it is current (fx.Cache).
+	rates fx.Cache
+	// commit groups concurrent single-entry writes.
+	commit *committer
 }
 
 // New returns a Store over pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, commit: &committer{pool: pool}} }
 
 // Roadmap is a national mine action strategy.
 type Roadmap struct {
