@@ -46,11 +46,11 @@ const (
 
 // pending is one write waiting for its group.
 type pending struct {
-	grantID string
-	args    []any
-	row     recordRow
-	err     error
-	done    chan struct{}
+	grantID  string
+	args     []any
+	row      recordRow
+	err      error
+	done     chan struct{}
 	lead     chan struct{} // told to flush the next group (buffered, sent once)
 	promoted bool          // lead was sent; guarded by committer.mu
 }
