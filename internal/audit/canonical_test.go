@@ -3,6 +3,10 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,4 +61,56 @@ func mustCanonical(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// canonicalEventGeneric is the envelope built the slow, obviously right way:
+// encoding/json plus the RFC 8785 canonicaliser over the whole event.
+func canonicalEventGeneric(t *testing.T, e *Event, seq int64, prev []byte) string {
+	t.Helper()
+	doc := map[string]any{
+		"v": "tranche-audit/1", "seq": strconv.FormatInt(seq, 10), "prevHash": hex.EncodeToString(prev),
+		"id": strconv.FormatInt(e.ID, 10), "occurredAt": e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000000Z"),
+		"actorTokenId": e.ActorTokenID, "actorName": e.ActorName, "actorRole": e.ActorRole, "actorOrgId": e.ActorOrgID,
+		"method": e.Method, "entityType": e.EntityType, "entityId": e.EntityID, "requestId": e.RequestID,
+		"subjectOrgs": e.SubjectOrgs, "change": json.RawMessage(e.Change),
+	}
+	return mustCanonical(t, doc)
+}
+
+// The directly written envelope equals the generic canonical form for
+// arbitrary field contents (quotes, control characters, non-ASCII, invalid
+// UTF-8, empty lists).
+func TestCanonicalEventMatchesGeneric(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "€", "𝄞", "\u2028", "\xff", "<", "&", "|"}
+	str := func() string {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	for range 2000 {
+		subjects := []string{}
+		for range rng.IntN(3) {
+			subjects = append(subjects, str())
+		}
+		e := &Event{ID: rng.Int64N(1 << 40), OccurredAt: time.Unix(rng.Int64N(1<<32), rng.Int64N(1e9)),
+			ActorTokenID: str(), ActorName: str(), ActorRole: str(), ActorOrgID: str(), Method: str(),
+			EntityType: str(), EntityID: str(), RequestID: str(), SubjectOrgs: subjects,
+			Change: mustCanonical(t, map[string]any{"k": str(), str(): []string{str()}})}
+		prev := make([]byte, 32)
+		for i := range prev {
+			prev[i] = byte(rng.IntN(256))
+		}
+		seq := rng.Int64N(1 << 50)
+		got, err := canonicalEvent(e, seq, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := canonicalEventGeneric(t, e, seq, prev); string(got) != want {
+			t.Fatalf("direct envelope differs:\n got %s\nwant %s", got, want)
+		}
+	}
 }

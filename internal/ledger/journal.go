@@ -126,25 +126,10 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 			return Transaction{}, err
 		}
 		t := out[0]
-		var fxSeq *int64 // only a conversion through the table depends on the cache
-		if t.Type != Reversal && (t.Currency != g.Currency || t.Currency != g.ReportingCurrency) {
-			fxSeq = &rates.Seq
-		}
-		var fxText *string
-		if t.FxRate != nil {
-			fxText = nullable(t.FxRate.String())
-		}
-		event, err := audit.Values(ctx, audit.Entry{EntityType: "transaction", EntityID: t.ID, Change: t,
-			RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}})
+		args, err := entryArgs(ctx, t, g, requestID, sum, rates)
 		if err != nil {
 			return Transaction{}, err
 		}
-		args := append([]any{"RecordTransaction", requestID, sum, fxSeq,
-			t.ID, t.GrantID, t.Type, t.Bucket, t.Currency,
-			t.Amount.String(), t.AgreementAmount.String(), t.ReportingAmount.String(),
-			t.AgreementRate.String(), t.ReportingRate.String(), fxText,
-			t.ValueDate, t.Reference, nullable(t.MilestoneID), nullable(t.ReversesID), t.Note,
-			t.RecordedBy, t.RecordedRole}, event...)
 		row, err := s.commit.write(t.GrantID, args)
 		if err != nil {
 			// The group failed as a whole (nothing of it was written): alone,
@@ -191,6 +176,30 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 			return Transaction{}, fmt.Errorf("unexpected outcome %q", row.outcome)
 		}
 	}
+}
+
+// entryArgs are recordSQL's arguments for entry t of grant g, converted with
+// rates.
+func entryArgs(ctx context.Context, t Transaction, g *Grant, requestID string, sum []byte, rates *fx.Snapshot) ([]any, error) {
+	var fxSeq *int64 // only a conversion through the table depends on the cache
+	if t.Type != Reversal && (t.Currency != g.Currency || t.Currency != g.ReportingCurrency) {
+		fxSeq = &rates.Seq
+	}
+	var fxText *string
+	if t.FxRate != nil {
+		fxText = nullable(t.FxRate.String())
+	}
+	event, err := audit.Values(ctx, audit.Entry{EntityType: "transaction", EntityID: t.ID, Change: t,
+		RequestID: requestID, SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}})
+	if err != nil {
+		return nil, err
+	}
+	return append([]any{"RecordTransaction", requestID, sum, fxSeq,
+		t.ID, t.GrantID, t.Type, t.Bucket, t.Currency,
+		t.Amount.String(), t.AgreementAmount.String(), t.ReportingAmount.String(),
+		t.AgreementRate.String(), t.ReportingRate.String(), fxText,
+		t.ValueDate, t.Reference, nullable(t.MilestoneID), nullable(t.ReversesID), t.Note,
+		t.RecordedBy, t.RecordedRole}, event...), nil
 }
 
 func writeAlone(ctx context.Context, pool *pgxpool.Pool, args []any) (recordRow, error) {

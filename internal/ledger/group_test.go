@@ -1,0 +1,146 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/ledger"
+)
+
+// Writes committed in one group share a transaction, but a refused or
+// replayed write changes nothing while the others stand, and the group's
+// writes see each other in order.
+func TestGroupedWritesStandApart(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	g1 := w.grant("USD", "G1", "0")
+	g2 := w.grant("USD", "G2", "0")
+	w.record(w.donor(g1), g1, "COMMITMENT", "100.00", "USD", "2024-02-01", "")
+	w.record(w.donor(g2), g2, "COMMITMENT", "50.00", "USD", "2024-02-01", "")
+	earlier := ledger.EntryInput{GrantID: g2.ID, Type: "DISBURSEMENT", Amount: "10.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "T-0"}
+	first := must(w.l.RecordTransaction(w.donor(g2), earlier, "earlier"))
+
+	admin := as(auth.Admin, "")
+	outcomes := must(w.l.RecordAsOneGroup(admin, []ledger.EntryInput{
+		{GrantID: g1.ID, Type: "DISBURSEMENT", Amount: "60.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "T-1"},
+		{GrantID: g1.ID, Type: "DISBURSEMENT", Amount: "60.00", Currency: "USD", ValueDate: "2024-03-02", Reference: "T-2"}, // 120 > 100
+		earlier, // the same request id again
+		{GrantID: g2.ID, Type: "DISBURSEMENT", Amount: "40.00", Currency: "USD", ValueDate: "2024-03-03", Reference: "T-3"}, // 10 + 40 = 50
+	}, []string{"g-1", "g-2", "earlier", "g-3"}))
+	want := []string{"RECORDED", "REFUSED", "REPLAY", "RECORDED"}
+	if fmt.Sprint(outcomes) != fmt.Sprint(want) {
+		t.Fatalf("outcomes %v, want %v", outcomes, want)
+	}
+	var refs string
+	var disb1, disb2 string
+	var claims, events int
+	if err := w.db.Owner.QueryRow(ctx, `SELECT string_agg(reference, ',' ORDER BY reference) FROM transactions WHERE type = 'DISBURSEMENT'`).Scan(&refs); err != nil {
+		t.Fatal(err)
+	}
+	if refs != "T-0,T-1,T-3" {
+		t.Errorf("disbursements in the journal: %s, want T-0,T-1,T-3", refs)
+	}
+	if err := w.db.Owner.QueryRow(ctx, `SELECT (SELECT disbursed::text FROM grant_balances WHERE grant_id = $1),
+			(SELECT disbursed::text FROM grant_balances WHERE grant_id = $2),
+			(SELECT count(*) FROM idempotency_keys WHERE request_id IN ('g-1', 'g-2', 'g-3', 'earlier')),
+			(SELECT count(*) FROM audit_events WHERE entity_type = 'transaction' AND change LIKE '%"reference":"T-%')`,
+		g1.ID, g2.ID).Scan(&disb1, &disb2, &claims, &events); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "G1 disbursed", d(disb1), "60.00")
+	eq(t, "G2 disbursed", d(disb2), "50.00")
+	if claims != 3 || events != 3 {
+		t.Errorf("%d request-id claims and %d audit events for T-0..T-3, want 3 and 3 (the refused write leaves neither)", claims, events)
+	}
+	// The replay inside the group answered with the original entry.
+	again := must(w.l.RecordTransaction(w.donor(g2), earlier, "earlier"))
+	if again.ID != first.ID {
+		t.Errorf("replay returned %s, want %s", again.ID, first.ID)
+	}
+
+	// A write the database rejects outright fails its whole group, and
+	// nothing of the group is written (RecordTransaction then retries each
+	// write alone). Here another transaction holds the claim of request id
+	// g-5 and commits it while the group waits on it.
+	blocker := must(w.db.Owner.Begin(ctx))
+	defer blocker.Rollback(ctx)
+	if _, err := blocker.Exec(ctx, `INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
+		VALUES ('RecordTransaction', 'g-5', '\x00', 'elsewhere')`); err != nil {
+		t.Fatal(err)
+	}
+	var groupErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, groupErr = w.l.RecordAsOneGroup(admin, []ledger.EntryInput{
+			{GrantID: g1.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "T-4"},
+			{GrantID: g2.ID, Type: "EXPENDITURE", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "INV-5"},
+		}, []string{"g-4", "g-5"})
+	})
+	waitForLockWait(t, w)
+	if err := blocker.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if groupErr == nil {
+		t.Fatal("the group committed although one of its claims was taken meanwhile")
+	}
+	var n int
+	if err := w.db.Owner.QueryRow(ctx, `SELECT count(*) FROM transactions WHERE reference IN ('T-4', 'INV-5')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d entries of the failed group were written", n)
+	}
+	if err := w.db.Owner.QueryRow(ctx, `SELECT disbursed::text FROM grant_balances WHERE grant_id = $1`, g1.ID).Scan(&disb1); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "G1 disbursed after the failed group", d(disb1), "60.00")
+}
+
+// waitForLockWait returns once some session of the test database waits for a
+// lock.
+func waitForLockWait(t *testing.T, w *world) {
+	t.Helper()
+	for range 500 {
+		var waiting bool
+		if err := w.db.Owner.QueryRow(context.Background(), `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no session ever waited for the lock")
+}
+
+// Rates are cached in each server; a rate added since, by another server,
+// must still be used by the next entry it applies to, on the single and the
+// batch path alike.
+func TestNewRatesReachCachedServers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	g := w.grant("EUR", "FX", "0")
+	w.record(w.donor(g), g, "COMMITMENT", "1000.00", "EUR", "2024-02-01", "") // fills the cache
+	other := fx.New(w.db.App)                                                  // another server's rate writer
+	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-03-01", Rate: "0.80"}}))
+	tx := w.record(w.donor(g), g, "DISBURSEMENT", "100.00", "EUR", "2024-03-15", "D-1")
+	eq(t, "disbursement in USD", tx.ReportingAmount, "125.00") // 100 / 0.80, not 100 / 0.90
+	eq(t, "rate used", tx.ReportingRate, "0.80")
+
+	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50"}}))
+	got := must(w.l.BatchRecord(w.donor(g), []ledger.EntryInput{{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "100.00",
+		Currency: "EUR", ValueDate: "2024-04-02", Reference: "D-2"}}, "fx-batch"))
+	eq(t, "batch disbursement in USD", got[0].ReportingAmount, "200.00") // 100 / 0.50
+
+	// An entry dated before the new rates still converts at the rate of its date.
+	old := w.record(w.donor(g), g, "DISBURSEMENT", "90.00", "EUR", "2024-02-15", "D-3")
+	eq(t, "earlier-dated disbursement in USD", old.ReportingAmount, "100.00") // 90 / 0.90
+}
