@@ -129,7 +129,7 @@ func TestNewRatesReachCachedServers(t *testing.T) {
 	w := newWorld(t)
 	g := w.grant("EUR", "FX", "0")
 	w.record(w.donor(g), g, "COMMITMENT", "1000.00", "EUR", "2024-02-01", "") // fills the cache
-	other := fx.New(w.db.App)                                                  // another server's rate writer
+	other := fx.New(w.db.App)                                                 // another server's rate writer
 	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-03-01", Rate: "0.80"}}))
 	tx := w.record(w.donor(g), g, "DISBURSEMENT", "100.00", "EUR", "2024-03-15", "D-1")
 	eq(t, "disbursement in USD", tx.ReportingAmount, "125.00") // 100 / 0.80, not 100 / 0.90
