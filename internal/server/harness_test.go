@@ -19,6 +19,7 @@ import (
 type harness struct {
 	db     *testdb.DB
 	conn   *grpc.ClientConn
+	addr   string // the gRPC listener, for clients with a connection of their own
 	tokens *token.Store
 }
 
@@ -34,12 +35,21 @@ func newHarness(tb testing.TB) *harness {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Run(ctx, func(g, _ string) { addr <- g }); close(done) }()
-	conn, err := grpc.NewClient(<-addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	h := &harness{db: db, addr: <-addr, tokens: tokens}
+	tb.Cleanup(func() { stop(); <-done })
+	h.conn = h.dial(tb)
+	return h
+}
+
+// dial opens a client connection of its own to the server.
+func (h *harness) dial(tb testing.TB) *grpc.ClientConn {
+	tb.Helper()
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { conn.Close(); stop(); <-done })
-	return &harness{db: db, conn: conn, tokens: tokens}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // as mints a token and returns a context that sends it.
