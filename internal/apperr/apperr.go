@@ -15,6 +15,9 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 	ErrPermissionDenied   = errors.New("permission denied")
 	ErrUnauthenticated    = errors.New("unauthenticated")
+	// ErrAborted is a write that lost to concurrent ones more often than it
+	// retries by itself; nothing was written and the client may retry.
+	ErrAborted = errors.New("aborted")
 )
 
 // Violation names one bad field (lowerCamelCase JSON path, e.g. "grant.pledged.amount").

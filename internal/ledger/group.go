@@ -25,7 +25,10 @@ import (
 // fails the whole group, and each of its writes is then tried again alone.
 //
 // Writes of a group lock their grants' balance rows in grant id order, as
-// batches do, so concurrent groups cannot deadlock.
+// batches do, so concurrent groups do not deadlock over grants. (Two groups
+// carrying the same request id at once can still deadlock over its claim;
+// PostgreSQL breaks that after deadlock_timeout, and the failed group's
+// writes are retried alone.)
 type committer struct {
 	pool *pgxpool.Pool
 

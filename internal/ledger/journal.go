@@ -159,14 +159,17 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 		case "REVERSED":
 			return Transaction{}, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
 		case "REFUSED":
-			if err := balanceRefusal(row.detail, t, g); err != nil || attempt == maxAttempts {
+			if err := balanceRefusal(row.detail, t, g); err != nil {
 				return Transaction{}, err
 			}
 			// The balances it was refused on have moved since, so far that
 			// it would pass now: try again.
+			if attempt == maxAttempts {
+				return Transaction{}, fmt.Errorf("grant %s: balances kept changing under the write: %w", g.Reference, apperr.ErrAborted)
+			}
 		case "FX_STALE":
 			if attempt == maxAttempts {
-				return Transaction{}, fmt.Errorf("FX rates keep changing: %w", apperr.ErrFailedPrecondition)
+				return Transaction{}, fmt.Errorf("FX rates kept changing under the write: %w", apperr.ErrAborted)
 			}
 			// Rates were added since the cache was filled: convert again.
 			if rates, err = s.rates.Refresh(ctx, s.pool); err != nil {

@@ -41,6 +41,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, apperr.ErrFailedPrecondition):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, apperr.ErrAborted):
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, apperr.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, apperr.ErrUnauthenticated):
