@@ -35,3 +35,8 @@ CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events FOR EACH R
   EXECUTE FUNCTION audit_events_guard();
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
   FOR EACH ROW EXECUTE FUNCTION audit_events_guard();
+
+-- Nearly no entry reverses another: index only those that do (one index
+-- insertion less per entry), still at most one reversal per entry.
+ALTER TABLE transactions DROP CONSTRAINT transactions_reverses_id_key;
+CREATE UNIQUE INDEX transactions_reverses_id_key ON transactions (reverses_id) WHERE reverses_id IS NOT NULL;

@@ -2,11 +2,13 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -143,4 +145,54 @@ func TestNewRatesReachCachedServers(t *testing.T) {
 	// An entry dated before the new rates still converts at the rate of its date.
 	old := w.record(w.donor(g), g, "DISBURSEMENT", "90.00", "EUR", "2024-02-15", "D-3")
 	eq(t, "earlier-dated disbursement in USD", old.ReportingAmount, "100.00") // 90 / 0.90
+}
+
+// An entry is reversed at most once, also when many try at the same time
+// (in one group or in several): exactly one reversal is recorded, the others
+// are refused and write nothing.
+func TestEntryIsReversedOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	g := w.grant("USD", "REV", "0")
+	w.record(w.donor(g), g, "COMMITMENT", "100.00", "USD", "2024-02-01", "")
+	paid := w.record(w.donor(g), g, "DISBURSEMENT", "40.00", "USD", "2024-03-01", "P-1")
+	reverse(w.donor(g), w, g, paid.ID)
+	_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: paid.ID, ValueDate: "2024-05-01"}, "again")
+	if !errors.Is(err, apperr.ErrFailedPrecondition) {
+		t.Fatalf("second reversal: %v, want FAILED_PRECONDITION", err)
+	}
+
+	other := w.record(w.donor(g), g, "DISBURSEMENT", "30.00", "USD", "2024-03-02", "P-2")
+	const tries = 12
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() {
+			_, errs[i] = w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: other.ID,
+				ValueDate: "2024-05-01"}, fmt.Sprint("race-", i))
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, apperr.ErrFailedPrecondition):
+			t.Errorf("concurrent reversal: %v, want success or FAILED_PRECONDITION", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent reversals succeeded, want 1", ok)
+	}
+	var reversals int
+	var disbursed string
+	if err := w.db.Owner.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM transactions WHERE type = 'REVERSAL'),
+		(SELECT disbursed::text FROM grant_balances WHERE grant_id = $1)`, g.ID).Scan(&reversals, &disbursed); err != nil {
+		t.Fatal(err)
+	}
+	if reversals != 2 {
+		t.Errorf("%d reversals in the journal, want 2", reversals)
+	}
+	eq(t, "disbursed after both reversals", d(disbursed), "0.00") // 40 + 30 − 40 − 30
 }
