@@ -41,6 +41,20 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 		if again[i].ID != got[i].ID {
 			t.Fatalf("replay returned other entries")
 		}
+		// Each entry names its batch, whose audit events carry the same id,
+		// fresh from the batch and read back alike.
+		if got[i].BatchID == "" || got[i].BatchID != got[0].BatchID || again[i].BatchID != got[i].BatchID {
+			t.Fatalf("entry %d: batch id %q, replayed %q, first %q", i, got[i].BatchID, again[i].BatchID, got[0].BatchID)
+		}
+		if got[i].RecordedAt.IsZero() || !got[i].RecordedAt.Equal(again[i].RecordedAt) {
+			t.Fatalf("entry %d: recorded at %v, read back %v", i, got[i].RecordedAt, again[i].RecordedAt)
+		}
+	}
+	if n := count(`SELECT count(*) FROM audit_events WHERE entity_type = 'transaction_batch' AND entity_id = '` + got[0].BatchID + `'`); n != 2 {
+		t.Fatalf("%d audit events carry the batch id, want 2", n)
+	}
+	if single := w.record(w.donor(b), b, "DISBURSEMENT", "1.00", "EUR", "2024-02-03", "B-0"); single.BatchID != "" || single.RecordedAt.IsZero() {
+		t.Fatalf("an entry recorded alone: batch id %q, recorded at %v", single.BatchID, single.RecordedAt)
 	}
 	before := count(`SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events)`)
 

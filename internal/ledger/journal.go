@@ -75,6 +75,7 @@ type Transaction struct {
 	RecordedBy      string           `json:"recordedBy"`
 	RecordedRole    string           `json:"-"`
 	RecordedAt      time.Time        `json:"-"`
+	BatchID         string           `json:"-"` // the batch's audit event holds it
 }
 
 // RecordTransaction appends one entry to a grant's journal. It is the hot
@@ -692,6 +693,17 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 			}
 		}
 	}
+	// Entries are recorded at the transaction's start (the column default).
+	b.Queue(`SELECT now()`).QueryRow(func(r pgx.Row) error {
+		var at time.Time
+		if err := r.Scan(&at); err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].RecordedAt, out[i].BatchID = at, batchID
+		}
+		return nil
+	})
 	return out, b, nil
 }
 
@@ -814,14 +826,15 @@ func (b *balance) check(cur string) error {
 
 const txColumns = `t.id, t.grant_id, t.type, t.bucket, t.amount, t.currency, t.agreement_amount, g.currency,
 	t.reporting_amount, r.reporting_currency, t.agreement_rate, t.reporting_rate, t.fx_rate, t.value_date, t.reference,
-	coalesce(t.milestone_id::text, ''), coalesce(t.reverses_id::text, ''), t.note, t.recorded_by, t.recorded_role, t.recorded_at`
+	coalesce(t.milestone_id::text, ''), coalesce(t.reverses_id::text, ''), t.note, t.recorded_by, t.recorded_role, t.recorded_at,
+	coalesce(t.batch_id::text, '')`
 
 const txFrom = ` FROM transactions t JOIN grants g ON g.id = t.grant_id JOIN roadmaps r ON r.id = g.roadmap_id`
 
 func scanTx(row pgx.Row, t *Transaction) error {
 	return row.Scan(&t.ID, &t.GrantID, &t.Type, &t.Bucket, &t.Amount, &t.Currency, &t.AgreementAmount, &t.AgreementCcy,
 		&t.ReportingAmount, &t.ReportingCcy, &t.AgreementRate, &t.ReportingRate, &t.FxRate, &t.ValueDate, &t.Reference,
-		&t.MilestoneID, &t.ReversesID, &t.Note, &t.RecordedBy, &t.RecordedRole, &t.RecordedAt)
+		&t.MilestoneID, &t.ReversesID, &t.Note, &t.RecordedBy, &t.RecordedRole, &t.RecordedAt, &t.BatchID)
 }
 
 // readTransactions reads entries matching where, in id (recording) order, at

@@ -229,7 +229,7 @@ func transactionPB(t ledger.Transaction) *pb.Transaction {
 	out := &pb.Transaction{Id: t.ID, GrantId: t.GrantID, Type: t.Type, Amount: moneyPB(t.Amount, t.Currency),
 		ValueDate: date(t.ValueDate), Reference: t.Reference, MilestoneId: t.MilestoneID, ReversesTransactionId: t.ReversesID,
 		Note: t.Note, RecordedBy: t.RecordedBy, AgreementAmount: moneyPB(t.AgreementAmount, t.AgreementCcy),
-		ReportingAmount: moneyPB(t.ReportingAmount, t.ReportingCcy)}
+		ReportingAmount: moneyPB(t.ReportingAmount, t.ReportingCcy), BatchId: t.BatchID}
 	if !t.RecordedAt.IsZero() {
 		out.RecordedAt = timestamppb.New(t.RecordedAt)
 	}

@@ -652,8 +652,12 @@ type Transaction struct {
 	// rounded once half-to-even; negative for reversals and reductions.
 	AgreementAmount *Money `protobuf:"bytes,13,opt,name=agreement_amount,json=agreementAmount,proto3" json:"agreement_amount,omitempty"`
 	ReportingAmount *Money `protobuf:"bytes,14,opt,name=reporting_amount,json=reportingAmount,proto3" json:"reporting_amount,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Output only: the batch that recorded the entry (BatchRecordTransactions),
+	// empty for an entry recorded alone. The batch's audit events carry it as
+	// their entity id.
+	BatchId       string `protobuf:"bytes,15,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -782,6 +786,13 @@ func (x *Transaction) GetReportingAmount() *Money {
 		return x.ReportingAmount
 	}
 	return nil
+}
+
+func (x *Transaction) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
 }
 
 type RecordTransactionRequest struct {
@@ -1787,7 +1798,7 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\trequestId\"A\n" +
 	"\x16SetAllocationsResponse\x12'\n" +
-	"\x05grant\x18\x01 \x01(\v2\x11.tranche.v1.GrantR\x05grant\"\x8e\x05\n" +
+	"\x05grant\x18\x01 \x01(\v2\x11.tranche.v1.GrantR\x05grant\"\xa9\x05\n" +
 	"\vTransaction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bgrant_id\x18\x02 \x01(\tR\agrantId\x12\x12\n" +
@@ -1806,7 +1817,8 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\vrecorded_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"recordedAt\x12<\n" +
 	"\x10agreement_amount\x18\r \x01(\v2\x11.tranche.v1.MoneyR\x0fagreementAmount\x12<\n" +
-	"\x10reporting_amount\x18\x0e \x01(\v2\x11.tranche.v1.MoneyR\x0freportingAmount\"\xac\x01\n" +
+	"\x10reporting_amount\x18\x0e \x01(\v2\x11.tranche.v1.MoneyR\x0freportingAmount\x12\x19\n" +
+	"\bbatch_id\x18\x0f \x01(\tR\abatchId\"\xac\x01\n" +
 	"\x18RecordTransactionRequest\x12#\n" +
 	"\bgrant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\agrantId\x12A\n" +
 	"\vtransaction\x18\x02 \x01(\v2\x17.tranche.v1.TransactionB\x06\xbaH\x03\xc8\x01\x01R\vtransaction\x12(\n" +
