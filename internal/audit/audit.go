@@ -127,7 +127,7 @@ func insert(ctx context.Context, e Entry) (string, []any, error) {
 // Values returns an event's columns in the order (actor_token_id, actor_name,
 // actor_role, actor_org_id, method, entity_type, entity_id, request_id,
 // subject_orgs, change), for a statement that inserts the event itself (the
-// single-statement journal write, ledger_record).
+// single-statement journal write in internal/ledger).
 func Values(ctx context.Context, e Entry) ([]any, error) {
 	change, err := Canonical(e.Change)
 	if err != nil {

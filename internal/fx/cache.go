@@ -40,11 +40,15 @@ func (c *Cache) Current(ctx context.Context, q Querier) (*Snapshot, error) {
 }
 
 // Refresh reads the rates stored since the cached snapshot and returns the
-// new snapshot.
+// newest snapshot. The query runs without the lock (a caller may hold a
+// pooled connection while it waits for the lock; holding the lock while
+// waiting for a connection could then deadlock). Concurrent refreshes may
+// read the same rows; the snapshot with the higher Seq wins, and it holds
+// every rate up to its Seq.
 func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	old := c.cur
+	c.mu.Unlock()
 	if old == nil {
 		old = &Snapshot{Table: &Table{byPair: map[[2]string][]Rate{}}}
 	}
@@ -76,6 +80,11 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 	}
 	for k := range touched {
 		slices.SortFunc(next.byPair[k], func(a, b Rate) int { return a.Date.Compare(b.Date) })
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil && c.cur.Seq >= next.Seq {
+		return c.cur, nil
 	}
 	c.cur = next
 	return next, nil

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -45,9 +46,10 @@ func (s *Store) RecordAsOneGroup(ctx context.Context, in []EntryInput, requestID
 		}
 		group = append(group, &pending{grantID: e.GrantID, args: args, done: make(chan struct{})})
 	}
+	inOrder := slices.Clone(group) // flush sorts the group by grant id
 	s.commit.flush(group)
 	var outcomes []string
-	for _, p := range group {
+	for _, p := range inOrder {
 		if p.err != nil {
 			return nil, p.err
 		}

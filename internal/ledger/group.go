@@ -13,13 +13,13 @@ import (
 
 // committer commits concurrent single-entry writes in groups: the writes
 // that arrive while a group is in flight go together in the next one, as one
-// pipelined batch of ledger_record calls that PostgreSQL runs as one implicit
+// pipelined batch of recordSQL statements that PostgreSQL runs as one implicit
 // transaction. A group costs one round trip and one commit (one WAL flush)
 // however many writes it holds, which is what bounds a small server's write
 // rate; a write alone costs what it did ungrouped, so nobody waits for
 // company. Each write still answers only after its own commit.
 //
-// ledger_record refuses without raising (refused writes change nothing), so
+// recordSQL refuses without raising (refused writes change nothing), so
 // one write's refusal never undoes the others. Anything that does raise (a
 // request id claimed concurrently in another transaction, a lost connection)
 // fails the whole group, and each of its writes is then tried again alone.
@@ -58,7 +58,7 @@ type pending struct {
 	promoted bool          // lead was sent; guarded by committer.mu
 }
 
-// recordRow is what ledger_record returns.
+// recordRow is what recordSQL returns.
 type recordRow struct {
 	outcome, detail string
 	priorID         *string
@@ -66,7 +66,7 @@ type recordRow struct {
 	recordedAt      *time.Time
 }
 
-// write runs one ledger_record call in a group and returns its row. An
+// write runs one recordSQL statement in a group and returns its row. An
 // error means the group failed: nothing of it was written.
 func (c *committer) write(grantID string, args []any) (recordRow, error) {
 	p := &pending{grantID: grantID, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
@@ -76,13 +78,19 @@ func TestGroupedWritesStandApart(t *testing.T) {
 		VALUES ('RecordTransaction', 'g-5', '\x00', 'elsewhere')`); err != nil {
 		t.Fatal(err)
 	}
+	// The group runs in grant id order: the write that would succeed goes
+	// first, so a group split into two transactions would leave it behind.
+	lo, hi := g1, g2
+	if hi.ID < lo.ID {
+		lo, hi = hi, lo
+	}
 	var groupErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		_, groupErr = w.l.RecordAsOneGroup(admin, []ledger.EntryInput{
-			{GrantID: g1.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "T-4"},
-			{GrantID: g2.ID, Type: "EXPENDITURE", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "INV-5"},
-		}, []string{"g-4", "g-5"})
+			{GrantID: hi.ID, Type: "EXPENDITURE", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "INV-5"},
+			{GrantID: lo.ID, Type: "EXPENDITURE", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "INV-4"},
+		}, []string{"g-5", "g-4"})
 	})
 	waitForLockWait(t, w)
 	if err := blocker.Commit(ctx); err != nil {
@@ -93,16 +101,15 @@ func TestGroupedWritesStandApart(t *testing.T) {
 		t.Fatal("the group committed although one of its claims was taken meanwhile")
 	}
 	var n int
-	if err := w.db.Owner.QueryRow(ctx, `SELECT count(*) FROM transactions WHERE reference IN ('T-4', 'INV-5')`).Scan(&n); err != nil {
+	var spent string
+	if err := w.db.Owner.QueryRow(ctx, `SELECT (SELECT count(*) FROM transactions WHERE reference IN ('INV-4', 'INV-5')),
+		(SELECT spent::text FROM grant_balances WHERE grant_id = $1)`, lo.ID).Scan(&n, &spent); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
 		t.Errorf("%d entries of the failed group were written", n)
 	}
-	if err := w.db.Owner.QueryRow(ctx, `SELECT disbursed::text FROM grant_balances WHERE grant_id = $1`, g1.ID).Scan(&disb1); err != nil {
-		t.Fatal(err)
-	}
-	eq(t, "G1 disbursed after the failed group", d(disb1), "60.00")
+	eq(t, "spent after the failed group", d(spent), "0")
 }
 
 // waitForLockWait returns once some session of the test database waits for a
@@ -156,7 +163,12 @@ func TestEntryIsReversedOnce(t *testing.T) {
 	g := w.grant("USD", "REV", "0")
 	w.record(w.donor(g), g, "COMMITMENT", "100.00", "USD", "2024-02-01", "")
 	paid := w.record(w.donor(g), g, "DISBURSEMENT", "40.00", "USD", "2024-03-01", "P-1")
-	reverse(w.donor(g), w, g, paid.ID)
+	rev := ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: paid.ID, ValueDate: "2024-05-01"}
+	first := must(w.l.RecordTransaction(w.donor(g), rev, "rev-1"))
+	// A retry of the reversal itself answers with it; it is not "already reversed".
+	if again := must(w.l.RecordTransaction(w.donor(g), rev, "rev-1")); again.ID != first.ID {
+		t.Fatalf("retried reversal returned %s, want %s", again.ID, first.ID)
+	}
 	_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: paid.ID, ValueDate: "2024-05-01"}, "again")
 	if !errors.Is(err, apperr.ErrFailedPrecondition) {
 		t.Fatalf("second reversal: %v, want FAILED_PRECONDITION", err)
@@ -195,4 +207,68 @@ func TestEntryIsReversedOnce(t *testing.T) {
 		t.Errorf("%d reversals in the journal, want 2", reversals)
 	}
 	eq(t, "disbursed after both reversals", d(disbursed), "0.00") // 40 + 30 − 40 − 30
+}
+
+// Writers on a small pool, single and batched, keep going while rates are
+// added under them (each addition makes every cached table stale): a refresh
+// of the FX cache must never wait for a connection while blocking writers
+// that hold one.
+func TestSmallPoolKeepsMovingWhileRatesChange(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	g := w.grant("EUR", "POOL", "0")
+	w.record(w.donor(g), g, "COMMITMENT", "1000000.00", "EUR", "2024-02-01", "")
+	cfg := w.db.App.Config().Copy()
+	cfg.MaxConns, cfg.MinConns = 2, 0
+	pool := must(pgxpool.NewWithConfig(context.Background(), cfg))
+	defer pool.Close()
+	l := ledger.New(pool)
+	ctx, cancel := context.WithTimeout(w.donor(g), time.Minute)
+	defer cancel()
+	rates := fx.New(w.db.App)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	wg.Go(func() {
+		for i := range 20 {
+			day := time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i).Format(time.DateOnly)
+			if _, err := rates.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: day, Rate: "0.9" + fmt.Sprint(i%10)}}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	for c := range 4 {
+		wg.Go(func() {
+			for i := range 15 {
+				in := ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "EUR", ValueDate: "2024-03-01",
+					Reference: fmt.Sprint("S", c, "-", i)}
+				if _, err := l.RecordTransaction(ctx, in, fmt.Sprint("s-", c, "-", i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			for i := range 15 {
+				in := ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "EUR", ValueDate: "2024-03-01",
+					Reference: fmt.Sprint("B", c, "-", i)}
+				if _, err := l.BatchRecord(ctx, []ledger.EntryInput{in}, fmt.Sprint("b-", c, "-", i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	if err := w.db.Owner.QueryRow(context.Background(), `SELECT count(*) FROM transactions WHERE grant_id = $1 AND type = 'DISBURSEMENT'`, g.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 120 {
+		t.Errorf("%d disbursements recorded, want 120", n)
+	}
 }

@@ -81,11 +81,10 @@ type Transaction struct {
 // RecordTransaction appends one entry to a grant's journal. It is the hot
 // path of the service: one round trip, one statement. What never changes
 // (the grant, the milestone, the entry a reversal cancels) comes from caches
-// or a read before the write, the conversion from the cached FX table; the
-// function ledger_record (migration 004) then checks the FX cache is current,
-// claims the request id, moves the grant's balances under their invariants
-// and row lock, and appends the entry and its audit event, in one implicit
-// transaction.
+// or a read before the write, the conversion from the cached FX table;
+// recordSQL then checks the FX cache is current, looks up the request id,
+// moves the grant's balances under their invariants and row lock, and
+// appends the entry, its claim and its audit event (see group.go).
 func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID string) (Transaction, error) {
 	if requestID == "" {
 		return Transaction{}, apperr.Invalid("requestId", "required")
@@ -136,6 +135,9 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 			// The group failed as a whole (nothing of it was written): alone,
 			// this write either succeeds or fails for its own reason.
 			row, err = writeAlone(ctx, s.pool, args)
+		}
+		if c, ok := postgres.IsUniqueViolation(err); ok && c == "idempotency_keys_pkey" && attempt < maxAttempts {
+			continue // the same request id committed meanwhile: the next attempt replays it
 		}
 		if err != nil {
 			return Transaction{}, writeError(err)
@@ -216,7 +218,7 @@ func writeAlone(ctx context.Context, pool *pgxpool.Pool, args []any) (recordRow,
 // refusal that no longer holds).
 const maxAttempts = 5
 
-// balanceRefusal explains why ledger_record refused an entry, from the
+// balanceRefusal explains why recordSQL refused an entry, from the
 // balance row it was refused on (detail: pledged committed disbursed
 // allocated), with the same words as a batch's check. nil means the row no
 // longer refuses it.
@@ -257,7 +259,10 @@ func (s *Store) readStatic(ctx context.Context, pl *plan) error {
 		}
 	}
 	queueMilestones(b, missing, pl)
-	queueOriginals(b, pl)
+	// Whether the entry is reversed already is left to the statement, which
+	// looks up the request id first: a retry of the reversal itself must
+	// replay, not be refused.
+	queueOriginals(b, pl, false)
 	if b.Len() > 0 {
 		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 			return err
@@ -474,14 +479,14 @@ func (s *Store) gather(b *pgx.Batch, pl *plan) {
 		}
 		return rows.Err()
 	})
-	queueOriginals(b, pl)
+	queueOriginals(b, pl, true)
 	queueMilestones(b, pl.milestoneIDs, pl)
 	b.Queue(`SELECT coalesce(max(seq), 0) FROM fx_rates`).QueryRow(func(r pgx.Row) error { return r.Scan(&pl.fxSeq) })
 }
 
 // queueOriginals queues the read of the entries a plan's reversals cancel,
-// and of whether each is cancelled already.
-func queueOriginals(b *pgx.Batch, pl *plan) {
+// and, with reversed, of whether each is cancelled already.
+func queueOriginals(b *pgx.Batch, pl *plan, reversed bool) {
 	if len(pl.reversed) == 0 {
 		return
 	}
@@ -495,6 +500,9 @@ func queueOriginals(b *pgx.Batch, pl *plan) {
 		}
 		return rows.Err()
 	})
+	if !reversed {
+		return
+	}
 	b.Queue(`SELECT reverses_id::text FROM transactions WHERE reverses_id = ANY ($1::uuid[])`, pl.reversed).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
