@@ -372,9 +372,10 @@ type parsed struct {
 	fxRate    *decimal.Decimal
 }
 
-// plan is what recording entries needs from the database. gather queues
-// every read into one batch, so a write costs two round trips: the reads
-// (with the grants' row locks), then the writes.
+// plan is what recording entries needs from the database. For a batch,
+// gather queues every read into one round trip (with the grants' row locks)
+// and apply the writes into a second; a single entry reads only what its
+// caches miss (readStatic) and writes in one statement.
 type plan struct {
 	p                auth.Principal
 	entries          []parsed
