@@ -81,6 +81,20 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 	must(w.l.BatchRecord(admin, []ledger.EntryInput{
 		{GrantID: a.ID, Type: "REVERSAL", ReversesID: withReversal[0].ID, ValueDate: "2024-03-02"},
 	}, "batch-5"))
+	// An entry is reversed once: not again by a later batch, nor twice in one.
+	a5 := withReversal[0].ID
+	if _, err := w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: a.ID, Type: "REVERSAL", ReversesID: a5, ValueDate: "2024-03-03"}}, "batch-6"); !errors.Is(err, apperr.ErrFailedPrecondition) {
+		t.Fatalf("reversing a reversed entry in a batch: %v", err)
+	}
+	twice := must(w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "5.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-5"}}, "batch-7"))
+	if _, err := w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"},
+		{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"},
+	}, "batch-8"); !errors.Is(err, apperr.ErrFailedPrecondition) {
+		t.Fatalf("reversing one entry twice in a batch: %v", err)
+	}
+	must(w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"}}, "batch-9"))
 	r := must(w.l.Reconcile(coord, a.ID, time0))
 	eq(t, "A disbursed", r.Agreement.Disbursed, "200.00")
 	checkReplay(t, w)

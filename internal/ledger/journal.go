@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -118,9 +117,8 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 		return Transaction{}, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	originals := maps.Clone(pl.originals)
 	for attempt := 1; ; attempt++ {
-		pl.rates, pl.originals = rates.Table, maps.Clone(originals)
+		pl.rates = rates.Table
 		out, err := s.prepare(pl, []string{id})
 		if err != nil {
 			return Transaction{}, err
@@ -243,13 +241,12 @@ func balanceRefusal(detail string, t Transaction, g *Grant) error {
 }
 
 // readStatic fills a single-entry plan with what never changes: the grant
-// and the milestone (cached), and for a reversal the entry it cancels and
-// whether it is cancelled already. Cache misses and the reversal cost one
-// round trip together.
+// and the milestone (cached), and for a reversal the entry it cancels. Cache
+// misses and the reversal cost one round trip together.
 func (s *Store) readStatic(ctx context.Context, pl *plan) error {
 	pl.originals, pl.milestoneRoadmap = map[string]Transaction{}, map[string]string{}
 	b := &pgx.Batch{}
-	grants := s.queueGrants(b, pl.grantIDs)
+	pl.grants = s.queueGrants(b, pl.grantIDs)
 	var missing []string
 	for _, id := range pl.milestoneIDs {
 		if rm, ok := s.milestoneRoadmaps.Load(id); ok {
@@ -273,14 +270,13 @@ func (s *Store) readStatic(ctx context.Context, pl *plan) error {
 			s.milestoneRoadmaps.Store(id, rm)
 		}
 	}
-	pl.grants = grants()
 	return nil
 }
 
-// queueGrants returns the grants' unchanging fields from the cache, queuing a
-// read of those not cached yet; the returned function gives them once the
-// batch ran. Unknown grants are left out, for found to report.
-func (s *Store) queueGrants(b *pgx.Batch, ids []string) func() map[string]*Grant {
+// queueGrants returns the grants' unchanging fields from the cache and queues
+// a read of those not cached yet, which fills the map in when the batch runs.
+// Unknown grants are left out, for found to report.
+func (s *Store) queueGrants(b *pgx.Batch, ids []string) map[string]*Grant {
 	out := map[string]*Grant{}
 	var missing []string
 	for _, id := range ids {
@@ -306,7 +302,7 @@ func (s *Store) queueGrants(b *pgx.Batch, ids []string) func() map[string]*Grant
 			return rows.Err()
 		})
 	}
-	return func() map[string]*Grant { return out }
+	return out
 }
 
 // BatchRecord records up to 1 000 entries across grants, all or nothing, in
@@ -385,6 +381,7 @@ type plan struct {
 	grants           map[string]*Grant
 	bals             map[string]*balance
 	originals        map[string]Transaction
+	reversedAlready  map[string]bool // batch path: reversed entries, read under the grants' locks
 	milestoneRoadmap map[string]string
 	rates            *fx.Table
 	fxSeq            int64 // the FX table's head, read with the grants' locks
@@ -465,7 +462,7 @@ func newPlan(p auth.Principal, in []EntryInput, prefix string) (*plan, error) {
 func (s *Store) gather(b *pgx.Batch, pl *plan) {
 	// Fresh for every attempt: a retried transaction reads again.
 	pl.grants, pl.bals = map[string]*Grant{}, map[string]*balance{}
-	pl.originals, pl.milestoneRoadmap = map[string]Transaction{}, map[string]string{}
+	pl.originals, pl.milestoneRoadmap, pl.reversedAlready = map[string]Transaction{}, map[string]string{}, map[string]bool{}
 	b.Queue(`SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated`+grantFrom+`
 		WHERE g.id = ANY ($1::uuid[]) ORDER BY g.id FOR UPDATE OF b`, pl.grantIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -486,7 +483,7 @@ func (s *Store) gather(b *pgx.Batch, pl *plan) {
 }
 
 // queueOriginals queues the read of the entries a plan's reversals cancel,
-// and, with reversed, of whether each is cancelled already.
+// and, with reversed, of which of them are cancelled already.
 func queueOriginals(b *pgx.Batch, pl *plan, reversed bool) {
 	if len(pl.reversed) == 0 {
 		return
@@ -510,7 +507,7 @@ func queueOriginals(b *pgx.Batch, pl *plan, reversed bool) {
 			if err := rows.Scan(&id); err != nil {
 				return err
 			}
-			pl.originals[id] = Transaction{ID: id, Type: "already reversed"}
+			pl.reversedAlready[id] = true
 		}
 		return rows.Err()
 	})
@@ -571,8 +568,6 @@ func (s *Store) prepare(pl *plan, ids []string) ([]Transaction, error) {
 			switch {
 			case !ok:
 				return nil, apperr.Invalid(f("reversesTransactionId"), "no entry %s in this journal", t.ReversesID)
-			case orig.Type == "already reversed":
-				return nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
 			case orig.GrantID != g.ID:
 				return nil, apperr.Invalid(f("reversesTransactionId"), "entry %s belongs to another grant", t.ReversesID)
 			case orig.Type == Reversal:
@@ -586,7 +581,6 @@ func (s *Store) prepare(pl *plan, ids []string) ([]Transaction, error) {
 			if t.MilestoneID == "" {
 				t.MilestoneID = orig.MilestoneID
 			}
-			pl.originals[t.ReversesID] = Transaction{ID: t.ReversesID, Type: "already reversed"}
 		} else {
 			if _, err := money.Currency(t.Currency); err != nil {
 				return nil, apperr.Invalid(f("amount.currency"), "%v", err)
@@ -616,6 +610,12 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 		return nil, nil, err
 	}
 	for _, t := range out {
+		if t.Type == Reversal {
+			if pl.reversedAlready[t.ReversesID] {
+				return nil, nil, fmt.Errorf("entry %s is already reversed: %w", t.ReversesID, apperr.ErrFailedPrecondition)
+			}
+			pl.reversedAlready[t.ReversesID] = true // by this batch
+		}
 		g := pl.grants[t.GrantID]
 		b := pl.bals[g.ID]
 		b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
