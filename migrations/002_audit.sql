@@ -29,6 +29,8 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_unsealed ON audit_events (id) WHERE seq IS NULL;
 CREATE INDEX audit_events_entity ON audit_events (entity_type, entity_id, id);
+CREATE INDEX audit_events_actor ON audit_events (actor_token_id, id);
+CREATE INDEX audit_events_time ON audit_events (occurred_at);
 
 -- Rows are never updated or deleted, except that an unsealed event's chain
 -- fields are filled in once.

@@ -40,3 +40,9 @@ CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 -- insertion less per entry), still at most one reversal per entry.
 ALTER TABLE transactions DROP CONSTRAINT transactions_reverses_id_key;
 CREATE UNIQUE INDEX transactions_reverses_id_key ON transactions (reverses_id) WHERE reverses_id IS NOT NULL;
+
+-- Every audit event paid for two indexes that only the listing's actor and
+-- time filters used (an earlier edit of 002 dropped them for new databases
+-- only; this drops them everywhere).
+DROP INDEX IF EXISTS audit_events_actor;
+DROP INDEX IF EXISTS audit_events_time;
