@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -431,10 +432,18 @@ func TestCrashDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	// Events = organisations + tokens: nothing without its change.
-	all := call(t, s2, "GET", "/v1/organizations?pageSize=500", auditor, "")
-	orgs := len(all.body["organizations"].([]any))
-	checked := v.body["eventsChecked"].(string)
-	if want := fmt.Sprint(orgs + 2); checked != want && all.body["nextPageToken"] == "" {
+	orgs, token := 0, ""
+	for {
+		page := call(t, s2, "GET", "/v1/organizations?pageSize=500&pageToken="+url.QueryEscape(token), auditor, "")
+		if page.code != 200 {
+			t.Fatalf("listing organisations: %d %s", page.code, page.raw)
+		}
+		orgs += len(page.body["organizations"].([]any))
+		if token, _ = page.body["nextPageToken"].(string); token == "" {
+			break
+		}
+	}
+	if checked, want := v.body["eventsChecked"].(string), fmt.Sprint(orgs+2); checked != want {
 		t.Fatalf("%s events for %d organisations and 2 tokens", checked, orgs)
 	}
 }
@@ -468,7 +477,11 @@ func TestTwoServersRaceDisbursements(t *testing.T) {
 	if r := call(t, a, "POST", "/v1/grants/"+grant+"/transactions", dtok, `{"transaction":{"type":"COMMITMENT","amount":{"amount":"12000.00","currency":"USD"},"valueDate":"2024-02-01"},"requestId":"c1"}`); r.code != 200 {
 		t.Fatalf("commitment: %d %s", r.code, r.raw)
 	}
-	codes := make(chan int, 32)
+	type answer struct {
+		code int
+		grpc any // the gRPC status code in the error body
+	}
+	codes := make(chan answer, 32)
 	var wg sync.WaitGroup
 	for c := range 32 {
 		s := a
@@ -478,14 +491,17 @@ func TestTwoServersRaceDisbursements(t *testing.T) {
 		wg.Go(func() {
 			r := call(t, s, "POST", "/v1/grants/"+grant+"/transactions", dtok,
 				fmt.Sprintf(`{"transaction":{"type":"DISBURSEMENT","amount":{"amount":"1000.00","currency":"USD"},"valueDate":"2024-03-01","reference":"T%d"},"requestId":"d%d"}`, c, c))
-			codes <- r.code
+			codes <- answer{r.code, r.body["code"]}
 		})
 	}
 	wg.Wait()
 	close(codes)
 	n := map[int]int{}
 	for c := range codes {
-		n[c]++
+		n[c.code]++
+		if c.code == 400 && c.grpc != float64(9) {
+			t.Errorf("a refused disbursement carries gRPC code %v, want 9 (FAILED_PRECONDITION)", c.grpc)
+		}
 	}
 	if n[200] != 12 || n[400] != 20 {
 		t.Fatalf("status codes %v; want 12 × 200 and 20 × 400 (FAILED_PRECONDITION)", n)

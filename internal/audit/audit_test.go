@@ -25,13 +25,16 @@ func coordinator() context.Context {
 }
 
 // mutate creates n organisations, each one audited mutation.
+// mutate makes n audited changes; it may run on a goroutine of its own, so
+// it reports with Error and stops.
 func mutate(t testing.TB, db *testdb.DB, n int, prefix string) {
 	t.Helper()
 	s := org.New(db.App)
 	for i := range n {
 		name := fmt.Sprintf("%s %d | with a pipe", prefix, i)
 		if _, err := s.Create(coordinator(), org.Organization{Name: name, Kind: "DONOR"}, prefix+fmt.Sprint(i)); err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
 	}
 }
@@ -181,7 +184,8 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	// A second sealer, as a second replica would run.
 	other := audit.NewSealer(db.App)
 	other.Interval = 7 * time.Millisecond
-	go other.Run(ctx)
+	otherDone := make(chan struct{})
+	go func() { other.Run(ctx); close(otherDone) }()
 
 	const writers, each = 16, 500
 	var wg sync.WaitGroup
@@ -191,6 +195,7 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	wg.Wait()
 	cancel()
 	<-sealed
+	<-otherDone
 	r := verify(t, db)
 	if !r.Verified || r.EventsChecked != writers*each || r.HeadSeq != writers*each || r.Unsealed != 0 {
 		t.Fatalf("after %d mutations: %+v", writers*each, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
@@ -95,7 +96,7 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 		t.Fatalf("reversing one entry twice in a batch: %v", err)
 	}
 	must(w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"}}, "batch-9"))
-	r := must(w.l.Reconcile(coord, a.ID, time0))
+	r := must(w.l.Reconcile(coord, a.ID, time.Time{}))
 	eq(t, "A disbursed", r.Agreement.Disbursed, "200.00")
 	checkReplay(t, w)
 }
@@ -115,7 +116,7 @@ func TestRecordRetryAndReuseOfRequestID(t *testing.T) {
 	if _, err := w.l.RecordTransaction(dn, in, "same"); !errors.Is(err, apperr.ErrAlreadyExists) {
 		t.Fatalf("same request id, other amount: %v", err)
 	}
-	r := must(w.l.Reconcile(coord, g.ID, time0))
+	r := must(w.l.Reconcile(coord, g.ID, time.Time{}))
 	eq(t, "committed", r.Agreement.Committed, "100.00")
 	checkReplay(t, w)
 }

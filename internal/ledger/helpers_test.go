@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -117,4 +116,3 @@ func orgImpl(w *world, name string) (string, error) {
 
 func must3[T any](v T, _ string, err error) T { return must(v, err) }
 
-func timeZero() (t time.Time) { return t }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -56,7 +57,7 @@ func TestConcurrentDisbursementsNeverExceedCommitment(t *testing.T) {
 	if ok.Load() != 10 || refused.Load() != 22 {
 		t.Fatalf("%d succeeded, %d refused; want 10 and 22", ok.Load(), refused.Load())
 	}
-	r := must(w.l.Reconcile(coord, g.ID, time0))
+	r := must(w.l.Reconcile(coord, g.ID, time.Time{}))
 	eq(t, "disbursed", r.Agreement.Disbursed, "10000.00")
 	checkReplay(t, w)
 	checkChain(t, w)
@@ -170,6 +171,9 @@ func checkReplay(t *testing.T, w *world) {
 			t.Errorf("grant %s over-disbursed: %s > %s", id, cached[2], cached[1])
 		}
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // sums lists the per-bucket sums of a journal column, in balance order.
@@ -195,7 +199,6 @@ func checkChain(t *testing.T, w *world) {
 	}
 }
 
-var time0 = timeZero()
 
 // Bad input is refused with the field named, and writes nothing.
 func TestBadInputWritesNothing(t *testing.T) {
@@ -242,7 +245,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"negative fx rate", func(e *ledger.EntryInput) { e.FxRate = "-1" }, "transaction.fxRate", nil},
 	}
 	count := func() (n int) {
-		w.db.Owner.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM idempotency_keys)`).Scan(&n)
+		if err := w.db.Owner.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM idempotency_keys)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		return n
 	}
 	before := count()
@@ -328,7 +333,7 @@ func TestRolesOnLedger(t *testing.T) {
 			_, err := w.l.SetAllocations(ukDonor, eu.ID, nil, "a")
 			return err
 		}(), apperr.ErrNotFound},
-		{"other donor reconciles", func() error { _, err := w.l.Reconcile(ukDonor, eu.ID, time0); return err }(), apperr.ErrNotFound},
+		{"other donor reconciles", func() error { _, err := w.l.Reconcile(ukDonor, eu.ID, time.Time{}); return err }(), apperr.ErrNotFound},
 		{"other donor lists transactions", func() error { _, _, err := w.l.ListTransactions(ukDonor, eu.ID, "", 10, ""); return err }(), apperr.ErrNotFound},
 		{"implementer reports progress on its milestone", func() error {
 			_, err := w.l.ReportProgress(impl, w.m1.ID, "1000", "2024-05-01", "", "p1")

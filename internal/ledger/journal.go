@@ -99,32 +99,57 @@ func (s *Store) RecordTransaction(ctx context.Context, in EntryInput, requestID 
 	return t, nil
 }
 
-func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Transaction, error) {
-	e := pl.entries[0]
-	sum, err := idempotency.Digest(e.in)
+// single is one entry being recorded alone: what it needs from the
+// database, read once, and the FX snapshot it is converted with.
+type single struct {
+	pl            *plan
+	g             *Grant
+	id, requestID string
+	sum           []byte // the request's payload digest
+	rates         *fx.Snapshot
+}
+
+// newSingle reads what a single entry needs: the grant and milestone (cached),
+// the entry a reversal cancels, the FX table (cached).
+func (s *Store) newSingle(ctx context.Context, pl *plan, requestID string) (*single, error) {
+	sum, err := idempotency.Digest(pl.entries[0].in)
 	if err != nil {
-		return Transaction{}, err
+		return nil, err
 	}
 	if err := s.readStatic(ctx, pl); err != nil {
-		return Transaction{}, err
+		return nil, err
 	}
 	if err := pl.found(); err != nil {
-		return Transaction{}, err
+		return nil, err
 	}
-	g := pl.grants[e.in.GrantID]
 	rates, err := s.rates.Current(ctx, s.pool)
+	if err != nil {
+		return nil, err
+	}
+	return &single{pl: pl, g: pl.grants[pl.entries[0].in.GrantID], id: uuid.Must(uuid.NewV7()).String(),
+		requestID: requestID, sum: sum, rates: rates}, nil
+}
+
+// build checks and converts the entry with the current snapshot and returns
+// it with recordSQL's arguments.
+func (w *single) build(ctx context.Context, s *Store) (Transaction, []any, error) {
+	w.pl.rates = w.rates.Table
+	out, err := s.prepare(w.pl, []string{w.id})
+	if err != nil {
+		return Transaction{}, nil, err
+	}
+	args, err := entryArgs(ctx, out[0], w.g, w.requestID, w.sum, w.rates)
+	return out[0], args, err
+}
+
+func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Transaction, error) {
+	w, err := s.newSingle(ctx, pl, requestID)
 	if err != nil {
 		return Transaction{}, err
 	}
-	id := uuid.Must(uuid.NewV7()).String()
+	g, sum := w.g, w.sum
 	for attempt := 1; ; attempt++ {
-		pl.rates = rates.Table
-		out, err := s.prepare(pl, []string{id})
-		if err != nil {
-			return Transaction{}, err
-		}
-		t := out[0]
-		args, err := entryArgs(ctx, t, g, requestID, sum, rates)
+		t, args, err := w.build(ctx, s)
 		if err != nil {
 			return Transaction{}, err
 		}
@@ -173,7 +198,7 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 				return Transaction{}, fmt.Errorf("FX rates kept changing under the write: %w", apperr.ErrAborted)
 			}
 			// Rates were added since the cache was filled: convert again.
-			if rates, err = s.rates.Refresh(ctx, s.pool); err != nil {
+			if w.rates, err = s.rates.Refresh(ctx, s.pool); err != nil {
 				return Transaction{}, err
 			}
 		default:

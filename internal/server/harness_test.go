@@ -34,8 +34,15 @@ func newHarness(tb testing.TB) *harness {
 	addr := make(chan string, 1)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { srv.Run(ctx, func(g, _ string) { addr <- g }); close(done) }()
-	h := &harness{db: db, addr: <-addr, tokens: tokens}
+	var runErr error
+	go func() { runErr = srv.Run(ctx, func(g, _ string) { addr <- g }); close(done) }()
+	h := &harness{db: db, tokens: tokens}
+	select {
+	case h.addr = <-addr:
+	case <-done:
+		stop()
+		tb.Fatalf("server did not start: %v", runErr)
+	}
 	tb.Cleanup(func() { stop(); <-done })
 	h.conn = h.dial(tb)
 	return h

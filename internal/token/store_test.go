@@ -111,7 +111,10 @@ func TestCreateRefusesBadInput(t *testing.T) {
 			t.Errorf("%s/%s: got %v, want a violation on %s", tc.role, tc.org, err, tc.field)
 		}
 	}
-	list, _ := s.List(ctx)
+	list, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(list) != 0 {
 		t.Fatalf("refused creates stored %d tokens", len(list))
 	}
