@@ -115,4 +115,3 @@ func orgImpl(w *world, name string) (string, error) {
 }
 
 func must3[T any](v T, _ string, err error) T { return must(v, err) }
-

@@ -199,7 +199,6 @@ func checkChain(t *testing.T, w *world) {
 	}
 }
 
-
 // Bad input is refused with the field named, and writes nothing.
 func TestBadInputWritesNothing(t *testing.T) {
 	t.Parallel()

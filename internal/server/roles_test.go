@@ -179,7 +179,7 @@ func TestEveryRoleAgainstEveryLedgerEndpoint(t *testing.T) {
 	}
 	// Refusals leak nothing: the other donor's NOT_FOUND carries no grant data.
 	_, err = grants.GetGrant(roles[3].ctx, &pb.GetGrantRequest{GrantId: grantID})
-	if s := status.Convert(err).Message(); (strings.Contains(s, "G-1") || strings.Contains(s, donor)) {
+	if s := status.Convert(err).Message(); strings.Contains(s, "G-1") || strings.Contains(s, donor) {
 		t.Fatalf("NOT_FOUND message leaks grant data: %q", s)
 	}
 }
