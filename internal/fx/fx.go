@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
@@ -134,24 +136,34 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 	return created, nil
 }
 
-// List pages through rates by pair and date.
+// List pages through rates by pair and date (the primary key's order, so
+// each page is an index range).
 func (s *Store) List(ctx context.Context, currency, quote string, pageSize int, pageToken string) ([]Rate, string, error) {
 	if pageSize <= 0 {
 		pageSize = 100
 	}
-	after := ""
+	var after [3]string // currency, quote currency, date of the last rate listed
 	if pageToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		parts := strings.Split(string(b), "/")
+		if err != nil || len(parts) != 3 {
+			return nil, "", apperr.Invalid("pageToken", "malformed page token")
+		}
+		after = [3]string(parts)
+	}
+	afterDate := time.Time{}
+	if after[2] != "" {
+		d, err := time.Parse(time.DateOnly, after[2])
 		if err != nil {
 			return nil, "", apperr.Invalid("pageToken", "malformed page token")
 		}
-		after = string(b)
+		afterDate = d
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT currency, quote_currency, date, rate, source FROM fx_rates
 		WHERE ($1 = '' OR currency = $1) AND ($2 = '' OR quote_currency = $2)
-		  AND (currency || '/' || quote_currency || '/' || date::text) > $3
-		ORDER BY currency || '/' || quote_currency || '/' || date::text LIMIT $4`, currency, quote, after, pageSize+1)
+		  AND (currency, quote_currency, date) > ($3, $4, $5)
+		ORDER BY currency, quote_currency, date LIMIT $6`, currency, quote, after[0], after[1], afterDate, pageSize+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing FX rates: %w", err)
 	}
@@ -163,12 +175,9 @@ func (s *Store) List(ctx context.Context, currency, quote string, pageSize int, 
 	if err != nil {
 		return nil, "", fmt.Errorf("listing FX rates: %w", err)
 	}
-	next := ""
-	if len(out) > pageSize {
-		out = out[:pageSize]
-		l := out[pageSize-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(l.Currency + "/" + l.QuoteCurrency + "/" + l.Date.Format(time.DateOnly)))
-	}
+	out, next := paging.Next(out, pageSize, func(r Rate) string {
+		return r.Currency + "/" + r.QuoteCurrency + "/" + r.Date.Format(time.DateOnly)
+	})
 	return out, next, nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
 )
@@ -24,7 +23,7 @@ import (
 // Two concurrent requests with the same id serialise on the key's primary
 // key: the second waits for the first to commit and then replays it.
 func Claim(ctx context.Context, tx pgx.Tx, operation, requestID string, payload any, entityID string) (string, bool, error) {
-	sum, err := digest(payload)
+	sum, err := Digest(payload)
 	if err != nil {
 		return "", false, err
 	}
@@ -41,9 +40,6 @@ func Claim(ctx context.Context, tx pgx.Tx, operation, requestID string, payload 
 const claimSQL = `INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
 	VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 
-// Digest is the SHA-256 of a request's payload (its JSON), which a retry must
-// repeat exactly.
-func Digest(payload any) ([]byte, error) { return digest(payload) }
 
 // Replay decides on a request whose id was already claimed, given the claim
 // found (its payload digest and entity id): the entity to return, or
@@ -55,7 +51,9 @@ func Replay(requestID string, sum, prevSum []byte, prevID string) (string, error
 	return prevID, nil
 }
 
-func digest(payload any) ([]byte, error) {
+// Digest is the SHA-256 of a request's payload (its JSON), which a retry must
+// repeat exactly.
+func Digest(payload any) ([]byte, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("hashing request: %w", err)
@@ -64,44 +62,7 @@ func digest(payload any) ([]byte, error) {
 	return sum[:], nil
 }
 
-// Claimed is the outcome of a claim queued in a batch, known once the batch ran.
-type Claimed struct {
-	operation, requestID string
-	sum                  []byte
-	// New is true when this request took the id; false means a retry (or a
-	// conflicting reuse), which Earlier resolves after the transaction ends.
-	New bool
-}
-
-// Queue adds the claim to a batch that also does the work, so it costs no
-// round trip of its own. When it turns out not to be new, roll the
-// transaction back and call Earlier.
-func Queue(b *pgx.Batch, operation, requestID string, payload any, entityID string) (*Claimed, error) {
-	sum, err := digest(payload)
-	if err != nil {
-		return nil, err
-	}
-	c := &Claimed{operation: operation, requestID: requestID, sum: sum}
-	b.Queue(claimSQL, operation, requestID, sum, entityID).Exec(func(tag pgconn.CommandTag) error {
-		c.New = tag.RowsAffected() == 1
-		return nil
-	})
-	return c, nil
-}
-
-// Earlier returns the entity of the first request with this id, or
-// ErrAlreadyExists when that request carried another payload.
-func (c *Claimed) Earlier(ctx context.Context, q Querier) (string, error) {
-	id, _, err := earlier(ctx, q, c.operation, c.requestID, c.sum)
-	return id, err
-}
-
-// Querier reads one row: a pool or a transaction.
-type Querier interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
-
-func earlier(ctx context.Context, q Querier, operation, requestID string, sum []byte) (string, bool, error) {
+func earlier(ctx context.Context, q pgx.Tx, operation, requestID string, sum []byte) (string, bool, error) {
 	var prevSum []byte
 	var prevID string
 	err := q.QueryRow(ctx, `SELECT payload_sha256, entity_id FROM idempotency_keys WHERE method = $1 AND request_id = $2`,
