@@ -40,7 +40,6 @@ func Claim(ctx context.Context, tx pgx.Tx, operation, requestID string, payload 
 const claimSQL = `INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
 	VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 
-
 // Replay decides on a request whose id was already claimed, given the claim
 // found (its payload digest and entity id): the entity to return, or
 // ErrAlreadyExists when the id came with another payload.
