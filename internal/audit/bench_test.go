@@ -3,10 +3,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -36,22 +33,9 @@ func BenchmarkAuditTrailOverhead(b *testing.B) {
 			s := audit.NewSealer(db.App)
 			go s.Run(ctx)
 		}
-		var n atomic.Int64
-		start := time.Now()
-		var wg sync.WaitGroup
-		for c := range clients {
-			wg.Go(func() {
-				for i := range perClient {
-					if err := mutation(ctx, db.App, fmt.Sprintf("%d-%d-%d", phase, c, i), withTrail); err != nil {
-						b.Error(err)
-						return
-					}
-					n.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		return float64(n.Load()) / time.Since(start).Seconds()
+		return testdb.Rate(b, clients, perClient, func(c, i int) error {
+			return mutation(ctx, db.App, fmt.Sprintf("%d-%d-%d", phase, c, i), withTrail)
+		})
 	}
 	for b.Loop() {
 		run(false) // warm-up: connections, caches, statement preparation

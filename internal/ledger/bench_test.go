@@ -3,12 +3,12 @@ package ledger_test
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/ledger"
+	"github.com/tranche-ledger/tranche/internal/testdb"
 )
 
 // benchWorld makes a USD grant with 10 000 entries. flows of every 1 000 are
@@ -109,20 +109,12 @@ func BenchmarkRecordConcurrent(b *testing.B) {
 	round := 0
 	for b.Loop() {
 		round++
-		start := time.Now()
-		var wg sync.WaitGroup
-		for c, g := range gs {
-			wg.Go(func() {
-				for i := range 500 {
-					if _, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00",
-						Currency: "USD", ValueDate: "2024-03-01", Reference: fmt.Sprint(c, "-", i)}, fmt.Sprint(round, "-", c, "-", i)); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		b.ReportMetric(float64(8*500)/time.Since(start).Seconds(), "entries/s")
+		rate := testdb.Rate(b, len(gs), 500, func(c, i int) error {
+			g := gs[c]
+			_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00",
+				Currency: "USD", ValueDate: "2024-03-01", Reference: fmt.Sprint(c, "-", i)}, fmt.Sprint(round, "-", c, "-", i))
+			return err
+		})
+		b.ReportMetric(rate, "entries/s")
 	}
 }

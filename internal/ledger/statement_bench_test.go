@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,9 +47,6 @@ func BenchmarkWriteStatement(b *testing.B) {
 		}
 		grants[i] = g
 	}
-	if _, err := db.Owner.Exec(ctx, `CREATE TABLE bench_raw (id uuid PRIMARY KEY, v numeric NOT NULL); GRANT INSERT ON bench_raw TO tranche_app`); err != nil {
-		b.Fatal(err)
-	}
 	s := New(db.App)
 	rates, err := s.rates.Current(ctx, db.App)
 	if err != nil {
@@ -76,26 +72,8 @@ func BenchmarkWriteStatement(b *testing.B) {
 		}
 		return out
 	}
-	parallel := func(fn func(c, i int) error) float64 {
-		start := time.Now()
-		var wg sync.WaitGroup
-		for c := range clients {
-			wg.Go(func() {
-				for i := range perClient {
-					if err := fn(c, i); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return float64(clients*perClient) / time.Since(start).Seconds()
-	}
-	raw := func(int, int) error {
-		_, err := db.App.Exec(ctx, `INSERT INTO bench_raw (id, v) VALUES ($1, $2)`, uuid.New(), "1.00")
-		return err
-	}
+	parallel := func(fn func(c, i int) error) float64 { return testdb.Rate(b, clients, perClient, fn) }
+	raw := db.RawInsert(b)
 	statement := func(a [][][]any) func(c, i int) error {
 		return func(c, i int) error {
 			r, err := writeAlone(ctx, db.App, a[c][i])

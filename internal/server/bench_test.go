@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,9 +66,6 @@ func BenchmarkLedger(b *testing.B) {
 		}
 		return g.Grant.Id
 	}
-	if _, err := db.Owner.Exec(ctx, `CREATE TABLE bench_raw (id uuid PRIMARY KEY, v numeric NOT NULL); GRANT INSERT ON bench_raw TO tranche_app`); err != nil {
-		b.Fatal(err)
-	}
 	const clients = 8
 	const perClient = 400
 	// Eight clients, each with its own grant and its own connection, as the
@@ -80,26 +76,8 @@ func BenchmarkLedger(b *testing.B) {
 		clientGrants[i] = newGrant()
 		clientConns[i] = pb.NewGrantServiceClient(h.dial(b))
 	}
-	parallel := func(fn func(c, i int) error) float64 {
-		start := time.Now()
-		var wg sync.WaitGroup
-		for c := range clients {
-			wg.Go(func() {
-				for i := range perClient {
-					if err := fn(c, i); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return float64(clients*perClient) / time.Since(start).Seconds()
-	}
-	raw := func(int, int) error {
-		_, err := db.App.Exec(ctx, `INSERT INTO bench_raw (id, v) VALUES ($1, $2)`, uuid.New(), "1.00")
-		return err
-	}
+	parallel := func(fn func(c, i int) error) float64 { return testdb.Rate(b, clients, perClient, fn) }
+	raw := db.RawInsert(b)
 	record := func(c, i int) error {
 		_, err := clientConns[c].RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: clientGrants[c], RequestId: uuid.NewString(),
 			Transaction: &pb.Transaction{Type: "DISBURSEMENT", Amount: &pb.Money{Amount: "1.00", Currency: "USD"},
