@@ -890,7 +890,7 @@ func (s *Store) readTransactions(ctx context.Context, q querier, limit int, wher
 
 // ListTransactions pages through a grant's journal in recording order.
 func (s *Store) ListTransactions(ctx context.Context, grantID, typ string, pageSize int, pageToken string) ([]Transaction, string, error) {
-	if _, err := s.GetGrant(ctx, grantID); err != nil {
+	if _, err := s.readableGrant(ctx, grantID); err != nil {
 		return nil, "", err
 	}
 	if typ != "" && !slices.Contains(types, typ) {

@@ -56,7 +56,7 @@ type Reconciliation struct {
 // Reconcile computes a grant's figures from its journal, as recorded up to
 // asOf (zero: now).
 func (s *Store) Reconcile(ctx context.Context, grantID string, asOf time.Time) (Reconciliation, error) {
-	g, err := s.GetGrant(ctx, grantID)
+	g, err := s.readableGrant(ctx, grantID)
 	if err != nil {
 		return Reconciliation{}, err
 	}
@@ -81,7 +81,7 @@ func (s *Store) Reconcile(ctx context.Context, grantID string, asOf time.Time) (
 		}
 		rec.Agreement.derive()
 		rec.Reporting.derive()
-		rec.Matches, err = matchReceipts(ctx, tx, g, asOf)
+		rec.Matches, err = matchReceipts(ctx, tx, *g, asOf)
 		return err
 	})
 	if err != nil {
