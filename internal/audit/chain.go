@@ -133,7 +133,9 @@ func (s *Sealer) Run(ctx context.Context) {
 			cancel()
 			return
 		case <-t.C:
-			if _, err := s.SealPending(ctx); err != nil && ctx.Err() == nil {
+			// While another server seals, skip the tick rather than hold a
+			// pooled connection waiting for its lock.
+			if _, err := s.seal(ctx, false); err != nil && ctx.Err() == nil {
 				s.Log.Warn("sealing audit events", "err", err)
 			}
 		}
@@ -143,10 +145,14 @@ func (s *Sealer) Run(ctx context.Context) {
 // SealPending seals every committed unsealed event and returns how many it
 // sealed. When another process is sealing, it waits for it, so after it
 // returns every event committed before the call is sealed.
-func (s *Sealer) SealPending(ctx context.Context) (int, error) {
+func (s *Sealer) SealPending(ctx context.Context) (int, error) { return s.seal(ctx, true) }
+
+// seal seals batches until none is full; without wait it gives up at once
+// when another sealer holds the lock.
+func (s *Sealer) seal(ctx context.Context, wait bool) (int, error) {
 	total := 0
 	for {
-		n, err := s.sealBatch(ctx)
+		n, err := s.sealBatch(ctx, wait)
 		total += n
 		if err != nil || n < s.BatchSize {
 			return total, err
@@ -154,13 +160,21 @@ func (s *Sealer) SealPending(ctx context.Context) (int, error) {
 	}
 }
 
-func (s *Sealer) sealBatch(ctx context.Context) (int, error) {
+func (s *Sealer) sealBatch(ctx context.Context, wait bool) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sealing: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sealLock); err != nil {
+	if wait {
+		_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sealLock)
+	} else {
+		var locked bool
+		if err = tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sealLock).Scan(&locked); err == nil && !locked {
+			return 0, nil // another server is sealing
+		}
+	}
+	if err != nil {
 		return 0, fmt.Errorf("sealing: %w", err)
 	}
 	var headSeq int64
