@@ -3,8 +3,9 @@ package fx
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sync"
+	"sync/atomic"
 )
 
 // Cache keeps every stored rate in memory, so that recording a journal entry
@@ -17,8 +18,7 @@ import (
 // A programme holds a few currencies with at most daily rates: tens of
 // thousands of rows, a few megabytes.
 type Cache struct {
-	mu  sync.Mutex
-	cur *Snapshot
+	cur atomic.Pointer[Snapshot]
 }
 
 // Snapshot is the rate table as of Seq. It is never modified, so readers
@@ -30,25 +30,20 @@ type Snapshot struct {
 
 // Current returns the cached table, loading it on first use.
 func (c *Cache) Current(ctx context.Context, q Querier) (*Snapshot, error) {
-	c.mu.Lock()
-	cur := c.cur
-	c.mu.Unlock()
-	if cur != nil {
+	if cur := c.cur.Load(); cur != nil {
 		return cur, nil
 	}
 	return c.Refresh(ctx, q)
 }
 
 // Refresh reads the rates stored since the cached snapshot and returns the
-// newest snapshot. The query runs without the lock (a caller may hold a
-// pooled connection while it waits for the lock; holding the lock while
-// waiting for a connection could then deadlock). Concurrent refreshes may
-// read the same rows; the snapshot with the higher Seq wins, and it holds
-// every rate up to its Seq.
+// newest snapshot. Nothing is locked while it queries (a caller may hold a
+// pooled connection; waiting for a lock held across a query that waits for
+// a connection could deadlock). Concurrent refreshes may read the same rows;
+// the snapshot with the higher Seq wins, and it holds every rate up to its
+// Seq.
 func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
-	c.mu.Lock()
-	old := c.cur
-	c.mu.Unlock()
+	old := c.cur.Load()
 	if old == nil {
 		old = &Snapshot{Table: &Table{byPair: map[[2]string][]Rate{}}}
 	}
@@ -57,12 +52,12 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 		return nil, fmt.Errorf("loading FX rates: %w", err)
 	}
 	defer rows.Close()
-	next := &Snapshot{Table: &Table{byPair: make(map[[2]string][]Rate, len(old.byPair))}, Seq: old.Seq}
-	for k, v := range old.byPair {
-		next.byPair[k] = v
-	}
+	next := old // copied on the first new rate
 	touched := map[[2]string]bool{}
 	for rows.Next() {
+		if next == old {
+			next = &Snapshot{Table: &Table{byPair: maps.Clone(old.byPair)}, Seq: old.Seq}
+		}
 		var r Rate
 		if err := rows.Scan(&r.Currency, &r.QuoteCurrency, &r.Date, &r.Rate, &next.Seq); err != nil {
 			return nil, fmt.Errorf("loading FX rates: %w", err)
@@ -81,11 +76,13 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 	for k := range touched {
 		slices.SortFunc(next.byPair[k], func(a, b Rate) int { return a.Date.Compare(b.Date) })
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur != nil && c.cur.Seq >= next.Seq {
-		return c.cur, nil
+	for {
+		cur := c.cur.Load()
+		if cur != nil && cur.Seq >= next.Seq {
+			return cur, nil // as new as this one, or newer
+		}
+		if c.cur.CompareAndSwap(cur, next) {
+			return next, nil
+		}
 	}
-	c.cur = next
-	return next, nil
 }
