@@ -120,3 +120,22 @@ func TestRecordRetryAndReuseOfRequestID(t *testing.T) {
 	eq(t, "committed", r.Agreement.Committed, "100.00")
 	checkReplay(t, w)
 }
+
+// What a create answers is what a read or a retry answers later.
+func TestCreateAnswersWhatIsStored(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	in := ledger.GrantInput{RoadmapID: w.roadmap.ID, DonorOrgID: w.donors["USD"], RecipientOrgID: w.impl, Reference: "ST-1",
+		Title: "Stored", Currency: "USD", Pledged: "10.00", PledgedCurrency: "USD", StartDate: "2024-01-01", EndDate: "2024-12-31"}
+	donor := as(auth.Donor, w.donors["USD"])
+	g := must(w.l.CreateGrant(donor, in, "st-1"))
+	again := must(w.l.CreateGrant(donor, in, "st-1"))
+	if g.CreatedAt.IsZero() || !g.CreatedAt.Equal(again.CreatedAt) {
+		t.Errorf("created at %v, on retry %v", g.CreatedAt, again.CreatedAt)
+	}
+	m := must(w.l.CreateMilestone(coord, w.roadmap.ID, ledger.MilestoneInput{Code: "M-9", Title: "Survey", ActivityType: "SURVEY",
+		Region: "  AF-KAN ", TargetUnit: " m2 ", FundingRequirement: "1.00", FundingCurrency: "USD"}, "m-9"))
+	if m.Region != "AF-KAN" || m.TargetUnit != "m2" {
+		t.Errorf("milestone stored region %q, unit %q; want them trimmed as validated", m.Region, m.TargetUnit)
+	}
+}

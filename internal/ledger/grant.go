@@ -114,8 +114,11 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		}
 		if replay {
 			gg, err := getGrant(ctx, tx, id, false)
+			if err != nil {
+				return err
+			}
 			g = *gg
-			return err
+			return nil
 		}
 		rm, err := getRoadmap(ctx, tx, in.RoadmapID)
 		if errors.Is(err, apperr.ErrNotFound) {
@@ -136,8 +139,9 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		if err := v.Err(); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO grants (id, roadmap_id, donor_org_id, recipient_org_id, reference, title, currency, start_date, end_date)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, g.ID, g.RoadmapID, g.DonorOrgID, g.RecipientOrgID, g.Reference, g.Title, g.Currency, g.StartDate, g.EndDate)
+		err = tx.QueryRow(ctx, `INSERT INTO grants (id, roadmap_id, donor_org_id, recipient_org_id, reference, title, currency, start_date, end_date)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at`,
+			g.ID, g.RoadmapID, g.DonorOrgID, g.RecipientOrgID, g.Reference, g.Title, g.Currency, g.StartDate, g.EndDate).Scan(&g.CreatedAt)
 		if _, ok := postgres.IsUniqueViolation(err); ok {
 			return fmt.Errorf("donor already has a grant with reference %q: %w", g.Reference, apperr.ErrAlreadyExists)
 		}

@@ -223,7 +223,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"too many decimals for USD", func(e *ledger.EntryInput) { e.Amount = "12.345" }, "transaction.amount.amount", nil},
 		{"NaN", func(e *ledger.EntryInput) { e.Amount = "NaN" }, "transaction.amount.amount", nil},
 		{"40 digits", func(e *ledger.EntryInput) { e.Amount = strings.Repeat("9", 40) }, "transaction.amount.amount", nil},
-		{"unknown currency", func(e *ledger.EntryInput) { e.Currency = "ZZZ" }, "transaction.amount.amount", nil},
+		{"unknown currency", func(e *ledger.EntryInput) { e.Currency = "ZZZ" }, "transaction.amount.currency", nil},
 		{"currency without a rate", func(e *ledger.EntryInput) { e.Currency = "CHF" }, "", apperr.ErrFailedPrecondition},
 		{"value date years off", func(e *ledger.EntryInput) { e.ValueDate = "2042-03-01" }, "transaction.valueDate", nil},
 		{"malformed date", func(e *ledger.EntryInput) { e.ValueDate = "01/03/2024" }, "transaction.valueDate", nil},

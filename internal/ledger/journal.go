@@ -439,8 +439,11 @@ func newPlan(p auth.Principal, in []EntryInput, prefix string) (*plan, error) {
 			}
 		} else {
 			v.Check(e.ReversesID == "", f("reversesTransactionId"), "only a REVERSAL names a reversed entry")
+			_, errC := money.Currency(e.Currency)
 			a, err := money.Parse(e.Amount, e.Currency)
 			switch {
+			case errC != nil:
+				v.Add(f("amount.currency"), "%v", errC)
 			case err != nil:
 				v.Add(f("amount.amount"), "%v", err)
 			case a.IsZero():

@@ -222,8 +222,8 @@ func (s *Store) CreateMilestone(ctx context.Context, roadmapID string, in Milest
 	m.Title = text(&v, p+"title", in.Title, true, 300)
 	v.Check(slices.Contains(ActivityTypes, in.ActivityType), p+"activityType", "unknown activity type %q (want one of %s)", in.ActivityType, strings.Join(ActivityTypes, ", "))
 	m.ActivityType = in.ActivityType
-	text(&v, p+"region", in.Region, false, 50)
-	text(&v, p+"targetUnit", in.TargetUnit, false, 50)
+	m.Region = text(&v, p+"region", in.Region, false, 50)
+	m.TargetUnit = text(&v, p+"targetUnit", in.TargetUnit, false, 50)
 	if in.TargetQuantity != "" {
 		q, err := money.ParseDecimal(in.TargetQuantity)
 		if err != nil || q.IsNegative() {
