@@ -258,11 +258,7 @@ func balanceRefusal(detail string, t Transaction, g *Grant) error {
 		}
 		*v = d
 	}
-	b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
-	if err := b.check(g.Currency); err != nil {
-		return fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
-	}
-	return nil
+	return b.take(t, g)
 }
 
 // readStatic fills a single-entry plan with what never changes: the grant
@@ -363,7 +359,7 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 // lock, plus what this write adds in reporting currency.
 type balance struct {
 	pledged, committed, disbursed, received, spent, allocated decimal.Decimal
-	reporting                                                 [5]decimal.Decimal // deltas, by bucketIndex
+	reporting                                                 [5]decimal.Decimal // deltas, in the order of buckets
 }
 
 var buckets = [5]string{Pledge, Commitment, Disbursement, Receipt, Expenditure}
@@ -645,10 +641,8 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 			pl.reversedAlready[t.ReversesID] = true // by this batch
 		}
 		g := pl.grants[t.GrantID]
-		b := pl.bals[g.ID]
-		b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
-		if err := b.check(g.Currency); err != nil {
-			return nil, nil, fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
+		if err := pl.bals[g.ID].take(t, g); err != nil {
+			return nil, nil, err
 		}
 	}
 
@@ -843,6 +837,16 @@ func allowed(p auth.Principal, g *Grant, bucket string) error {
 		}
 	}
 	return fmt.Errorf("role %s may not record %s entries on this grant: %w", p.Role, bucket, apperr.ErrPermissionDenied)
+}
+
+// take adds entry t of grant g to the balances and says why, if the result
+// breaks an invariant.
+func (b *balance) take(t Transaction, g *Grant) error {
+	b.add(t.Bucket, t.AgreementAmount, t.ReportingAmount)
+	if err := b.check(g.Currency); err != nil {
+		return fmt.Errorf("%s of %s %s on grant %s: %w", t.Type, money.Format(t.Amount, t.Currency), t.Currency, g.Reference, err)
+	}
+	return nil
 }
 
 // check holds the invariants of a grant's balances.

@@ -2,10 +2,11 @@
 // with their allocations, the append-only journal of each grant, and the
 // figures derived from it (reconciliation, coverage).
 //
-// Every figure of a grant comes from its journal. grant_balances caches the
-// agreement-currency totals per grant so that one row lock serialises the
-// writers of a grant and carries the invariants disbursed ≤ committed and
-// allocated ≤ committed; a test replays the journal against it.
+// Every figure of a grant comes from its journal. grant_balances keeps the
+// running totals per grant, in agreement and in reporting currency, written
+// with each entry: its row lock serialises the writers of a grant, it carries
+// the invariants disbursed ≤ committed and allocated ≤ committed, and current
+// reconciliations read it (a test replays the journal against it).
 package ledger
 
 import (
