@@ -337,24 +337,28 @@ func (s *Store) Coverage(ctx context.Context, roadmapID string) (Coverage, error
 		return Coverage{}, err
 	}
 	rows, err := s.pool.Query(ctx, `
-		WITH alloc AS (
+		WITH ms AS (
+		  SELECT id FROM milestones WHERE roadmap_id = $1
+		), alloc AS (
 		  SELECT a.milestone_id, sum(a.reporting_amount) AS allocated
 		  FROM allocations a JOIN grant_balances b ON b.grant_id = a.grant_id AND b.allocation_version = a.version
+		  WHERE a.milestone_id IN (SELECT id FROM ms)
 		  GROUP BY a.milestone_id
 		), moved AS (
 		  SELECT t.milestone_id,
 		         sum(t.reporting_amount) FILTER (WHERE t.bucket = 'COMMITMENT') AS committed,
 		         sum(t.reporting_amount) FILTER (WHERE t.bucket = 'DISBURSEMENT') AS disbursed,
 		         sum(t.reporting_amount) FILTER (WHERE t.bucket = 'EXPENDITURE') AS spent
-		  FROM transactions t WHERE t.milestone_id IS NOT NULL GROUP BY t.milestone_id
+		  FROM transactions t WHERE t.milestone_id IN (SELECT id FROM ms) GROUP BY t.milestone_id
 		), donors AS (
 		  SELECT milestone_id, count(DISTINCT donor_org_id) AS n FROM (
 		    SELECT a.milestone_id, g.donor_org_id FROM allocations a
 		      JOIN grant_balances b ON b.grant_id = a.grant_id AND b.allocation_version = a.version
 		      JOIN grants g ON g.id = a.grant_id
+		    WHERE a.milestone_id IN (SELECT id FROM ms)
 		    UNION
 		    SELECT t.milestone_id, g.donor_org_id FROM transactions t JOIN grants g ON g.id = t.grant_id
-		    WHERE t.milestone_id IS NOT NULL AND t.bucket IN ('COMMITMENT', 'DISBURSEMENT', 'EXPENDITURE')
+		    WHERE t.milestone_id IN (SELECT id FROM ms) AND t.bucket IN ('COMMITMENT', 'DISBURSEMENT', 'EXPENDITURE')
 		  ) x GROUP BY milestone_id
 		)
 		SELECT m.id, m.code, m.title, m.funding_requirement, coalesce(a.allocated, 0), coalesce(mv.committed, 0),
