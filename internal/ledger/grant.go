@@ -195,18 +195,14 @@ func getGrant(ctx context.Context, q querier, id string, lock bool) (*Grant, err
 		}
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `SELECT milestone_id, amount, reporting_amount FROM allocations WHERE grant_id = $1 AND version = $2 ORDER BY milestone_id`, id, version)
-	if err != nil {
+	one := []Grant{*g}
+	if err := attachAllocations(ctx, q, one, map[string]int{id: version}); err != nil {
 		return nil, err
 	}
-	g.Allocations, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Allocation, error) {
-		var a Allocation
-		return a, r.Scan(&a.MilestoneID, &a.Amount, &a.ReportingAmount)
-	})
-	if g.Allocations == nil {
+	if g.Allocations = one[0].Allocations; g.Allocations == nil {
 		g.Allocations = []Allocation{}
 	}
-	return g, err
+	return g, nil
 }
 
 // readableGrant returns a grant's unchanging fields (cached) when the caller
@@ -292,14 +288,14 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
 	out, next := paging.Next(out, size, func(g Grant) string { return g.ID })
-	if err := s.attachAllocations(ctx, out, versions); err != nil {
+	if err := attachAllocations(ctx, s.pool, out, versions); err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
 	return out, next, nil
 }
 
 // attachAllocations reads the current allocations of a page of grants in one query.
-func (s *Store) attachAllocations(ctx context.Context, grants []Grant, versions map[string]int) error {
+func attachAllocations(ctx context.Context, q querier, grants []Grant, versions map[string]int) error {
 	if len(grants) == 0 {
 		return nil
 	}
@@ -309,7 +305,7 @@ func (s *Store) attachAllocations(ctx context.Context, grants []Grant, versions 
 	for i, g := range grants {
 		ids[i], vs[i], at[g.ID] = g.ID, int32(versions[g.ID]), i
 	}
-	rows, err := s.pool.Query(ctx, `SELECT a.grant_id::text, a.milestone_id, a.amount, a.reporting_amount
+	rows, err := q.Query(ctx, `SELECT a.grant_id::text, a.milestone_id, a.amount, a.reporting_amount
 		FROM allocations a JOIN unnest($1::uuid[], $2::int[]) AS cur(grant_id, version)
 		  ON a.grant_id = cur.grant_id AND a.version = cur.version
 		ORDER BY a.grant_id, a.milestone_id`, ids, vs)
