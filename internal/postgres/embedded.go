@@ -90,19 +90,9 @@ func fileExists(p string) bool {
 // or joins it when another live tranche process already runs it. A server left
 // behind by a crashed tranche is adopted; a stale lock file is removed.
 func StartCluster(ctx context.Context, dataDir string) (*Cluster, error) {
-	binDir, err := FindBinDir()
+	c, err := newCluster(dataDir)
 	if err != nil {
 		return nil, err
-	}
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	c := &Cluster{DataDir: abs, binDir: binDir}
-	if os.Geteuid() == 0 {
-		if c.cred, err = unprivilegedUser(); err != nil {
-			return nil, err
-		}
 	}
 	if err := c.prepareDirs(); err != nil {
 		return nil, err
@@ -334,24 +324,39 @@ func (c *Cluster) Stop() error {
 	return err
 }
 
+// newCluster finds the PostgreSQL binaries and, when tranche runs as root,
+// the unprivileged user the server processes run as.
+func newCluster(dataDir string) (*Cluster, error) {
+	binDir, err := FindBinDir()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	c := &Cluster{DataDir: abs, binDir: binDir}
+	if os.Geteuid() == 0 {
+		if c.cred, err = unprivilegedUser(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
 // ReapOrphan stops a cluster in dataDir whose owning tranche process is gone
 // (a test binary that panicked never stops its cluster) and removes the
 // directory. It leaves a cluster with a live owner alone.
 func ReapOrphan(ctx context.Context, dataDir string) error {
-	binDir, err := FindBinDir()
+	c, err := newCluster(dataDir)
 	if err != nil {
 		return err
 	}
-	c := &Cluster{DataDir: dataDir, binDir: binDir, SocketDir: socketDirFor(dataDir)}
+	c.SocketDir = socketDirFor(c.DataDir)
 	if c.ownerAlive() {
 		return nil
 	}
 	if c.postmasterRunning() {
-		if os.Geteuid() == 0 {
-			if c.cred, err = unprivilegedUser(); err != nil {
-				return err
-			}
-		}
 		if err := c.run(ctx, "pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.pgdata()); err != nil {
 			return err
 		}
