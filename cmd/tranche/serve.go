@@ -7,6 +7,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/ledger"
+	"github.com/tranche-ledger/tranche/internal/org"
+	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/server"
 	"github.com/tranche-ledger/tranche/internal/token"
 )
@@ -31,7 +35,9 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	defer db.Close()
 	tokens := token.New(db.pool)
 	tokens.CacheTTL = *cacheTTL
-	srv, err := server.New(server.Config{GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr}, db.pool, tokens, log)
+	stores := server.Stores{Pool: db.pool, Tokens: tokens, Organizations: org.New(db.pool), Roadmaps: roadmap.New(db.pool),
+		Ledger: ledger.New(db.pool), FX: fx.New(db.pool)}
+	srv, err := server.New(server.Config{GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr}, stores, log)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unicode/utf8"
 )
 
 // Sentinel kinds. Wrap them with context: fmt.Errorf("grant %s: %w", id, ErrNotFound).
@@ -87,4 +89,49 @@ func (v *Validator) Err() error {
 		return nil
 	}
 	return &InvalidError{Violations: v.violations}
+}
+
+// Text trims s and checks it is present when required and at most max
+// characters long; it returns the trimmed text. (Valid UTF-8 without NUL is
+// checked for every request at the edge.)
+func (v *Validator) Text(field, s string, required bool, max int) string {
+	s = strings.TrimSpace(s)
+	v.Check(!required || s != "", field, "must not be empty")
+	v.Check(utf8.RuneCountInString(s) <= max, field, "at most %d characters", max)
+	v.Check(utf8.ValidString(s) && !strings.ContainsRune(s, 0), field, "must be valid UTF-8 text without NUL")
+	return s
+}
+
+// Earliest and Latest bound every calendar date the service accepts (grant
+// and roadmap periods, value dates, due dates): a date outside them is a
+// typo, not a mine action programme.
+var (
+	Earliest = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+	Latest   = time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// Date checks that a date is given when required and lies within
+// [Earliest, Latest].
+func (v *Validator) Date(field string, d time.Time, required bool) {
+	if d.IsZero() {
+		v.Check(!required, field, "required (YYYY-MM-DD)")
+		return
+	}
+	v.Check(!d.Before(Earliest) && !d.After(Latest), field, "%s is outside %s to %s",
+		d.Format(time.DateOnly), Earliest.Format(time.DateOnly), Latest.Format(time.DateOnly))
+}
+
+// Fields rewrites the field of every violation of err with f, for an
+// InvalidError; any other error is returned as it is. The server uses it to
+// turn domain field names into request paths.
+func Fields(err error, f func(string) string) error {
+	var inv *InvalidError
+	if !errors.As(err, &inv) {
+		return err
+	}
+	out := &InvalidError{Violations: make([]Violation, len(inv.Violations))}
+	for i, x := range inv.Violations {
+		out.Violations[i] = Violation{Field: f(x.Field), Description: x.Description}
+	}
+	return out
 }

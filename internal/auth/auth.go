@@ -46,6 +46,19 @@ type Principal struct {
 	OrgID   string // set for donor and implementer
 }
 
+// Scope is whose request ids a request's id is unique among: the
+// organisation of a bound role, else the token (the CLI operator has one
+// scope of its own).
+func (p Principal) Scope() string {
+	switch {
+	case p.OrgID != "":
+		return "org:" + p.OrgID
+	case p.Role == Operator:
+		return "operator"
+	}
+	return "token:" + p.TokenID
+}
+
 // OperatorPrincipal is the actor recorded for CLI commands.
 func OperatorPrincipal(command string) Principal {
 	return Principal{Name: command, Role: Operator}

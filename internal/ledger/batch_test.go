@@ -9,6 +9,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/ledger"
+	"github.com/tranche-ledger/tranche/internal/roadmap"
 )
 
 func TestBatchRecordIsAllOrNothing(t *testing.T) {
@@ -24,11 +25,11 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 		return n
 	}
 	entries := []ledger.EntryInput{
-		{GrantID: a.ID, Type: "COMMITMENT", Amount: "500.00", Currency: "USD", ValueDate: "2024-02-01"},
-		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "200.00", Currency: "USD", ValueDate: "2024-02-02", Reference: "A-1"},
-		{GrantID: b.ID, Type: "COMMITMENT", Amount: "90.00", Currency: "EUR", ValueDate: "2024-02-01"},
+		{GrantID: id(a.ID), Type: "COMMITMENT", Amount: amt("500.00", "USD"), ValueDate: day("2024-02-01")},
+		{GrantID: id(a.ID), Type: "DISBURSEMENT", Amount: amt("200.00", "USD"), ValueDate: day("2024-02-02"), Reference: "A-1"},
+		{GrantID: id(b.ID), Type: "COMMITMENT", Amount: amt("90.00", "EUR"), ValueDate: day("2024-02-01")},
 	}
-	got := must(w.l.BatchRecord(admin, entries, "batch-1"))
+	got := try(w.l.BatchRecord(admin, entries, "batch-1")).must(t)
 	if len(got) != 3 || got[1].Type != "DISBURSEMENT" {
 		t.Fatalf("batch recorded %+v", got)
 	}
@@ -37,7 +38,7 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 	if n := count(`SELECT count(*) FROM audit_events WHERE entity_type = 'transaction_batch'`); n != 2 {
 		t.Fatalf("%d batch audit events, want 2", n)
 	}
-	again := must(w.l.BatchRecord(admin, entries, "batch-1"))
+	again := try(w.l.BatchRecord(admin, entries, "batch-1")).must(t)
 	for i := range got {
 		if again[i].ID != got[i].ID {
 			t.Fatalf("replay returned other entries")
@@ -61,42 +62,43 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 
 	// Entries are applied in order: the second breaks disbursed ≤ committed, so none is written.
 	_, err := w.l.BatchRecord(admin, []ledger.EntryInput{
-		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "100.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-2"},
-		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "200.01", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-3"},
+		{GrantID: id(a.ID), Type: "DISBURSEMENT", Amount: amt("100.00", "USD"), ValueDate: day("2024-03-01"), Reference: "A-2"},
+		{GrantID: id(a.ID), Type: "DISBURSEMENT", Amount: amt("200.01", "USD"), ValueDate: day("2024-03-01"), Reference: "A-3"},
 	}, "batch-2")
 	if !errors.Is(err, apperr.ErrFailedPrecondition) {
 		t.Fatalf("over-disbursing batch: %v", err)
 	}
-	_, err = w.l.BatchRecord(admin, []ledger.EntryInput{entries[0], {GrantID: a.ID, Type: "DISBURSEMENT", Amount: "1.001", Currency: "USD", ValueDate: "2024-03-01"}}, "batch-3")
+	_, err = w.l.BatchRecord(admin, []ledger.EntryInput{entries[0], {GrantID: id(a.ID), Type: "DISBURSEMENT", Amount: amt("1.001", "USD"), ValueDate: day("2024-03-01")}}, "batch-3")
 	var inv *apperr.InvalidError
-	if !errors.As(err, &inv) || inv.Violations[0].Field != "transactions[1].amount.amount" {
+	if !errors.As(err, &inv) || inv.Violations[0].Field != "[1].amount.amount" {
 		t.Fatalf("bad second entry: %v", err)
 	}
 	if after := count(`SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events)`); after != before {
 		t.Fatalf("refused batches wrote %d rows", after-before)
 	}
 	// A later batch may reverse an entry of an earlier one.
-	withReversal := must(w.l.BatchRecord(admin, []ledger.EntryInput{
-		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "50.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-4"},
-	}, "batch-4"))
-	must(w.l.BatchRecord(admin, []ledger.EntryInput{
-		{GrantID: a.ID, Type: "REVERSAL", ReversesID: withReversal[0].ID, ValueDate: "2024-03-02"},
-	}, "batch-5"))
+	withReversal := try(w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: id(a.ID), Type: "DISBURSEMENT", Amount: amt("50.00", "USD"), ValueDate: day("2024-03-01"), Reference: "A-4"},
+	}, "batch-4")).must(t)
+	try(w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: id(a.ID), Type: "REVERSAL", ReversesID: id(withReversal[0].ID), ValueDate: day("2024-03-02")},
+	}, "batch-5")).must(t)
 	// An entry is reversed once: not again by a later batch, nor twice in one.
 	a5 := withReversal[0].ID
-	if _, err := w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: a.ID, Type: "REVERSAL", ReversesID: a5, ValueDate: "2024-03-03"}}, "batch-6"); !errors.Is(err, apperr.ErrFailedPrecondition) {
+	if _, err := w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: id(a.ID), Type: "REVERSAL", ReversesID: id(a5), ValueDate: day("2024-03-03")}}, "batch-6"); !errors.Is(err, apperr.ErrFailedPrecondition) {
 		t.Fatalf("reversing a reversed entry in a batch: %v", err)
 	}
-	twice := must(w.l.BatchRecord(admin, []ledger.EntryInput{
-		{GrantID: a.ID, Type: "DISBURSEMENT", Amount: "5.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "A-5"}}, "batch-7"))
+	twice := try(w.l.BatchRecord(admin, []ledger.EntryInput{
+		{GrantID: id(a.ID), Type: "DISBURSEMENT", Amount: amt("5.00", "USD"), ValueDate: day("2024-03-01"), Reference: "A-5"}}, "batch-7")).must(t)
 	if _, err := w.l.BatchRecord(admin, []ledger.EntryInput{
-		{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"},
-		{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"},
-	}, "batch-8"); !errors.Is(err, apperr.ErrFailedPrecondition) {
+		{GrantID: id(a.ID), Type: "REVERSAL", ReversesID: id(twice[0].ID), ValueDate: day("2024-03-03")},
+		{GrantID: id(a.ID), Type: "REVERSAL", ReversesID: id(twice[0].ID), ValueDate: day("2024-03-03")},
+	}, "batch-8"); !errors.As(err, &inv) || inv.Violations[0].Field != "[1].reversesTransactionId" {
+		// The request contradicts itself: refused before anything is read.
 		t.Fatalf("reversing one entry twice in a batch: %v", err)
 	}
-	must(w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: a.ID, Type: "REVERSAL", ReversesID: twice[0].ID, ValueDate: "2024-03-03"}}, "batch-9"))
-	r := must(w.l.Reconcile(coord, a.ID, time.Time{}))
+	try(w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: id(a.ID), Type: "REVERSAL", ReversesID: id(twice[0].ID), ValueDate: day("2024-03-03")}}, "batch-9")).must(t)
+	r := try(w.l.Reconcile(coord, a.ID, time.Time{})).must(t)
 	eq(t, "A disbursed", r.Agreement.Disbursed, "200.00")
 	checkReplay(t, w)
 }
@@ -106,17 +108,17 @@ func TestRecordRetryAndReuseOfRequestID(t *testing.T) {
 	w := newWorld(t)
 	g := w.grant("USD", "RETRY", "0")
 	dn := w.donor(g)
-	in := ledger.EntryInput{GrantID: g.ID, Type: "COMMITMENT", Amount: "100.00", Currency: "USD", ValueDate: "2024-02-01"}
-	first := must(w.l.RecordTransaction(dn, in, "same"))
-	again := must(w.l.RecordTransaction(dn, in, "same"))
+	in := ledger.EntryInput{GrantID: id(g.ID), Type: "COMMITMENT", Amount: amt("100.00", "USD"), ValueDate: day("2024-02-01")}
+	first := try(w.l.RecordTransaction(dn, in, "same")).must(t)
+	again := try(w.l.RecordTransaction(dn, in, "same")).must(t)
 	if again.ID != first.ID || !again.Amount.Equal(first.Amount) {
 		t.Fatalf("retry returned %+v, want %+v", again, first)
 	}
-	in.Amount = "200.00"
+	in.Amount = amt("200.00", in.Amount.Currency)
 	if _, err := w.l.RecordTransaction(dn, in, "same"); !errors.Is(err, apperr.ErrAlreadyExists) {
 		t.Fatalf("same request id, other amount: %v", err)
 	}
-	r := must(w.l.Reconcile(coord, g.ID, time.Time{}))
+	r := try(w.l.Reconcile(coord, g.ID, time.Time{})).must(t)
 	eq(t, "committed", r.Agreement.Committed, "100.00")
 	checkReplay(t, w)
 }
@@ -125,16 +127,16 @@ func TestRecordRetryAndReuseOfRequestID(t *testing.T) {
 func TestCreateAnswersWhatIsStored(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	in := ledger.GrantInput{RoadmapID: w.roadmap.ID, DonorOrgID: w.donors["USD"], RecipientOrgID: w.impl, Reference: "ST-1",
-		Title: "Stored", Currency: "USD", Pledged: "10.00", PledgedCurrency: "USD", StartDate: "2024-01-01", EndDate: "2024-12-31"}
+	in := ledger.GrantInput{RoadmapID: id(w.roadmap.ID), DonorOrgID: id(w.donors["USD"]), RecipientOrgID: id(w.impl), Reference: "ST-1",
+		Title: "Stored", Currency: "USD", Pledged: amt("10.00", "USD"), StartDate: day("2024-01-01"), EndDate: day("2024-12-31")}
 	donor := as(auth.Donor, w.donors["USD"])
-	g := must(w.l.CreateGrant(donor, in, "st-1"))
-	again := must(w.l.CreateGrant(donor, in, "st-1"))
+	g := try(w.l.CreateGrant(donor, in, "st-1")).must(t)
+	again := try(w.l.CreateGrant(donor, in, "st-1")).must(t)
 	if g.CreatedAt.IsZero() || !g.CreatedAt.Equal(again.CreatedAt) {
 		t.Errorf("created at %v, on retry %v", g.CreatedAt, again.CreatedAt)
 	}
-	m := must(w.l.CreateMilestone(coord, w.roadmap.ID, ledger.MilestoneInput{Code: "M-9", Title: "Survey", ActivityType: "SURVEY",
-		Region: "  AF-KAN ", TargetUnit: " m2 ", FundingRequirement: "1.00", FundingCurrency: "USD"}, "m-9"))
+	m := try(w.roadmaps.CreateMilestone(coord, id(w.roadmap.ID), roadmap.MilestoneInput{Code: "M-9", Title: "Survey", ActivityType: "SURVEY",
+		Region: "  AF-KAN ", TargetUnit: " m2 ", FundingRequirement: amt("1.00", "USD")}, "m-9")).must(t)
 	if m.Region != "AF-KAN" || m.TargetUnit != "m2" {
 		t.Errorf("milestone stored region %q, unit %q; want them trimmed as validated", m.Region, m.TargetUnit)
 	}

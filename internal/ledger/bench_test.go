@@ -29,7 +29,7 @@ func benchWorld(b *testing.B, flows int) (*world, ledger.Grant) {
 			case i%2 == 1:
 				typ, ref = "RECEIPT", fmt.Sprint("R", k, "-", i-1)
 			}
-			in = append(in, ledger.EntryInput{GrantID: g.ID, Type: typ, Amount: "1.00", Currency: "USD", ValueDate: "2024-03-01", Reference: ref})
+			in = append(in, ledger.EntryInput{GrantID: id(g.ID), Type: typ, Amount: amt("1.00", "USD"), ValueDate: day("2024-03-01"), Reference: ref})
 		}
 		if _, err := w.l.BatchRecord(admin, in, fmt.Sprint("b", k)); err != nil {
 			b.Fatal(err)
@@ -83,7 +83,7 @@ func BenchmarkBatchRecord(b *testing.B) {
 	for b.Loop() {
 		in := make([]ledger.EntryInput, 1000)
 		for i := range in {
-			in[i] = ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-01", Reference: fmt.Sprint("B", n, "-", i)}
+			in[i] = ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("1.00", "USD"), ValueDate: day("2024-03-01"), Reference: fmt.Sprint("B", n, "-", i)}
 		}
 		if _, err := w.l.BatchRecord(admin, in, fmt.Sprint("batch-", n)); err != nil {
 			b.Fatal(err)
@@ -111,8 +111,7 @@ func BenchmarkRecordConcurrent(b *testing.B) {
 		round++
 		rate := testdb.Rate(b, len(gs), 500, func(c, i int) error {
 			g := gs[c]
-			_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00",
-				Currency: "USD", ValueDate: "2024-03-01", Reference: fmt.Sprint(c, "-", i)}, fmt.Sprint(round, "-", c, "-", i))
+			_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("1.00", "USD"), ValueDate: day("2024-03-01"), Reference: fmt.Sprint(c, "-", i)}, fmt.Sprint(round, "-", c, "-", i))
 			return err
 		})
 		b.ReportMetric(rate, "entries/s")

@@ -19,7 +19,7 @@ type GroupRow struct {
 func (s *Store) RecordAsOneGroup(ctx context.Context, in []EntryInput, requestIDs []string) ([]GroupRow, error) {
 	var group []*pending
 	for i, e := range in {
-		pl, err := newPlan(auth.FromContext(ctx), []EntryInput{e}, "transaction.")
+		pl, err := newPlan(auth.FromContext(ctx), []EntryInput{e})
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,8 +17,10 @@ import (
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/idempotency"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
+	"github.com/tranche-ledger/tranche/internal/roadmap"
 )
 
 // Grant is one funding agreement from a donor to a recipient.
@@ -44,71 +47,64 @@ type Allocation struct {
 	ReportingAmount decimal.Decimal `json:"reportingAmount"`
 }
 
-// GrantInput is a grant as a client sends it.
+// GrantInput is a grant to create, parsed. Violations name its fields as a
+// Grant's JSON does (reference, pledged.amount).
 type GrantInput struct {
-	RoadmapID, DonorOrgID, RecipientOrgID, Reference, Title, Currency string
-	Pledged, PledgedCurrency, StartDate, EndDate                      string
+	RoadmapID, DonorOrgID, RecipientOrgID uuid.UUID
+	Reference, Title, Currency            string
+	Pledged                               money.Amount
+	StartDate, EndDate                    time.Time
 }
 
-// canRead: donors read their own grants, implementers the grants they
-// receive, everyone else with a read role all grants.
-func canRead(p auth.Principal, g *Grant) bool {
-	switch p.Role {
-	case auth.Admin, auth.Operator, auth.Coordinator, auth.Auditor:
-		return true
-	case auth.Donor:
-		return g.DonorOrgID == p.OrgID
-	case auth.Implementer:
-		return g.RecipientOrgID == p.OrgID
-	}
-	return false
-}
-
-func notFound(id string) error { return fmt.Errorf("grant %s: %w", id, apperr.ErrNotFound) }
+// MaxGrantYears bounds a grant's period: longer is a typo in a year.
+const MaxGrantYears = 30
 
 // CreateGrant registers a grant and records its pledge as the first PLEDGE
-// entry. A donor creates its own grants; an admin any.
+// entry. A donor creates its own grants; an admin any. The donor must be an
+// organisation that funds (org.CanFund), the recipient one that receives
+// (org.CanReceive).
 func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string) (Grant, error) {
 	p := auth.FromContext(ctx)
 	if err := p.Require(auth.Donor); err != nil {
 		return Grant{}, err
 	}
-	const f = "grant."
+	// Violations in the order of the Grant's fields.
 	var v apperr.Validator
-	g := Grant{RoadmapID: in.RoadmapID, DonorOrgID: in.DonorOrgID, RecipientOrgID: in.RecipientOrgID, Currency: in.Currency}
-	for field, id := range map[string]string{"roadmapId": in.RoadmapID, "donorOrgId": in.DonorOrgID, "recipientOrgId": in.RecipientOrgID} {
-		v.Check(uuid.Validate(id) == nil, f+field, "not an id: %q", id)
-	}
-	g.Reference = text(&v, f+"reference", in.Reference, true, 100)
-	g.Title = text(&v, f+"title", in.Title, true, 300)
+	g := Grant{RoadmapID: in.RoadmapID.String(), DonorOrgID: in.DonorOrgID.String(), RecipientOrgID: in.RecipientOrgID.String(),
+		Currency: in.Currency, StartDate: in.StartDate, EndDate: in.EndDate, Pledged: in.Pledged.Value}
+	v.Check(in.RoadmapID != uuid.Nil, "roadmapId", "required")
+	v.Check(in.DonorOrgID != uuid.Nil, "donorOrgId", "required")
+	v.Check(in.RecipientOrgID != uuid.Nil, "recipientOrgId", "required")
+	v.Check(in.RecipientOrgID == uuid.Nil || in.DonorOrgID != in.RecipientOrgID, "recipientOrgId", "must differ from the donor")
+	g.Reference = v.Text("reference", in.Reference, true, 100)
+	g.Title = v.Text("title", in.Title, true, 300)
 	_, err := money.Currency(in.Currency)
-	v.Check(err == nil, f+"currency", "unknown ISO 4217 currency %q", in.Currency)
-	g.StartDate = parseDate(&v, f+"startDate", in.StartDate, true)
-	g.EndDate = parseDate(&v, f+"endDate", in.EndDate, true)
-	v.Check(g.EndDate.IsZero() || !g.EndDate.Before(g.StartDate), f+"endDate", "before startDate")
-	if err == nil {
-		pl, perr := money.Parse(in.Pledged, in.Currency)
-		switch {
-		case perr != nil:
-			v.Add(f+"pledged.amount", "%v", perr)
-		case in.PledgedCurrency != in.Currency:
-			v.Add(f+"pledged.currency", "must be the agreement currency %s", in.Currency)
-		case pl.IsNegative():
-			v.Add(f+"pledged.amount", "must not be negative")
-		}
-		g.Pledged = pl
+	v.Check(err == nil, "currency", "unknown ISO 4217 currency %q", in.Currency)
+	switch {
+	case in.Pledged.Currency != in.Currency:
+		v.Add("pledged.currency", "must be the agreement currency %s", in.Currency)
+	case in.Pledged.Value.IsNegative():
+		v.Add("pledged.amount", "must not be negative")
 	}
-	v.Check(in.DonorOrgID != in.RecipientOrgID, f+"recipientOrgId", "must differ from the donor")
+	v.Date("startDate", in.StartDate, true)
+	v.Date("endDate", in.EndDate, true)
+	switch {
+	case in.EndDate.IsZero() || in.StartDate.IsZero():
+	case in.EndDate.Before(in.StartDate):
+		v.Add("endDate", "before startDate")
+	case in.EndDate.After(in.StartDate.AddDate(MaxGrantYears, 0, 0)):
+		v.Add("endDate", "a grant lasts at most %d years", MaxGrantYears)
+	}
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Grant{}, err
 	}
-	if p.Role == auth.Donor && p.OrgID != in.DonorOrgID {
+	if p.Role == auth.Donor && p.OrgID != g.DonorOrgID {
 		return Grant{}, fmt.Errorf("a donor creates grants of its own organisation only: %w", apperr.ErrPermissionDenied)
 	}
 	g.ID = uuid.Must(uuid.NewV7()).String()
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		id, replay, err := idempotency.Claim(ctx, tx, "CreateGrant", requestID, in, g.ID)
+		id, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "CreateGrant", requestID, in, g.ID)
 		if err != nil {
 			return err
 		}
@@ -120,9 +116,9 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 			g = *gg
 			return nil
 		}
-		rm, err := getRoadmap(ctx, tx, in.RoadmapID)
+		rm, err := roadmap.Get(ctx, tx, g.RoadmapID)
 		if errors.Is(err, apperr.ErrNotFound) {
-			return apperr.Invalid(f+"roadmapId", "roadmap %s does not exist", in.RoadmapID)
+			return apperr.Invalid("roadmapId", "roadmap %s does not exist", g.RoadmapID)
 		}
 		if err != nil {
 			return err
@@ -130,12 +126,22 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		g.ReportingCurrency = rm.ReportingCurrency
 		var donorKind, recipientKind string
 		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT kind FROM organizations WHERE id = $1), ''),
-			coalesce((SELECT kind FROM organizations WHERE id = $2), '')`, in.DonorOrgID, in.RecipientOrgID).Scan(&donorKind, &recipientKind); err != nil {
+			coalesce((SELECT kind FROM organizations WHERE id = $2), '')`, g.DonorOrgID, g.RecipientOrgID).Scan(&donorKind, &recipientKind); err != nil {
 			return err
 		}
 		var v apperr.Validator
-		v.Check(donorKind != "", f+"donorOrgId", "organisation %s does not exist", in.DonorOrgID)
-		v.Check(recipientKind != "", f+"recipientOrgId", "organisation %s does not exist", in.RecipientOrgID)
+		switch {
+		case donorKind == "":
+			v.Add("donorOrgId", "organisation %s does not exist", g.DonorOrgID)
+		case !org.CanFund(donorKind):
+			v.Add("donorOrgId", "a %s organisation does not give grants (donors are %s)", donorKind, strings.Join(org.FundingKinds, ", "))
+		}
+		switch {
+		case recipientKind == "":
+			v.Add("recipientOrgId", "organisation %s does not exist", g.RecipientOrgID)
+		case !org.CanReceive(recipientKind):
+			v.Add("recipientOrgId", "a %s organisation does not receive grants (recipients are %s)", recipientKind, strings.Join(org.ReceivingKinds, ", "))
+		}
 		if err := v.Err(); err != nil {
 			return err
 		}
@@ -158,11 +164,15 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		if g.Pledged.IsZero() {
 			return nil
 		}
-		_, err = s.record(ctx, tx, []EntryInput{{
-			GrantID: g.ID, Type: "PLEDGE", Amount: in.Pledged, Currency: in.Currency, ValueDate: in.StartDate,
-			Note: "pledge at grant creation",
-		}}, "", f+"pledged.", requestID)
-		return err
+		pl, err := newPlan(p, []EntryInput{{GrantID: uuid.MustParse(g.ID), Type: Pledge, Amount: in.Pledged,
+			ValueDate: in.StartDate, Note: "pledge at grant creation"}})
+		if err == nil {
+			_, err = s.record(ctx, tx, pl, "", requestID)
+		}
+		// The pledge entry is the grant's pledged field.
+		return apperr.Fields(err, func(f string) string {
+			return "pledged." + strings.TrimPrefix(strings.TrimPrefix(f, "[0]."), "amount.")
+		})
 	})
 	if err != nil {
 		return Grant{}, fmt.Errorf("creating grant: %w", err)
@@ -182,7 +192,7 @@ func scanGrant(row pgx.Row, g *Grant, version *int) error {
 
 // getGrant reads a grant with its current allocations; lock takes the
 // grant's balance row lock for the rest of the transaction.
-func getGrant(ctx context.Context, q querier, id string, lock bool) (*Grant, error) {
+func getGrant(ctx context.Context, q postgres.Querier, id string, lock bool) (*Grant, error) {
 	g := &Grant{}
 	var version int
 	sql := `SELECT ` + grantColumns + grantFrom + ` WHERE g.id = $1`
@@ -228,16 +238,13 @@ func (s *Store) readableGrant(ctx context.Context, id string) (*Grant, error) {
 
 // GetGrant returns a grant the caller may read; others are NOT_FOUND, so a
 // donor learns nothing of another donor's grants.
-func (s *Store) GetGrant(ctx context.Context, id string) (Grant, error) {
-	if uuid.Validate(id) != nil {
-		return Grant{}, apperr.Invalid("grantId", "not an id: %q", id)
-	}
-	g, err := getGrant(ctx, s.pool, id, false)
+func (s *Store) GetGrant(ctx context.Context, id uuid.UUID) (Grant, error) {
+	g, err := getGrant(ctx, s.pool, id.String(), false)
 	if err != nil {
 		return Grant{}, err
 	}
 	if !canRead(auth.FromContext(ctx), g) {
-		return Grant{}, notFound(id)
+		return Grant{}, notFound(id.String())
 	}
 	return *g, nil
 }
@@ -295,7 +302,7 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 }
 
 // attachAllocations reads the current allocations of a page of grants in one query.
-func attachAllocations(ctx context.Context, q querier, grants []Grant, versions map[string]int) error {
+func attachAllocations(ctx context.Context, q postgres.Querier, grants []Grant, versions map[string]int) error {
 	if len(grants) == 0 {
 		return nil
 	}
@@ -324,62 +331,60 @@ func attachAllocations(ctx context.Context, q querier, grants []Grant, versions 
 	return rows.Err()
 }
 
-// AllocationInput is one earmark as a client sends it.
+// AllocationInput is one earmark to set, parsed.
 type AllocationInput struct {
-	MilestoneID, Amount, Currency string
+	MilestoneID uuid.UUID
+	Amount      money.Amount
 }
 
 // SetAllocations replaces the grant's allocations. Their sum may not exceed
 // what is committed; every milestone must belong to the grant's roadmap.
-func (s *Store) SetAllocations(ctx context.Context, grantID string, in []AllocationInput, requestID string) (Grant, error) {
+// Violations name each allocation by its position ([1].amount.amount). A
+// retry answers with the allocations as set then, whatever they are now.
+func (s *Store) SetAllocations(ctx context.Context, grantID uuid.UUID, in []AllocationInput, requestID string) (Grant, error) {
 	p := auth.FromContext(ctx)
 	if err := p.Require(auth.Donor); err != nil {
 		return Grant{}, err
 	}
 	var v apperr.Validator
-	v.Check(uuid.Validate(grantID) == nil, "grantId", "not an id: %q", grantID)
 	v.Check(requestID != "", "requestId", "required")
-	seen := map[string]bool{}
+	seen := map[uuid.UUID]bool{}
 	for i, a := range in {
-		f := fmt.Sprintf("allocations[%d].", i)
-		v.Check(uuid.Validate(a.MilestoneID) == nil, f+"milestoneId", "not an id: %q", a.MilestoneID)
+		f := fmt.Sprintf("[%d].", i)
+		v.Check(a.MilestoneID != uuid.Nil, f+"milestoneId", "required")
 		v.Check(!seen[a.MilestoneID], f+"milestoneId", "milestone allocated twice")
 		seen[a.MilestoneID] = true
-		if _, err := money.Parse(a.Amount, a.Currency); err != nil {
-			v.Add(f+"amount.amount", "%v", err)
-		}
+		v.Check(a.Amount.Value.IsPositive(), f+"amount.amount", "must be positive")
 	}
 	if err := v.Err(); err != nil {
 		return Grant{}, err
 	}
+	id := grantID.String()
 	var out Grant
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		g, err := getGrant(ctx, tx, grantID, true)
+		g, err := getGrant(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
 		if !canRead(p, g) { // a donor reads only its own grants
-			return notFound(grantID)
+			return notFound(id)
 		}
-		_, replay, err := idempotency.Claim(ctx, tx, "SetAllocations", requestID, []any{grantID, in}, grantID)
+		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "SetAllocations", requestID, []any{grantID, in}, id)
 		if err != nil {
 			return err
 		}
 		if replay {
 			out = *g
-			return nil
+			return idempotency.LoadAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, &out.Allocations)
 		}
 		var v apperr.Validator
 		total := decimal.Zero
 		ids := make([]string, 0, len(in))
 		amounts := make([]decimal.Decimal, 0, len(in))
 		for i, a := range in {
-			f := fmt.Sprintf("allocations[%d].", i)
-			amt, _ := money.Parse(a.Amount, a.Currency)
-			v.Check(a.Currency == g.Currency, f+"amount.currency", "must be the agreement currency %s", g.Currency)
-			v.Check(amt.IsPositive(), f+"amount.amount", "must be positive")
-			total = total.Add(amt)
-			ids, amounts = append(ids, a.MilestoneID), append(amounts, amt)
+			v.Check(a.Amount.Currency == g.Currency, fmt.Sprintf("[%d].amount.currency", i), "must be the agreement currency %s", g.Currency)
+			total = total.Add(a.Amount.Value)
+			ids, amounts = append(ids, a.MilestoneID.String()), append(amounts, a.Amount.Value)
 		}
 		if err := v.Err(); err != nil {
 			return err
@@ -389,16 +394,16 @@ func (s *Store) SetAllocations(ctx context.Context, grantID string, in []Allocat
 			return err
 		}
 		if inRoadmap != len(ids) {
-			return apperr.Invalid("allocations", "every milestone must exist in the grant's roadmap")
+			return apperr.Invalid("", "every milestone must exist in the grant's roadmap")
 		}
 		var committed decimal.Decimal
 		var version int
-		if err := tx.QueryRow(ctx, `SELECT committed, allocation_version FROM grant_balances WHERE grant_id = $1`, grantID).Scan(&committed, &version); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT committed, allocation_version FROM grant_balances WHERE grant_id = $1`, id).Scan(&committed, &version); err != nil {
 			return err
 		}
-		if total.GreaterThan(committed) {
-			return fmt.Errorf("allocations total %s %s exceed the committed %s %s: %w",
-				money.Format(total, g.Currency), g.Currency, money.Format(committed, g.Currency), g.Currency, apperr.ErrFailedPrecondition)
+		b := balance{committed: committed, allocated: total}
+		if err := b.check(g.Currency); err != nil {
+			return err
 		}
 		today := time.Now().UTC().Truncate(24 * time.Hour)
 		rates, err := fx.Load(ctx, tx, []string{g.Currency, g.ReportingCurrency}, today)
@@ -417,18 +422,21 @@ func (s *Store) SetAllocations(ctx context.Context, grantID string, in []Allocat
 		}
 		version++
 		if _, err := tx.Exec(ctx, `INSERT INTO allocations (grant_id, version, milestone_id, amount, reporting_amount)
-			SELECT $1, $2, * FROM unnest($3::uuid[], $4::numeric[], $5::numeric[])`, grantID, version, ids, amounts, reporting); err != nil {
+			SELECT $1, $2, * FROM unnest($3::uuid[], $4::numeric[], $5::numeric[])`, id, version, ids, amounts, reporting); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE grant_balances SET allocated = $2, allocation_version = $3 WHERE grant_id = $1`, grantID, total, version); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE grant_balances SET allocated = $2, allocation_version = $3 WHERE grant_id = $1`, id, total, version); err != nil {
 			return err
 		}
-		ng, err := getGrant(ctx, tx, grantID, false)
+		ng, err := getGrant(ctx, tx, id, false)
 		if err != nil {
 			return err
 		}
 		out = *ng
-		return audit.Record(ctx, tx, audit.Entry{EntityType: "grant", EntityID: grantID, RequestID: requestID,
+		if err := idempotency.SaveAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, out.Allocations); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Entry{EntityType: "grant", EntityID: id, RequestID: requestID,
 			Change:      map[string]any{"allocations": ng.Allocations, "version": version},
 			SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}})
 	})

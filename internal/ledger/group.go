@@ -3,6 +3,7 @@ package ledger
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -151,26 +152,24 @@ func (c *committer) flush(group []*pending) {
 //	REPLAY    the request id was used before (prior entity and payload digest);
 //	REFUSED   the balances would break an invariant; detail is the balance row
 //	          as the statement saw it: pledged committed disbursed allocated;
-//	REVERSED  the entry it reverses is reversed already;
 //	FX_STALE  the caller's FX cache is behind the table.
 //
 // The conditional UPDATE is both the grant's row lock and the check: under
 // READ COMMITTED a concurrent writer's update is waited for and the
 // condition re-evaluated on the row it left. The entry, its claim and its
-// audit event are inserted only from the updated row. A request id or a
-// reversal claimed concurrently by another transaction raises a unique
-// violation instead (the write is then retried alone and replays, or is
-// refused).
+// audit event are inserted only from the updated row. A request id claimed
+// concurrently by another transaction, or an entry reversed already (the
+// unique index on reverses_id, which batches meet the same way), raises a
+// unique violation instead: the group fails, and the write is retried alone
+// and replays or is refused.
 //
 // $1 method, $2 request id, $3 payload digest, $4 FX cache seq (NULL when no
 // table rate is used), $5-$22 the entry, $23-$32 the audit event's columns
-// in audit.Values order.
-const recordSQL = `WITH fx AS (
+// in audit.Values order, $33 the caller's request-id scope.
+var recordSQL = `WITH fx AS (
 	SELECT $4::bigint IS NULL OR $4::bigint = (SELECT coalesce(max(seq), 0) FROM fx_rates) AS current
 ), prior AS (
-	SELECT entity_id, payload_sha256 FROM idempotency_keys WHERE method = $1 AND request_id = $2
-), taken AS (
-	SELECT $19::uuid IS NOT NULL AND EXISTS (SELECT FROM transactions WHERE reverses_id = $19::uuid) AS reversed
+	SELECT entity_id, payload_sha256 FROM idempotency_keys WHERE scope = $33 AND method = $1 AND request_id = $2
 ), moved AS (
 	UPDATE grant_balances SET
 		pledged = pledged + CASE $8::text WHEN 'PLEDGE' THEN $11::numeric ELSE 0 END,
@@ -184,16 +183,12 @@ const recordSQL = `WITH fx AS (
 		received_reporting = received_reporting + CASE $8::text WHEN 'RECEIPT' THEN $12::numeric ELSE 0 END,
 		spent_reporting = spent_reporting + CASE $8::text WHEN 'EXPENDITURE' THEN $12::numeric ELSE 0 END
 	WHERE grant_id = $6::uuid
-		AND (SELECT current FROM fx) AND NOT EXISTS (SELECT FROM prior) AND NOT (SELECT reversed FROM taken)
-		AND disbursed + CASE $8::text WHEN 'DISBURSEMENT' THEN $11::numeric ELSE 0 END
-			<= committed + CASE $8::text WHEN 'COMMITMENT' THEN $11::numeric ELSE 0 END
-		AND allocated <= committed + CASE $8::text WHEN 'COMMITMENT' THEN $11::numeric ELSE 0 END
-		AND committed + CASE $8::text WHEN 'COMMITMENT' THEN $11::numeric ELSE 0 END >= 0
-		AND pledged + CASE $8::text WHEN 'PLEDGE' THEN $11::numeric ELSE 0 END >= 0
+		AND (SELECT current FROM fx) AND NOT EXISTS (SELECT FROM prior)
+		AND ` + invariantsSQL(movedColumn) + `
 	RETURNING grant_id
 ), claim AS (
-	INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
-	SELECT $1, $2, $3, $5::text FROM moved
+	INSERT INTO idempotency_keys (scope, method, request_id, payload_sha256, entity_id)
+	SELECT $33, $1, $2, $3, $5::text FROM moved
 ), entry AS (
 	INSERT INTO transactions (id, grant_id, type, bucket, currency, amount, agreement_amount, reporting_amount,
 		agreement_rate, reporting_rate, fx_rate, value_date, reference, milestone_id, reverses_id, note,
@@ -208,10 +203,18 @@ const recordSQL = `WITH fx AS (
 SELECT CASE
 		WHEN NOT (SELECT current FROM fx) THEN 'FX_STALE'
 		WHEN EXISTS (SELECT FROM prior) THEN 'REPLAY'
-		WHEN (SELECT reversed FROM taken) THEN 'REVERSED'
 		WHEN EXISTS (SELECT FROM moved) THEN 'RECORDED'
 		ELSE 'REFUSED' END,
 	(SELECT entity_id FROM prior), (SELECT payload_sha256 FROM prior),
 	coalesce((SELECT concat_ws(' ', pledged, committed, disbursed, allocated) FROM grant_balances
 		WHERE grant_id = $6::uuid AND NOT EXISTS (SELECT FROM moved)), ''),
 	now()`
+
+// movedColumn is a balance column after the entry of recordSQL moves it
+// ($8 its bucket, $11 its amount in agreement currency).
+func movedColumn(column string) string {
+	if bucket, ok := columnBucket[column]; ok {
+		return fmt.Sprintf("%s + CASE $8::text WHEN '%s' THEN $11::numeric ELSE 0 END", column, bucket)
+	}
+	return column // allocated, or the constant 0: entries do not move them
+}

@@ -27,16 +27,17 @@ func TestGroupedWritesStandApart(t *testing.T) {
 	g2 := w.grant("USD", "G2", "0")
 	w.record(w.donor(g1), g1, "COMMITMENT", "100.00", "USD", "2024-02-01", "")
 	w.record(w.donor(g2), g2, "COMMITMENT", "50.00", "USD", "2024-02-01", "")
-	earlier := ledger.EntryInput{GrantID: g2.ID, Type: "DISBURSEMENT", Amount: "10.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "T-0"}
-	first := must(w.l.RecordTransaction(w.donor(g2), earlier, "earlier"))
-
+	earlier := ledger.EntryInput{GrantID: id(g2.ID), Type: "DISBURSEMENT", Amount: amt("10.00", "USD"), ValueDate: day("2024-03-01"), Reference: "T-0"}
 	admin := as(auth.Admin, "")
-	outcomes := must(w.l.RecordAsOneGroup(admin, []ledger.EntryInput{
-		{GrantID: g1.ID, Type: "DISBURSEMENT", Amount: "60.00", Currency: "USD", ValueDate: "2024-03-01", Reference: "T-1"},
-		{GrantID: g1.ID, Type: "DISBURSEMENT", Amount: "60.00", Currency: "USD", ValueDate: "2024-03-02", Reference: "T-2"}, // 120 > 100
+	// Request ids are the caller's own: the earlier write is the admin's too.
+	first := try(w.l.RecordTransaction(admin, earlier, "earlier")).must(t)
+
+	outcomes := try(w.l.RecordAsOneGroup(admin, []ledger.EntryInput{
+		{GrantID: id(g1.ID), Type: "DISBURSEMENT", Amount: amt("60.00", "USD"), ValueDate: day("2024-03-01"), Reference: "T-1"},
+		{GrantID: id(g1.ID), Type: "DISBURSEMENT", Amount: amt("60.00", "USD"), ValueDate: day("2024-03-02"), Reference: "T-2"}, // 120 > 100
 		earlier, // the same request id again
-		{GrantID: g2.ID, Type: "DISBURSEMENT", Amount: "40.00", Currency: "USD", ValueDate: "2024-03-03", Reference: "T-3"}, // 10 + 40 = 50
-	}, []string{"g-1", "g-2", "earlier", "g-3"}))
+		{GrantID: id(g2.ID), Type: "DISBURSEMENT", Amount: amt("40.00", "USD"), ValueDate: day("2024-03-03"), Reference: "T-3"}, // 10 + 40 = 50
+	}, []string{"g-1", "g-2", "earlier", "g-3"})).must(t)
 	want := []ledger.GroupRow{{Outcome: "RECORDED"}, {Outcome: "REFUSED"}, {Outcome: "REPLAY", PriorEntityID: first.ID}, {Outcome: "RECORDED"}}
 	if fmt.Sprint(outcomes) != fmt.Sprint(want) {
 		t.Fatalf("answers %v, want %v", outcomes, want)
@@ -67,10 +68,10 @@ func TestGroupedWritesStandApart(t *testing.T) {
 	// nothing of the group is written (RecordTransaction then retries each
 	// write alone). Here another transaction holds the claim of request id
 	// g-5 and commits it while the group waits on it.
-	blocker := must(w.db.Owner.Begin(ctx))
+	blocker := try(w.db.Owner.Begin(ctx)).must(t)
 	defer blocker.Rollback(ctx)
-	if _, err := blocker.Exec(ctx, `INSERT INTO idempotency_keys (method, request_id, payload_sha256, entity_id)
-		VALUES ('RecordTransaction', 'g-5', '\x00', 'elsewhere')`); err != nil {
+	if _, err := blocker.Exec(ctx, `INSERT INTO idempotency_keys (scope, method, request_id, payload_sha256, entity_id)
+		VALUES ('token:tok-admin', 'RecordTransaction', 'g-5', '\x00', 'elsewhere')`); err != nil {
 		t.Fatal(err)
 	}
 	// The group runs in grant id order: the write that would succeed goes
@@ -83,8 +84,8 @@ func TestGroupedWritesStandApart(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		_, groupErr = w.l.RecordAsOneGroup(admin, []ledger.EntryInput{
-			{GrantID: hi.ID, Type: "EXPENDITURE", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "INV-5"},
-			{GrantID: lo.ID, Type: "EXPENDITURE", Amount: "1.00", Currency: "USD", ValueDate: "2024-03-05", Reference: "INV-4"},
+			{GrantID: id(hi.ID), Type: "EXPENDITURE", Amount: amt("1.00", "USD"), ValueDate: day("2024-03-05"), Reference: "INV-5"},
+			{GrantID: id(lo.ID), Type: "EXPENDITURE", Amount: amt("1.00", "USD"), ValueDate: day("2024-03-05"), Reference: "INV-4"},
 		}, []string{"g-5", "g-4"})
 	})
 	waitForLockWait(t, w)
@@ -134,14 +135,13 @@ func TestNewRatesReachCachedServers(t *testing.T) {
 	g := w.grant("EUR", "FX", "0")
 	w.record(w.donor(g), g, "COMMITMENT", "1000.00", "EUR", "2024-02-01", "") // fills the cache
 	other := fx.New(w.db.App)                                                 // another server's rate writer
-	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-03-01", Rate: "0.80"}}))
+	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-03-01", Rate: "0.80"}})).must(t)
 	tx := w.record(w.donor(g), g, "DISBURSEMENT", "100.00", "EUR", "2024-03-15", "D-1")
 	eq(t, "disbursement in USD", tx.ReportingAmount, "125.00") // 100 / 0.80, not 100 / 0.90
 	eq(t, "rate used", tx.ReportingRate, "0.80")
 
-	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50"}}))
-	got := must(w.l.BatchRecord(w.donor(g), []ledger.EntryInput{{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "100.00",
-		Currency: "EUR", ValueDate: "2024-04-02", Reference: "D-2"}}, "fx-batch"))
+	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50"}})).must(t)
+	got := try(w.l.BatchRecord(w.donor(g), []ledger.EntryInput{{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("100.00", "EUR"), ValueDate: day("2024-04-02"), Reference: "D-2"}}, "fx-batch")).must(t)
 	eq(t, "batch disbursement in USD", got[0].ReportingAmount, "200.00") // 100 / 0.50
 
 	// An entry dated before the new rates still converts at the rate of its date.
@@ -158,13 +158,13 @@ func TestEntryIsReversedOnce(t *testing.T) {
 	g := w.grant("USD", "REV", "0")
 	w.record(w.donor(g), g, "COMMITMENT", "100.00", "USD", "2024-02-01", "")
 	paid := w.record(w.donor(g), g, "DISBURSEMENT", "40.00", "USD", "2024-03-01", "P-1")
-	rev := ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: paid.ID, ValueDate: "2024-05-01"}
-	first := must(w.l.RecordTransaction(w.donor(g), rev, "rev-1"))
+	rev := ledger.EntryInput{GrantID: id(g.ID), Type: "REVERSAL", ReversesID: id(paid.ID), ValueDate: day("2024-05-01")}
+	first := try(w.l.RecordTransaction(w.donor(g), rev, "rev-1")).must(t)
 	// A retry of the reversal itself answers with it; it is not "already reversed".
-	if again := must(w.l.RecordTransaction(w.donor(g), rev, "rev-1")); again.ID != first.ID {
+	if again := try(w.l.RecordTransaction(w.donor(g), rev, "rev-1")).must(t); again.ID != first.ID {
 		t.Fatalf("retried reversal returned %s, want %s", again.ID, first.ID)
 	}
-	_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: paid.ID, ValueDate: "2024-05-01"}, "again")
+	_, err := w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: id(g.ID), Type: "REVERSAL", ReversesID: id(paid.ID), ValueDate: day("2024-05-01")}, "again")
 	if !errors.Is(err, apperr.ErrFailedPrecondition) {
 		t.Fatalf("second reversal: %v, want FAILED_PRECONDITION", err)
 	}
@@ -175,8 +175,8 @@ func TestEntryIsReversedOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range tries {
 		wg.Go(func() {
-			_, errs[i] = w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "REVERSAL", ReversesID: other.ID,
-				ValueDate: "2024-05-01"}, fmt.Sprint("race-", i))
+			_, errs[i] = w.l.RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: id(g.ID), Type: "REVERSAL", ReversesID: id(other.ID),
+				ValueDate: day("2024-05-01")}, fmt.Sprint("race-", i))
 		})
 	}
 	wg.Wait()
@@ -215,7 +215,7 @@ func TestSmallPoolKeepsMovingWhileRatesChange(t *testing.T) {
 	w.record(w.donor(g), g, "COMMITMENT", "1000000.00", "EUR", "2024-02-01", "")
 	cfg := w.db.App.Config().Copy()
 	cfg.MaxConns, cfg.MinConns = 2, 0
-	pool := must(pgxpool.NewWithConfig(context.Background(), cfg))
+	pool := try(pgxpool.NewWithConfig(context.Background(), cfg)).must(t)
 	defer pool.Close()
 	l := ledger.New(pool)
 	ctx, cancel := context.WithTimeout(w.donor(g), time.Minute)
@@ -235,7 +235,7 @@ func TestSmallPoolKeepsMovingWhileRatesChange(t *testing.T) {
 	for c := range 4 {
 		wg.Go(func() {
 			for i := range 15 {
-				in := ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "EUR", ValueDate: "2024-03-01",
+				in := ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("1.00", "EUR"), ValueDate: day("2024-03-01"),
 					Reference: fmt.Sprint("S", c, "-", i)}
 				if _, err := l.RecordTransaction(ctx, in, fmt.Sprint("s-", c, "-", i)); err != nil {
 					errs <- err
@@ -245,7 +245,7 @@ func TestSmallPoolKeepsMovingWhileRatesChange(t *testing.T) {
 		})
 		wg.Go(func() {
 			for i := range 15 {
-				in := ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "1.00", Currency: "EUR", ValueDate: "2024-03-01",
+				in := ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("1.00", "EUR"), ValueDate: day("2024-03-01"),
 					Reference: fmt.Sprint("B", c, "-", i)}
 				if _, err := l.BatchRecord(ctx, []ledger.EntryInput{in}, fmt.Sprint("b-", c, "-", i)); err != nil {
 					errs <- err

@@ -13,13 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/ledger"
+	"github.com/tranche-ledger/tranche/internal/money"
 	"github.com/tranche-ledger/tranche/internal/postgres"
+	"github.com/tranche-ledger/tranche/internal/roadmap"
 )
 
 // 32 clients over two connection pools (as two replicas would be) race to
@@ -41,8 +44,8 @@ func TestConcurrentDisbursementsNeverExceedCommitment(t *testing.T) {
 	var wg sync.WaitGroup
 	for c := range 32 {
 		wg.Go(func() {
-			_, err := replicas[c%2].RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT",
-				Amount: "1000.00", Currency: "EUR", ValueDate: "2024-03-01", Reference: fmt.Sprint("T", c)}, fmt.Sprint("race-", c))
+			_, err := replicas[c%2].RecordTransaction(w.donor(g), ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT",
+				Amount: amt("1000.00", "EUR"), ValueDate: day("2024-03-01"), Reference: fmt.Sprint("T", c)}, fmt.Sprint("race-", c))
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -57,7 +60,7 @@ func TestConcurrentDisbursementsNeverExceedCommitment(t *testing.T) {
 	if ok.Load() != 10 || refused.Load() != 22 {
 		t.Fatalf("%d succeeded, %d refused; want 10 and 22", ok.Load(), refused.Load())
 	}
-	r := must(w.l.Reconcile(coord, g.ID, time.Time{}))
+	r := try(w.l.Reconcile(coord, g.ID, time.Time{})).must(t)
 	eq(t, "disbursed", r.Agreement.Disbursed, "10000.00")
 	checkReplay(t, w)
 	checkChain(t, w)
@@ -86,20 +89,20 @@ func TestRandomWorkloadKeepsInvariants(t *testing.T) {
 			for i := range 60 {
 				g := grants[rng.IntN(len(grants))]
 				rid := fmt.Sprintf("c%d-%d", c, i)
-				in := ledger.EntryInput{GrantID: g.ID, Currency: g.Currency, ValueDate: "2024-03-01"}
+				in := ledger.EntryInput{GrantID: id(g.ID), ValueDate: day("2024-03-01")}
 				switch k := rng.IntN(10); {
 				case k < 3:
-					in.Type, in.Amount = "COMMITMENT", fmt.Sprintf("%d.%02d", 100+rng.IntN(5000), rng.IntN(100))
+					in.Type, in.Amount = "COMMITMENT", amt(fmt.Sprintf("%d.%02d", 100+rng.IntN(5000), rng.IntN(100)), "USD")
 				case k < 4 && len(mine) > 0:
 					orig := mine[rng.IntN(len(mine))]
-					in.GrantID, in.Type, in.ReversesID = orig.GrantID, "REVERSAL", orig.ID
+					in.GrantID, in.Type, in.ReversesID = id(orig.GrantID), "REVERSAL", id(orig.ID)
 					for _, x := range grants {
 						if x.ID == orig.GrantID {
 							g = x
 						}
 					}
 				default:
-					in.Type, in.Amount = "DISBURSEMENT", fmt.Sprintf("%d.%02d", 50+rng.IntN(3000), rng.IntN(100))
+					in.Type, in.Amount = "DISBURSEMENT", amt(fmt.Sprintf("%d.%02d", 50+rng.IntN(3000), rng.IntN(100)), "USD")
 				}
 				tries := 1 + rng.IntN(3) // retries with the same request id
 				var first string
@@ -210,38 +213,44 @@ func TestBadInputWritesNothing(t *testing.T) {
 	rev := reverse(dn, w, g, w.record(dn, g, "DISBURSEMENT", "10.00", "USD", "2024-02-01", "X").ID)
 	otherTx := w.record(w.donor(other), other, "COMMITMENT", "5.00", "EUR", "2024-02-01", "")
 	huge := strings.Repeat("x", 1<<20)
-	base := ledger.EntryInput{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "10.00", Currency: "USD", ValueDate: "2024-03-01"}
+	base := ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("10.00", "USD"), ValueDate: day("2024-03-01")}
 	tests := []struct {
 		name  string
 		edit  func(*ledger.EntryInput)
 		field string // "" for a non-field refusal
 		kind  error
 	}{
-		{"zero", func(e *ledger.EntryInput) { e.Amount = "0.00" }, "transaction.amount.amount", nil},
-		{"negative disbursement", func(e *ledger.EntryInput) { e.Amount = "-10.00" }, "transaction.amount.amount", nil},
-		{"exponent", func(e *ledger.EntryInput) { e.Amount = "1e3" }, "transaction.amount.amount", nil},
-		{"too many decimals for USD", func(e *ledger.EntryInput) { e.Amount = "12.345" }, "transaction.amount.amount", nil},
-		{"NaN", func(e *ledger.EntryInput) { e.Amount = "NaN" }, "transaction.amount.amount", nil},
-		{"40 digits", func(e *ledger.EntryInput) { e.Amount = strings.Repeat("9", 40) }, "transaction.amount.amount", nil},
-		{"unknown currency", func(e *ledger.EntryInput) { e.Currency = "ZZZ" }, "transaction.amount.currency", nil},
-		{"currency without a rate", func(e *ledger.EntryInput) { e.Currency = "CHF" }, "", apperr.ErrFailedPrecondition},
-		{"value date years off", func(e *ledger.EntryInput) { e.ValueDate = "2042-03-01" }, "transaction.valueDate", nil},
-		{"malformed date", func(e *ledger.EntryInput) { e.ValueDate = "01/03/2024" }, "transaction.valueDate", nil},
-		{"unknown type", func(e *ledger.EntryInput) { e.Type = "GIFT" }, "transaction.type", nil},
-		{"reversal of a reversal", func(e *ledger.EntryInput) { e.Type, e.Amount, e.Currency, e.ReversesID = "REVERSAL", "", "", rev.ID }, "transaction.reversesTransactionId", nil},
+		{"zero", func(e *ledger.EntryInput) { e.Amount = amt("0.00", "USD") }, "amount.amount", nil},
+		{"negative disbursement", func(e *ledger.EntryInput) { e.Amount = amt("-10.00", "USD") }, "amount.amount", nil},
+		{"more decimals than USD has", func(e *ledger.EntryInput) { e.Amount = amt("12.345", "USD") }, "amount.amount", nil},
+		{"no amount", func(e *ledger.EntryInput) { e.Amount = money.Amount{} }, "amount.currency", nil},
+		{"currency without a rate", func(e *ledger.EntryInput) { e.Amount = amt("10.00", "CHF") }, "", apperr.ErrFailedPrecondition},
+		{"value date years off", func(e *ledger.EntryInput) { e.ValueDate = day("2042-03-01") }, "valueDate", nil},
+		{"value date in 1900", func(e *ledger.EntryInput) { e.ValueDate = day("1900-03-01") }, "valueDate", nil},
+		{"no value date", func(e *ledger.EntryInput) { e.ValueDate = time.Time{} }, "valueDate", nil},
+		{"unknown type", func(e *ledger.EntryInput) { e.Type = "GIFT" }, "type", nil},
+		{"reversal of a reversal", func(e *ledger.EntryInput) {
+			e.Type, e.Amount, e.ReversesID = "REVERSAL", money.Amount{}, id(rev.ID)
+		}, "reversesTransactionId", nil},
 		{"reversal of another grant's entry", func(e *ledger.EntryInput) {
-			e.Type, e.Amount, e.Currency, e.ReversesID = "REVERSAL", "", "", otherTx.ID
-		}, "transaction.reversesTransactionId", nil},
+			e.Type, e.Amount, e.ReversesID = "REVERSAL", money.Amount{}, id(otherTx.ID)
+		}, "reversesTransactionId", nil},
 		{"reversal of an unknown entry", func(e *ledger.EntryInput) {
-			e.Type, e.Amount, e.Currency, e.ReversesID = "REVERSAL", "", "", "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00"
-		}, "transaction.reversesTransactionId", nil},
-		{"unknown grant", func(e *ledger.EntryInput) { e.GrantID = "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00" }, "", apperr.ErrNotFound},
-		{"malformed grant id", func(e *ledger.EntryInput) { e.GrantID = "1; DROP TABLE transactions" }, "transaction.grantId", nil},
-		{"unknown milestone", func(e *ledger.EntryInput) { e.MilestoneID = "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00" }, "transaction.milestoneId", nil},
-		{"1 MB note", func(e *ledger.EntryInput) { e.Note = huge }, "transaction.note", nil},
-		{"1 MB reference", func(e *ledger.EntryInput) { e.Reference = huge }, "transaction.reference", nil},
-		{"over-disbursement", func(e *ledger.EntryInput) { e.Amount = "1000.01" }, "", apperr.ErrFailedPrecondition},
-		{"negative fx rate", func(e *ledger.EntryInput) { e.FxRate = "-1" }, "transaction.fxRate", nil},
+			e.Type, e.Amount, e.ReversesID = "REVERSAL", money.Amount{}, id("01a2195f-dc3c-70c2-82d7-4f0ad8a83b00")
+		}, "reversesTransactionId", nil},
+		{"reversal for another amount", func(e *ledger.EntryInput) {
+			e.Type, e.Amount, e.ReversesID = "REVERSAL", amt("1.00", "USD"), id(rev.ReversesID)
+		}, "amount.amount", nil},
+		{"unknown grant", func(e *ledger.EntryInput) { e.GrantID = id("01a2195f-dc3c-70c2-82d7-4f0ad8a83b00") }, "", apperr.ErrNotFound},
+		{"no grant", func(e *ledger.EntryInput) { e.GrantID = uuid.Nil }, "grantId", nil},
+		{"unknown milestone", func(e *ledger.EntryInput) { e.MilestoneID = id("01a2195f-dc3c-70c2-82d7-4f0ad8a83b00") }, "milestoneId", nil},
+		{"1 MB note", func(e *ledger.EntryInput) { e.Note = huge }, "note", nil},
+		{"1 MB reference", func(e *ledger.EntryInput) { e.Reference = huge }, "reference", nil},
+		{"NUL in note", func(e *ledger.EntryInput) { e.Note = "a\x00b" }, "note", nil},
+		{"over-disbursement", func(e *ledger.EntryInput) { e.Amount = amt("1000.01", "USD") }, "", apperr.ErrFailedPrecondition},
+		{"negative fx rate", func(e *ledger.EntryInput) { e.FxRate = rate("-1") }, "fxRate", nil},
+		{"fx rate 1e-31", func(e *ledger.EntryInput) { e.FxRate = rate("0.0000000000000000000000000000001") }, "fxRate", nil},
+		{"fx rate 1e15", func(e *ledger.EntryInput) { e.FxRate = rate("1000000000000000") }, "fxRate", nil},
 	}
 	count := func() (n int) {
 		if err := w.db.Owner.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM idempotency_keys)`).Scan(&n); err != nil {
@@ -260,7 +269,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		}
 		if tc.field != "" {
 			var inv *apperr.InvalidError
-			if !errors.As(err, &inv) || inv.Violations[0].Field != tc.field {
+			if !errors.As(err, &inv) || len(inv.Violations) != 1 || inv.Violations[0].Field != tc.field {
 				t.Errorf("%s: got %v, want a violation on %s", tc.name, err, tc.field)
 			}
 		} else if !errors.Is(err, tc.kind) {
@@ -273,8 +282,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 	// SQL metacharacters in text are stored as data.
 	in := base
 	in.Note, in.Reference = "'; DELETE FROM transactions; --", `Robert"); DROP TABLE grants;--`
-	tx := must(w.l.RecordTransaction(dn, in, "meta"))
-	back := must3(w.l.ListTransactions(dn, g.ID, "DISBURSEMENT", 10, ""))
+	tx := try(w.l.RecordTransaction(dn, in, "meta")).must(t)
+	back := try3(w.l.ListTransactions(dn, id(g.ID), "DISBURSEMENT", 10, "")).must(t)
 	found := false
 	for _, x := range back {
 		found = found || (x.ID == tx.ID && x.Note == in.Note && x.Reference == in.Reference)
@@ -290,16 +299,16 @@ func TestRolesOnLedger(t *testing.T) {
 	eu := w.grant("EUR", "EU-1", "1000.00")
 	uk := w.grant("GBP", "UK-1", "1000.00")
 	w.record(w.donor(eu), eu, "COMMITMENT", "1000.00", "EUR", "2024-02-01", "")
-	stranger := must(orgImpl(w, "Other NGO"))
+	stranger := try(orgImpl(w, "Other NGO")).must(t)
 	euDonor, ukDonor := w.donor(eu), w.donor(uk)
 	impl, otherImpl := w.implementer(), as(auth.Implementer, stranger)
 	auditor := as(auth.Auditor, "")
 	rec := func(ctx context.Context, typ string) error {
-		_, err := w.l.RecordTransaction(ctx, ledger.EntryInput{GrantID: eu.ID, Type: typ, Amount: "1.00", Currency: "EUR",
-			ValueDate: "2024-03-01", Reference: "R"}, w.req())
+		_, err := w.l.RecordTransaction(ctx, ledger.EntryInput{GrantID: id(eu.ID), Type: typ, Amount: amt("1.00", "EUR"),
+			ValueDate: day("2024-03-01"), Reference: "R"}, w.req())
 		return err
 	}
-	read := func(ctx context.Context) error { _, err := w.l.GetGrant(ctx, eu.ID); return err }
+	read := func(ctx context.Context) error { _, err := w.l.GetGrant(ctx, id(eu.ID)); return err }
 	tests := []struct {
 		name string
 		err  error
@@ -320,34 +329,34 @@ func TestRolesOnLedger(t *testing.T) {
 		{"auditor records", rec(auditor, "PLEDGE"), apperr.ErrPermissionDenied},
 		{"coordinator records", rec(coord, "PLEDGE"), apperr.ErrPermissionDenied},
 		{"donor creates a roadmap", func() error {
-			_, err := w.l.CreateRoadmap(euDonor, ledger.RoadmapInput{Country: "AFG", Title: "x", StartDate: "2024-01-01", EndDate: "2024-12-31", ReportingCurrency: "USD"}, "r")
+			_, err := w.roadmaps.Create(euDonor, roadmap.Input{Country: "AFG", Title: "x", StartDate: day("2024-01-01"), EndDate: day("2024-12-31"), ReportingCurrency: "USD"}, "r")
 			return err
 		}(), apperr.ErrPermissionDenied},
 		{"donor creates another donor's grant", func() error {
-			_, err := w.l.CreateGrant(ukDonor, ledger.GrantInput{RoadmapID: w.roadmap.ID, DonorOrgID: eu.DonorOrgID, RecipientOrgID: w.impl,
-				Reference: "X", Title: "x", Currency: "EUR", Pledged: "1.00", PledgedCurrency: "EUR", StartDate: "2024-01-01", EndDate: "2024-12-31"}, "g")
+			_, err := w.l.CreateGrant(ukDonor, ledger.GrantInput{RoadmapID: id(w.roadmap.ID), DonorOrgID: id(eu.DonorOrgID), RecipientOrgID: id(w.impl),
+				Reference: "X", Title: "x", Currency: "EUR", Pledged: amt("1.00", "EUR"), StartDate: day("2024-01-01"), EndDate: day("2024-12-31")}, "g")
 			return err
 		}(), apperr.ErrPermissionDenied},
 		{"other donor sets allocations", func() error {
-			_, err := w.l.SetAllocations(ukDonor, eu.ID, nil, "a")
+			_, err := w.l.SetAllocations(ukDonor, id(eu.ID), nil, "a")
 			return err
 		}(), apperr.ErrNotFound},
 		{"other donor reconciles", func() error { _, err := w.l.Reconcile(ukDonor, eu.ID, time.Time{}); return err }(), apperr.ErrNotFound},
-		{"other donor lists transactions", func() error { _, _, err := w.l.ListTransactions(ukDonor, eu.ID, "", 10, ""); return err }(), apperr.ErrNotFound},
+		{"other donor lists transactions", func() error { _, _, err := w.l.ListTransactions(ukDonor, id(eu.ID), "", 10, ""); return err }(), apperr.ErrNotFound},
 		{"implementer reports progress on its milestone", func() error {
-			_, err := w.l.ReportProgress(impl, w.m1.ID, "1000", "2024-05-01", "", "p1")
+			_, err := w.roadmaps.ReportProgress(impl, id(w.m1.ID), d("1000"), day("2024-05-01"), "", "p1")
 			return err
 		}(), nil},
 		{"other implementer reports progress", func() error {
-			_, err := w.l.ReportProgress(otherImpl, w.m1.ID, "1000", "2024-05-01", "", "p2")
+			_, err := w.roadmaps.ReportProgress(otherImpl, id(w.m1.ID), d("1000"), day("2024-05-01"), "", "p2")
 			return err
 		}(), apperr.ErrPermissionDenied},
 		{"donor changes milestone status", func() error {
-			_, err := w.l.SetStatus(euDonor, w.m1.ID, "COMPLETED", "", "s1")
+			_, err := w.roadmaps.SetStatus(euDonor, id(w.m1.ID), "COMPLETED", "", "s1")
 			return err
 		}(), apperr.ErrPermissionDenied},
 		{"coordinator changes milestone status", func() error {
-			_, err := w.l.SetStatus(coord, w.m1.ID, "IN_PROGRESS", "", "s2")
+			_, err := w.roadmaps.SetStatus(coord, id(w.m1.ID), "IN_PROGRESS", "", "s2")
 			return err
 		}(), nil},
 	}
@@ -357,7 +366,7 @@ func TestRolesOnLedger(t *testing.T) {
 		}
 	}
 	// A donor's listing shows only its own grants.
-	list := must3(w.l.ListGrants(ukDonor, ledger.GrantFilter{}))
+	list := try3(w.l.ListGrants(ukDonor, ledger.GrantFilter{})).must(t)
 	if len(list) != 1 || list[0].ID != uk.ID {
 		t.Fatalf("UK donor lists %d grants", len(list))
 	}

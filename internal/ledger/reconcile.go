@@ -8,12 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
-	"github.com/tranche-ledger/tranche/internal/apperr"
-	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/money"
 )
@@ -305,90 +302,4 @@ func splitFX(ctx context.Context, q pgx.Tx, g Grant, asOf time.Time, out []Recei
 		}
 	}
 	return nil
-}
-
-// MilestoneCoverage is who funds one milestone, in reporting currency.
-type MilestoneCoverage struct {
-	MilestoneID, Code, Title                                 string
-	Requirement, Allocated, Committed, Disbursed, Spent, Gap decimal.Decimal
-	Donors                                                   int
-}
-
-// Coverage is a roadmap's funding per milestone and in total.
-type Coverage struct {
-	RoadmapID, Currency string
-	Milestones          []MilestoneCoverage
-	Totals              MilestoneCoverage
-}
-
-// Coverage answers, per milestone: requirement, current allocations,
-// committed, disbursed and spent (entries tagged to the milestone), the gap
-// (requirement − allocated) and the number of donors. Every role may read
-// it: it shows other donors only in aggregate.
-func (s *Store) Coverage(ctx context.Context, roadmapID string) (Coverage, error) {
-	if auth.FromContext(ctx).Role == "" {
-		return Coverage{}, apperr.ErrPermissionDenied
-	}
-	if uuid.Validate(roadmapID) != nil {
-		return Coverage{}, apperr.Invalid("roadmapId", "not an id: %q", roadmapID)
-	}
-	rm, err := getRoadmap(ctx, s.pool, roadmapID)
-	if err != nil {
-		return Coverage{}, err
-	}
-	rows, err := s.pool.Query(ctx, `
-		WITH ms AS (
-		  SELECT id FROM milestones WHERE roadmap_id = $1
-		), alloc AS (
-		  SELECT a.milestone_id, sum(a.reporting_amount) AS allocated
-		  FROM allocations a JOIN grant_balances b ON b.grant_id = a.grant_id AND b.allocation_version = a.version
-		  WHERE a.milestone_id IN (SELECT id FROM ms)
-		  GROUP BY a.milestone_id
-		), moved AS (
-		  SELECT t.milestone_id,
-		         sum(t.reporting_amount) FILTER (WHERE t.bucket = 'COMMITMENT') AS committed,
-		         sum(t.reporting_amount) FILTER (WHERE t.bucket = 'DISBURSEMENT') AS disbursed,
-		         sum(t.reporting_amount) FILTER (WHERE t.bucket = 'EXPENDITURE') AS spent
-		  FROM transactions t WHERE t.milestone_id IN (SELECT id FROM ms) GROUP BY t.milestone_id
-		), donors AS (
-		  SELECT milestone_id, count(DISTINCT donor_org_id) AS n FROM (
-		    SELECT a.milestone_id, g.donor_org_id FROM allocations a
-		      JOIN grant_balances b ON b.grant_id = a.grant_id AND b.allocation_version = a.version
-		      JOIN grants g ON g.id = a.grant_id
-		    WHERE a.milestone_id IN (SELECT id FROM ms)
-		    UNION
-		    SELECT t.milestone_id, g.donor_org_id FROM transactions t JOIN grants g ON g.id = t.grant_id
-		    WHERE t.milestone_id IN (SELECT id FROM ms) AND t.bucket IN ('COMMITMENT', 'DISBURSEMENT', 'EXPENDITURE')
-		  ) x GROUP BY milestone_id
-		)
-		SELECT m.id, m.code, m.title, m.funding_requirement, coalesce(a.allocated, 0), coalesce(mv.committed, 0),
-		       coalesce(mv.disbursed, 0), coalesce(mv.spent, 0), coalesce(d.n, 0)
-		FROM milestones m LEFT JOIN alloc a ON a.milestone_id = m.id LEFT JOIN moved mv ON mv.milestone_id = m.id
-		LEFT JOIN donors d ON d.milestone_id = m.id
-		WHERE m.roadmap_id = $1 ORDER BY m.code`, roadmapID)
-	if err != nil {
-		return Coverage{}, fmt.Errorf("computing coverage: %w", err)
-	}
-	cov := Coverage{RoadmapID: roadmapID, Currency: rm.ReportingCurrency}
-	cov.Milestones, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (MilestoneCoverage, error) {
-		var c MilestoneCoverage
-		err := r.Scan(&c.MilestoneID, &c.Code, &c.Title, &c.Requirement, &c.Allocated, &c.Committed, &c.Disbursed, &c.Spent, &c.Donors)
-		c.Gap = c.Requirement.Sub(c.Allocated)
-		return c, err
-	})
-	if err != nil {
-		return Coverage{}, fmt.Errorf("computing coverage: %w", err)
-	}
-	var donors int
-	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT donor_org_id) FROM grants WHERE roadmap_id = $1`, roadmapID).Scan(&donors); err != nil {
-		return Coverage{}, err
-	}
-	t := MilestoneCoverage{Code: "TOTAL", Title: "All milestones", Donors: donors}
-	for _, c := range cov.Milestones {
-		t.Requirement, t.Allocated = t.Requirement.Add(c.Requirement), t.Allocated.Add(c.Allocated)
-		t.Committed, t.Disbursed, t.Spent = t.Committed.Add(c.Committed), t.Disbursed.Add(c.Disbursed), t.Spent.Add(c.Spent)
-	}
-	t.Gap = t.Requirement.Sub(t.Allocated)
-	cov.Totals = t
-	return cov, nil
 }

@@ -63,7 +63,7 @@ func BenchmarkWriteStatement(b *testing.B) {
 					AgreementRate: decimal.NewFromInt(1), ReportingRate: decimal.NewFromInt(1),
 					ValueDate: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), Reference: fmt.Sprint("P", c, "-", i),
 					RecordedBy: "bench", RecordedRole: "admin"}
-				a, err := entryArgs(op, t, g, uuid.NewString(), make([]byte, 32), rates)
+				a, err := entryArgs(op, t, g, "token:bench", uuid.NewString(), make([]byte, 32), rates)
 				if err != nil {
 					b.Fatal(err)
 				}

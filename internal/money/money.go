@@ -95,3 +95,20 @@ func Convert(amount, rate decimal.Decimal, inverse bool, target string) decimal.
 	}
 	return Round(v, target)
 }
+
+// WithinLimit tells whether d has at most MaxIntegerDigits integer digits,
+// the bound every amount entered is held to; converted amounts are held to
+// it too.
+func WithinLimit(d decimal.Decimal) bool {
+	return d.Abs().LessThan(limit)
+}
+
+var limit = decimal.New(1, MaxIntegerDigits)
+
+// InMinorUnits tells whether a is a known currency's amount with no more
+// decimals than its minor units: what Parse accepts, for amounts that come
+// typed rather than as text.
+func InMinorUnits(a Amount) bool {
+	minor, ok := isocodes.MinorUnits(a.Currency)
+	return ok && a.Value.Equal(a.Value.Truncate(minor))
+}

@@ -29,6 +29,21 @@ import (
 // Kinds of organisation.
 var Kinds = []string{"DONOR", "IMPLEMENTER", "NATIONAL_AUTHORITY", "COORDINATOR", "POOLED_FUND", "AUDITOR"}
 
+// FundingKinds are the kinds of organisation that give grants (a pooled fund
+// passes donors' money on); ReceivingKinds those that receive them (a pooled
+// fund receives from donors). Grants and the organisations tokens bind to
+// follow them.
+var (
+	FundingKinds   = []string{"DONOR", "POOLED_FUND"}
+	ReceivingKinds = []string{"IMPLEMENTER", "NATIONAL_AUTHORITY", "POOLED_FUND"}
+)
+
+// CanFund tells whether an organisation of kind gives grants.
+func CanFund(kind string) bool { return slices.Contains(FundingKinds, kind) }
+
+// CanReceive tells whether an organisation of kind receives grants.
+func CanReceive(kind string) bool { return slices.Contains(ReceivingKinds, kind) }
+
 // Organization is a party to the programme.
 type Organization struct {
 	ID        string    `json:"id"`
@@ -82,7 +97,7 @@ func (s *Store) Create(ctx context.Context, o Organization, requestID string) (O
 	o.ID = uuid.Must(uuid.NewV7()).String()
 	var out Organization
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		id, replay, err := idempotency.Claim(ctx, tx, "CreateOrganization", requestID, o.payload(), o.ID)
+		id, replay, err := idempotency.Claim(ctx, tx, auth.FromContext(ctx).Scope(), "CreateOrganization", requestID, o.payload(), o.ID)
 		if err != nil {
 			return err
 		}
@@ -124,11 +139,7 @@ func (s *Store) Get(ctx context.Context, id string) (Organization, error) {
 	return get(ctx, s.pool, id)
 }
 
-type querier interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
-
-func get(ctx context.Context, q querier, id string) (Organization, error) {
+func get(ctx context.Context, q postgres.Querier, id string) (Organization, error) {
 	var o Organization
 	err := q.QueryRow(ctx, `SELECT id, name, kind, iati_ref, country, created_at FROM organizations WHERE id = $1`, id).
 		Scan(&o.ID, &o.Name, &o.Kind, &o.IATIRef, &o.Country, &o.CreatedAt)

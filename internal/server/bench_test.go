@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/ledger"
+	"github.com/tranche-ledger/tranche/internal/money"
 	"github.com/tranche-ledger/tranche/internal/testdb"
 )
 
@@ -86,8 +88,9 @@ func BenchmarkLedger(b *testing.B) {
 	direct := ledger.New(db.App)
 	op := auth.WithPrincipal(ctx, auth.Principal{TokenID: "bench", Role: auth.Admin})
 	recordDirect := func(c, i int) error {
-		_, err := direct.RecordTransaction(op, ledger.EntryInput{GrantID: clientGrants[c], Type: "DISBURSEMENT", Amount: "1.00",
-			Currency: "USD", ValueDate: "2024-03-01", Reference: fmt.Sprint("D", c, "-", i)}, uuid.NewString())
+		_, err := direct.RecordTransaction(op, ledger.EntryInput{GrantID: uuid.MustParse(clientGrants[c]), Type: "DISBURSEMENT",
+			Amount: money.Amount{Value: decimal.RequireFromString("1.00"), Currency: "USD"}, ValueDate: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
+			Reference: fmt.Sprint("D", c, "-", i)}, uuid.NewString())
 		return err
 	}
 	b.Run("writes", func(b *testing.B) {

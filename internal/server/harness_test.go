@@ -11,6 +11,10 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/ledger"
+	"github.com/tranche-ledger/tranche/internal/org"
+	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/testdb"
 	"github.com/tranche-ledger/tranche/internal/token"
 )
@@ -27,7 +31,9 @@ func newHarness(tb testing.TB) *harness {
 	tb.Helper()
 	db := testdb.New(tb)
 	tokens := token.New(db.App)
-	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, db.App, tokens, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stores := Stores{Pool: db.App, Tokens: tokens, Organizations: org.New(db.App), Roadmaps: roadmap.New(db.App),
+		Ledger: ledger.New(db.App), FX: fx.New(db.App)}
+	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, stores, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -24,138 +25,6 @@ func date(t time.Time) string {
 	return t.Format(time.DateOnly)
 }
 
-type roadmapService struct {
-	pb.UnimplementedRoadmapServiceServer
-	l *ledger.Store
-}
-
-func roadmapPB(r ledger.Roadmap) *pb.Roadmap {
-	return &pb.Roadmap{Id: r.ID, Country: r.Country, Title: r.Title, StartDate: date(r.StartDate), EndDate: date(r.EndDate),
-		ReportingCurrency: r.ReportingCurrency, CreateTime: timestamppb.New(r.CreatedAt)}
-}
-
-func milestonePB(m ledger.Milestone) *pb.Milestone {
-	out := &pb.Milestone{Id: m.ID, RoadmapId: m.RoadmapID, Code: m.Code, Title: m.Title, ActivityType: m.ActivityType,
-		Region: m.Region, TargetQuantity: m.TargetQuantity.String(), TargetUnit: m.TargetUnit,
-		FundingRequirement: moneyPB(m.FundingRequirement.Value, m.FundingRequirement.Currency),
-		ResponsibleOrgId:   m.ResponsibleOrgID, Status: m.Status}
-	if m.DueDate != nil {
-		out.DueDate = date(*m.DueDate)
-	}
-	if m.AchievedQuantity != nil {
-		out.AchievedQuantity = m.AchievedQuantity.String()
-		out.ProgressAsOf = date(*m.ProgressAsOf)
-	}
-	return out
-}
-
-func (s *roadmapService) CreateRoadmap(ctx context.Context, req *pb.CreateRoadmapRequest) (*pb.CreateRoadmapResponse, error) {
-	r := req.GetRoadmap()
-	out, err := s.l.CreateRoadmap(ctx, ledger.RoadmapInput{Country: r.GetCountry(), Title: r.GetTitle(), StartDate: r.GetStartDate(),
-		EndDate: r.GetEndDate(), ReportingCurrency: r.GetReportingCurrency()}, req.GetRequestId())
-	if err != nil {
-		return nil, err
-	}
-	return &pb.CreateRoadmapResponse{Roadmap: roadmapPB(out)}, nil
-}
-
-func (s *roadmapService) GetRoadmap(ctx context.Context, req *pb.GetRoadmapRequest) (*pb.GetRoadmapResponse, error) {
-	r, err := s.l.GetRoadmap(ctx, req.GetRoadmapId())
-	if err != nil {
-		return nil, err
-	}
-	return &pb.GetRoadmapResponse{Roadmap: roadmapPB(r)}, nil
-}
-
-func (s *roadmapService) ListRoadmaps(ctx context.Context, req *pb.ListRoadmapsRequest) (*pb.ListRoadmapsResponse, error) {
-	list, next, err := s.l.ListRoadmaps(ctx, int(req.GetPageSize()), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	resp := &pb.ListRoadmapsResponse{NextPageToken: next}
-	for _, r := range list {
-		resp.Roadmaps = append(resp.Roadmaps, roadmapPB(r))
-	}
-	return resp, nil
-}
-
-func (s *roadmapService) CreateMilestone(ctx context.Context, req *pb.CreateMilestoneRequest) (*pb.CreateMilestoneResponse, error) {
-	m := req.GetMilestone()
-	out, err := s.l.CreateMilestone(ctx, req.GetRoadmapId(), ledger.MilestoneInput{
-		Code: m.GetCode(), Title: m.GetTitle(), ActivityType: m.GetActivityType(), Region: m.GetRegion(),
-		TargetQuantity: m.GetTargetQuantity(), TargetUnit: m.GetTargetUnit(), DueDate: m.GetDueDate(),
-		FundingRequirement: m.GetFundingRequirement().GetAmount(), FundingCurrency: m.GetFundingRequirement().GetCurrency(),
-		ResponsibleOrgID: m.GetResponsibleOrgId(), Status: m.GetStatus(),
-	}, req.GetRequestId())
-	if err != nil {
-		return nil, err
-	}
-	return &pb.CreateMilestoneResponse{Milestone: milestonePB(out)}, nil
-}
-
-func (s *roadmapService) GetMilestone(ctx context.Context, req *pb.GetMilestoneRequest) (*pb.GetMilestoneResponse, error) {
-	m, progress, history, err := s.l.GetMilestone(ctx, req.GetMilestoneId())
-	if err != nil {
-		return nil, err
-	}
-	resp := &pb.GetMilestoneResponse{Milestone: milestonePB(m)}
-	for _, p := range progress {
-		resp.Progress = append(resp.Progress, &pb.ProgressReport{AchievedQuantity: p.AchievedQuantity.String(), AsOf: date(p.AsOf),
-			Note: p.Note, RecordedBy: p.RecordedBy, RecordedAt: timestamppb.New(p.RecordedAt)})
-	}
-	for _, c := range history {
-		resp.StatusHistory = append(resp.StatusHistory, &pb.StatusChange{Status: c.Status, Note: c.Note, RecordedBy: c.RecordedBy,
-			RecordedAt: timestamppb.New(c.RecordedAt)})
-	}
-	return resp, nil
-}
-
-func (s *roadmapService) ListMilestones(ctx context.Context, req *pb.ListMilestonesRequest) (*pb.ListMilestonesResponse, error) {
-	list, err := s.l.ListMilestones(ctx, req.GetRoadmapId())
-	if err != nil {
-		return nil, err
-	}
-	resp := &pb.ListMilestonesResponse{}
-	for _, m := range list {
-		resp.Milestones = append(resp.Milestones, milestonePB(m))
-	}
-	return resp, nil
-}
-
-func (s *roadmapService) ReportProgress(ctx context.Context, req *pb.ReportProgressRequest) (*pb.ReportProgressResponse, error) {
-	m, err := s.l.ReportProgress(ctx, req.GetMilestoneId(), req.GetAchievedQuantity(), req.GetAsOf(), req.GetNote(), req.GetRequestId())
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReportProgressResponse{Milestone: milestonePB(m)}, nil
-}
-
-func (s *roadmapService) SetMilestoneStatus(ctx context.Context, req *pb.SetMilestoneStatusRequest) (*pb.SetMilestoneStatusResponse, error) {
-	m, err := s.l.SetStatus(ctx, req.GetMilestoneId(), req.GetStatus(), req.GetNote(), req.GetRequestId())
-	if err != nil {
-		return nil, err
-	}
-	return &pb.SetMilestoneStatusResponse{Milestone: milestonePB(m)}, nil
-}
-
-func coveragePB(c ledger.MilestoneCoverage, cur string) *pb.MilestoneCoverage {
-	return &pb.MilestoneCoverage{MilestoneId: c.MilestoneID, Code: c.Code, Title: c.Title,
-		FundingRequirement: moneyPB(c.Requirement, cur), Allocated: moneyPB(c.Allocated, cur), Committed: moneyPB(c.Committed, cur),
-		Disbursed: moneyPB(c.Disbursed, cur), Spent: moneyPB(c.Spent, cur), Gap: moneyPB(c.Gap, cur), Donors: int32(c.Donors)}
-}
-
-func (s *roadmapService) GetCoverage(ctx context.Context, req *pb.GetCoverageRequest) (*pb.GetCoverageResponse, error) {
-	c, err := s.l.Coverage(ctx, req.GetRoadmapId())
-	if err != nil {
-		return nil, err
-	}
-	resp := &pb.GetCoverageResponse{RoadmapId: c.RoadmapID, ReportingCurrency: c.Currency, Totals: coveragePB(c.Totals, c.Currency)}
-	for _, m := range c.Milestones {
-		resp.Milestones = append(resp.Milestones, coveragePB(m, c.Currency))
-	}
-	return resp, nil
-}
-
 type grantService struct {
 	pb.UnimplementedGrantServiceServer
 	l *ledger.Store
@@ -173,18 +42,28 @@ func grantPB(g ledger.Grant) *pb.Grant {
 
 func (s *grantService) CreateGrant(ctx context.Context, req *pb.CreateGrantRequest) (*pb.CreateGrantResponse, error) {
 	g := req.GetGrant()
-	out, err := s.l.CreateGrant(ctx, ledger.GrantInput{RoadmapID: g.GetRoadmapId(), DonorOrgID: g.GetDonorOrgId(),
-		RecipientOrgID: g.GetRecipientOrgId(), Reference: g.GetReference(), Title: g.GetTitle(), Currency: g.GetCurrency(),
-		Pledged: g.GetPledged().GetAmount(), PledgedCurrency: g.GetPledged().GetCurrency(),
-		StartDate: g.GetStartDate(), EndDate: g.GetEndDate()}, req.GetRequestId())
-	if err != nil {
+	var p parser
+	in := ledger.GrantInput{RoadmapID: p.id("grant.roadmapId", g.GetRoadmapId()), DonorOrgID: p.id("grant.donorOrgId", g.GetDonorOrgId()),
+		RecipientOrgID: p.id("grant.recipientOrgId", g.GetRecipientOrgId()), Reference: g.GetReference(), Title: g.GetTitle(),
+		Currency: g.GetCurrency(), Pledged: p.money("grant.pledged", g.GetPledged()),
+		StartDate: p.date("grant.startDate", g.GetStartDate()), EndDate: p.date("grant.endDate", g.GetEndDate())}
+	if err := p.err(); err != nil {
 		return nil, err
+	}
+	out, err := s.l.CreateGrant(ctx, in, req.GetRequestId())
+	if err != nil {
+		return nil, domainErr(err, "grant.")
 	}
 	return &pb.CreateGrantResponse{Grant: grantPB(out)}, nil
 }
 
 func (s *grantService) GetGrant(ctx context.Context, req *pb.GetGrantRequest) (*pb.GetGrantResponse, error) {
-	g, err := s.l.GetGrant(ctx, req.GetGrantId())
+	var p parser
+	id := p.id("grantId", req.GetGrantId())
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	g, err := s.l.GetGrant(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -205,24 +84,35 @@ func (s *grantService) ListGrants(ctx context.Context, req *pb.ListGrantsRequest
 }
 
 func (s *grantService) SetAllocations(ctx context.Context, req *pb.SetAllocationsRequest) (*pb.SetAllocationsResponse, error) {
+	var p parser
+	id := p.id("grantId", req.GetGrantId())
 	in := make([]ledger.AllocationInput, len(req.GetAllocations()))
 	for i, a := range req.GetAllocations() {
-		in[i] = ledger.AllocationInput{MilestoneID: a.GetMilestoneId(), Amount: a.GetAmount().GetAmount(), Currency: a.GetAmount().GetCurrency()}
+		f := fmt.Sprintf("allocations[%d].", i)
+		in[i] = ledger.AllocationInput{MilestoneID: p.id(f+"milestoneId", a.GetMilestoneId()), Amount: p.money(f+"amount", a.GetAmount())}
 	}
-	g, err := s.l.SetAllocations(ctx, req.GetGrantId(), in, req.GetRequestId())
-	if err != nil {
+	if err := p.err(); err != nil {
 		return nil, err
+	}
+	g, err := s.l.SetAllocations(ctx, id, in, req.GetRequestId())
+	if err != nil {
+		return nil, domainErr(err, "allocations.")
 	}
 	return &pb.SetAllocationsResponse{Grant: grantPB(g)}, nil
 }
 
-func entryInput(t *pb.Transaction, grantID string) ledger.EntryInput {
-	if grantID == "" {
-		grantID = t.GetGrantId()
+// entryInput parses a transaction under prefix ("transaction." or
+// "transactions[3]."); grantID, from the path, wins over the body's.
+func entryInput(p *parser, prefix string, t *pb.Transaction, grantID string) ledger.EntryInput {
+	gid := p.id(prefix+"grantId", t.GetGrantId())
+	if grantID != "" {
+		gid = p.id("grantId", grantID)
 	}
-	return ledger.EntryInput{GrantID: grantID, Type: t.GetType(), Amount: t.GetAmount().GetAmount(), Currency: t.GetAmount().GetCurrency(),
-		ValueDate: t.GetValueDate(), Reference: t.GetReference(), MilestoneID: t.GetMilestoneId(),
-		ReversesID: t.GetReversesTransactionId(), FxRate: t.GetFxRate(), Note: t.GetNote()}
+	return ledger.EntryInput{GrantID: gid, Type: t.GetType(), Amount: p.money(prefix+"amount", t.GetAmount()),
+		ValueDate: p.date(prefix+"valueDate", t.GetValueDate()), Reference: t.GetReference(),
+		MilestoneID: p.id(prefix+"milestoneId", t.GetMilestoneId()),
+		ReversesID:  p.id(prefix+"reversesTransactionId", t.GetReversesTransactionId()),
+		FxRate:      p.rate(prefix+"fxRate", t.GetFxRate()), Note: t.GetNote()}
 }
 
 func transactionPB(t ledger.Transaction) *pb.Transaction {
@@ -240,15 +130,25 @@ func transactionPB(t ledger.Transaction) *pb.Transaction {
 }
 
 func (s *grantService) RecordTransaction(ctx context.Context, req *pb.RecordTransactionRequest) (*pb.RecordTransactionResponse, error) {
-	t, err := s.l.RecordTransaction(ctx, entryInput(req.GetTransaction(), req.GetGrantId()), req.GetRequestId())
-	if err != nil {
+	var p parser
+	in := entryInput(&p, "transaction.", req.GetTransaction(), req.GetGrantId())
+	if err := p.err(); err != nil {
 		return nil, err
+	}
+	t, err := s.l.RecordTransaction(ctx, in, req.GetRequestId())
+	if err != nil {
+		return nil, domainErr(err, "transaction.")
 	}
 	return &pb.RecordTransactionResponse{Transaction: transactionPB(t)}, nil
 }
 
 func (s *grantService) ListTransactions(ctx context.Context, req *pb.ListTransactionsRequest) (*pb.ListTransactionsResponse, error) {
-	list, next, err := s.l.ListTransactions(ctx, req.GetGrantId(), req.GetType(), int(req.GetPageSize()), req.GetPageToken())
+	var p parser
+	id := p.id("grantId", req.GetGrantId())
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	list, next, err := s.l.ListTransactions(ctx, id, req.GetType(), int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -260,13 +160,17 @@ func (s *grantService) ListTransactions(ctx context.Context, req *pb.ListTransac
 }
 
 func (s *grantService) BatchRecordTransactions(ctx context.Context, req *pb.BatchRecordTransactionsRequest) (*pb.BatchRecordTransactionsResponse, error) {
+	var p parser
 	in := make([]ledger.EntryInput, len(req.GetTransactions()))
 	for i, t := range req.GetTransactions() {
-		in[i] = entryInput(t, "")
+		in[i] = entryInput(&p, fmt.Sprintf("transactions[%d].", i), t, "")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	out, err := s.l.BatchRecord(ctx, in, req.GetRequestId())
 	if err != nil {
-		return nil, err
+		return nil, domainErr(err, "transactions.")
 	}
 	resp := &pb.BatchRecordTransactionsResponse{Transactions: make([]*pb.Transaction, len(out))}
 	for i, t := range out {

@@ -34,6 +34,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/postgres"
+	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/token"
 )
 
@@ -58,8 +59,20 @@ type Server struct {
 	reg    *prometheus.Registry
 }
 
-// New wires the services over pool.
-func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) (*Server, error) {
+// Stores are the domains the server exposes, built once by the caller
+// (cmd/tranche), and the pool that readiness checks and the audit sealer use.
+type Stores struct {
+	Pool          *pgxpool.Pool
+	Tokens        *token.Store
+	Organizations *org.Store
+	Roadmaps      *roadmap.Store
+	Ledger        *ledger.Store
+	FX            *fx.Store
+}
+
+// New wires the services over the stores.
+func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
+	pool, tokens := st.Pool, st.Tokens
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("building validator: %w", err)
@@ -77,12 +90,11 @@ func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) 
 		health: health.NewServer(),
 	}
 	s.sealer.Log = log
-	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: org.New(pool)})
+	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: st.Organizations})
 	pb.RegisterAuditServiceServer(s.grpc, &auditService{pool: pool, sealer: s.sealer})
-	l := ledger.New(pool)
-	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{l: l})
-	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: l})
-	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: fx.New(pool)})
+	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{roadmaps: st.Roadmaps, funding: st.Ledger})
+	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger})
+	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
