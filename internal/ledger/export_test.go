@@ -48,3 +48,17 @@ func (s *Store) RecordAsOneGroup(ctx context.Context, in []EntryInput, requestID
 	}
 	return rows, nil
 }
+
+// InvariantRules are the balance invariants as PostgreSQL prints a CHECK
+// constraint stating them.
+func InvariantRules() []string {
+	var out []string
+	for _, inv := range invariants {
+		if inv.lesser == "0" {
+			out = append(out, inv.greater+" >= (0)::numeric")
+		} else {
+			out = append(out, inv.lesser+" <= "+inv.greater)
+		}
+	}
+	return out
+}

@@ -89,7 +89,8 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 	v.Date("startDate", in.StartDate, true)
 	v.Date("endDate", in.EndDate, true)
 	switch {
-	case in.EndDate.IsZero() || in.StartDate.IsZero():
+	case in.EndDate.IsZero() || in.StartDate.IsZero(), in.StartDate.Before(apperr.Earliest), in.EndDate.After(apperr.Latest):
+		// reported above
 	case in.EndDate.Before(in.StartDate):
 		v.Add("endDate", "before startDate")
 	case in.EndDate.After(in.StartDate.AddDate(MaxGrantYears, 0, 0)):
