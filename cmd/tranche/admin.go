@@ -17,12 +17,11 @@ import (
 func cmdMigrate(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	var d dbFlags
-	d.register(fs, e)
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseCommand(fs, registerConfig(fs, false), args, e)
+	if err != nil {
 		return err
 	}
-	db, err := d.open(ctx, 2)
+	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}
@@ -44,13 +43,13 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	var d dbFlags
-	d.register(fs, e)
+	cf := registerConfig(fs, false)
 	role := fs.String("role", "", "admin, coordinator, donor, implementer or auditor (create)")
 	orgID := fs.String("org", "", "organisation the token acts for; required for donor and implementer (create)")
 	name := fs.String("name", "", "a label for the token (create)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseCommand(fs, cf, args, e)
+	if err != nil {
 		return err
 	}
 	switch sub {
@@ -58,7 +57,7 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 	default:
 		return exitError{code: 2, msg: fmt.Sprintf("unknown token command %q (create, list, revoke)", sub)}
 	}
-	db, err := d.open(ctx, 2)
+	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}
@@ -116,13 +115,13 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 func cmdVerify(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	var d dbFlags
-	d.register(fs, e)
+	cf := registerConfig(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseCommand(fs, cf, args, e)
+	if err != nil {
 		return err
 	}
-	db, err := d.open(ctx, 2)
+	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}

@@ -69,35 +69,21 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-func envOr(e map[string]string, key, def string) string {
-	if v, ok := e[key]; ok && v != "" {
-		return v
+// parseCommand parses a command's flags and resolves its configuration.
+// Malformed flags and settings are usage errors (exit status 2).
+func parseCommand(fs *flag.FlagSet, cf *configFlags, args []string, e map[string]string) (Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return Config{}, exitError{code: 2, msg: err.Error()}
 	}
-	return def
-}
-
-// dbFlags select the database: an external server through DATABASE_URL, or
-// the embedded cluster in --data-dir.
-type dbFlags struct {
-	dataDir    string
-	url        string
-	migrateURL string
-	logLevel   string
-}
-
-func (d *dbFlags) register(fs *flag.FlagSet, e map[string]string) {
-	fs.StringVar(&d.dataDir, "data-dir", envOr(e, "TRANCHE_DATA_DIR", "./tranche-data"), "embedded PostgreSQL data directory (env TRANCHE_DATA_DIR), used when DATABASE_URL is empty")
-	fs.StringVar(&d.url, "database-url", envOr(e, "DATABASE_URL", ""), "PostgreSQL URL the service connects with (env DATABASE_URL)")
-	fs.StringVar(&d.migrateURL, "migrate-database-url", envOr(e, "MIGRATE_DATABASE_URL", ""), "PostgreSQL URL of the schema owner, for migrations (env MIGRATE_DATABASE_URL; default: the database URL)")
-	fs.StringVar(&d.logLevel, "log-level", envOr(e, "TRANCHE_LOG_LEVEL", "info"), "debug, info, warn or error (env TRANCHE_LOG_LEVEL)")
-}
-
-func (d *dbFlags) logger(w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(d.logLevel)); err != nil {
-		lvl = slog.LevelInfo
+	c, err := cf.resolve(e)
+	if err != nil {
+		return Config{}, exitError{code: 2, msg: "configuration: " + err.Error()}
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+	return c, nil
+}
+
+func (c Config) logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.LogLevel}))
 }
 
 // database is an open, migrated database and, in embedded mode, its cluster.
@@ -117,16 +103,16 @@ func (db *database) Close() {
 
 // open starts or joins the embedded cluster when no URL is given, applies
 // pending migrations and connects as the service.
-func (d *dbFlags) open(ctx context.Context, maxConns int32) (*database, error) {
+func (c Config) open(ctx context.Context, maxConns int32) (*database, error) {
 	db := &database{}
-	appURL, ownerURL := d.url, d.migrateURL
+	appURL, ownerURL := c.DatabaseURL, c.MigrateDatabaseURL
 	if appURL == "" {
-		c, err := postgres.StartCluster(ctx, d.dataDir)
+		cl, err := postgres.StartCluster(ctx, c.DataDir)
 		if err != nil {
 			return nil, err
 		}
-		db.cluster = c
-		appURL, ownerURL = c.AppURL(), c.OwnerURL()
+		db.cluster = cl
+		appURL, ownerURL = cl.AppURL(), cl.OwnerURL()
 	}
 	if ownerURL == "" {
 		ownerURL = appURL
