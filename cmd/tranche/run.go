@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +26,7 @@ commands:
   migrate   apply database migrations and exit
   token     create, list or revoke API tokens (tranche token create --role ROLE [--org ID] [--name NAME])
   verify    recompute the audit hash chain; exit status 2 when it does not verify
+  help      this text; 'tranche help <command>' for a command's flags
 
 Run 'tranche <command> -h' for a command's flags.
 `
@@ -36,13 +39,21 @@ type exitError struct {
 func (e exitError) Error() string { return e.msg }
 
 // run is the whole program; main only supplies the process's arguments,
-// environment and output.
+// environment and output. Asking for help (-h, --help, help) prints usage to
+// stdout and succeeds.
 func run(ctx context.Context, args, env []string, stdout io.Writer) error {
+	err := dispatch(ctx, args, envMap(env), stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flag set has printed its usage
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stdout, usage)
 		return exitError{code: 2, msg: "no command given"}
 	}
-	e := envMap(env)
 	switch args[0] {
 	case "serve":
 		return cmdServe(ctx, args[1:], e, stdout)
@@ -53,10 +64,30 @@ func run(ctx context.Context, args, env []string, stdout io.Writer) error {
 	case "verify":
 		return cmdVerify(ctx, args[1:], e, stdout)
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[0] == "help" && !isHelp(args[1]) {
+			// tranche help token create = tranche token create -h
+			return dispatch(ctx, append(slices.Clone(args[1:]), "-h"), e, stdout)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return exitError{code: 2, msg: fmt.Sprintf("unknown command %q (see tranche help)", args[0])}
+}
+
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
+}
+
+// newFlagSet is a command's flag set; -h or --help prints its usage to stdout
+// and makes Parse return flag.ErrHelp, which run turns into success.
+func newFlagSet(name, synopsis, about string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "usage: tranche %s\n\n%s\n\nflags:\n", synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 func envMap(env []string) map[string]string {
@@ -73,6 +104,9 @@ func envMap(env []string) map[string]string {
 // Malformed flags and settings are usage errors (exit status 2).
 func parseCommand(fs *flag.FlagSet, cf *configFlags, args []string, e map[string]string) (Config, error) {
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
 		return Config{}, exitError{code: 2, msg: err.Error()}
 	}
 	c, err := cf.resolve(e)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"os"
 
@@ -11,8 +10,8 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs := newFlagSet("serve", "serve [flags]",
+		"Serves the gRPC API and its REST gateway until SIGINT or SIGTERM, on the embedded\nPostgreSQL cluster in --data-dir unless a database URL is given. Applies pending\nmigrations first.", stdout)
 	cf := registerConfig(fs, true)
 	cfg, err := parseCommand(fs, cf, args, e)
 	if err != nil {
