@@ -120,6 +120,43 @@ func TestClusterServesUntilItsLastUserStops(t *testing.T) {
 	}
 }
 
+// Starting on an existing cluster, or joining a running one, and migrating
+// it again leave no error in the server's own log.
+func TestRestartsLogNoErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := tempDir(t)
+	start := func() *postgres.Cluster {
+		t.Helper()
+		c, err := postgres.StartCluster(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := postgres.Migrate(ctx, c.OwnerURL()); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := start().Stop(); err != nil { // first start: initdb, roles, database
+		t.Fatal(err)
+	}
+	restarted := start()
+	joined := start()
+	for _, c := range []*postgres.Cluster{joined, restarted} {
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "postgres.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "ERROR:") || strings.Contains(line, "FATAL:") {
+			t.Errorf("server log: %s", line)
+		}
+	}
+}
+
 func TestLongDataDirUsesShortSocketDir(t *testing.T) {
 	long := filepath.Join(tempDir(t), strings.Repeat("d", 60), strings.Repeat("e", 60))
 	c, err := postgres.StartCluster(context.Background(), long)
