@@ -128,12 +128,19 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 		}
 		return tw.Flush()
 	case "revoke":
-		t, err := store.Revoke(ctx, fs.Arg(0))
+		t, revoked, err := store.Revoke(ctx, fs.Arg(0))
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return json.NewEncoder(stdout).Encode(t)
+			return json.NewEncoder(stdout).Encode(struct {
+				token.Token
+				AlreadyRevoked bool `json:"alreadyRevoked"`
+			}{t, !revoked})
+		}
+		if !revoked {
+			fmt.Fprintf(stdout, "%s was already revoked at %s; nothing changed\n", t.ID, t.RevokedAt.Format(time.RFC3339))
+			return nil
 		}
 		fmt.Fprintf(stdout, "revoked %s at %s\n", t.ID, t.RevokedAt.Format(time.RFC3339))
 	}

@@ -347,6 +347,16 @@ func TestServeOrganisationsOverRESTAndGRPC(t *testing.T) {
 	if out := cli(t, dir, "token", "list"); !strings.Contains(out, aid) {
 		t.Fatalf("token list: %s", out)
 	}
+	// Revoking again succeeds, says so, and changes nothing.
+	if out := cli(t, dir, "token", "revoke", aid); !strings.Contains(out, "already revoked") {
+		t.Fatalf("second revoke: %s", out)
+	}
+	// A donor token binds only to a funder.
+	cmd := exec.Command(binary, "token", "create", "--role", "donor", "--org", mag.Organization.Id)
+	cmd.Env = append(os.Environ(), "DATABASE_URL=", "TRANCHE_DATA_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is IMPLEMENTER") {
+		t.Fatalf("donor token for an implementer: %v %s", err, out)
+	}
 }
 
 func TestEmbeddedDataSurvivesRestart(t *testing.T) {
