@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -15,14 +14,13 @@ import (
 )
 
 func cmdMigrate(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	var d dbFlags
-	d.register(fs, e)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet("migrate", "migrate [flags]",
+		"Applies pending database migrations and exits. With an external database, give the\nschema owner's URL as --migrate-database-url.", stdout)
+	cfg, err := parseCommand(fs, registerConfig(fs, false), args, e)
+	if err != nil {
 		return err
 	}
-	db, err := d.open(ctx, 2)
+	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}
@@ -37,28 +35,57 @@ func operatorContext(ctx context.Context, command string) context.Context {
 	return audit.WithCall(ctx, audit.Call{Method: "cli:" + command})
 }
 
+const tokenUsage = `usage: tranche token create --role ROLE [--org ORG_ID] [--name NAME] [--json]
+       tranche token list [--json]
+       tranche token revoke [--json] TOKEN_ID
+
+Creates, lists and revokes API tokens. A token is printed once, when created.
+Roles: admin, coordinator, donor, implementer, auditor; donor and implementer
+tokens are bound to an organisation (--org).
+
+Run 'tranche token <command> -h' for a command's flags.
+`
+
 func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return exitError{code: 2, msg: "usage: tranche token create|list|revoke"}
+		fmt.Fprint(stdout, tokenUsage)
+		return exitError{code: 2, msg: "no token command given (create, list, revoke)"}
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	var d dbFlags
-	d.register(fs, e)
-	role := fs.String("role", "", "admin, coordinator, donor, implementer or auditor (create)")
-	orgID := fs.String("org", "", "organisation the token acts for; required for donor and implementer (create)")
-	name := fs.String("name", "", "a label for the token (create)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	switch sub {
-	case "create", "list", "revoke":
+	var synopsis, about string
+	switch {
+	case isHelp(sub):
+		fmt.Fprint(stdout, tokenUsage)
+		return nil
+	case sub == "create":
+		synopsis, about = "token create --role ROLE [--org ORG_ID] [--name NAME] [--json]", "Mints an API token and prints it once; only its SHA-256 is stored."
+	case sub == "list":
+		synopsis, about = "token list [--json]", "Lists every token, newest first, with when it was revoked."
+	case sub == "revoke":
+		synopsis, about = "token revoke [--json] TOKEN_ID", "Revokes a token; a running server stops accepting it within --token-cache-ttl."
 	default:
 		return exitError{code: 2, msg: fmt.Sprintf("unknown token command %q (create, list, revoke)", sub)}
 	}
-	db, err := d.open(ctx, 2)
+	fs := newFlagSet("token "+sub, synopsis, about, stdout)
+	cf := registerConfig(fs, false)
+	var role, orgID, name *string
+	if sub == "create" {
+		role = fs.String("role", "", "admin, coordinator, donor, implementer or auditor")
+		orgID = fs.String("org", "", "organisation the token acts for; required for donor and implementer")
+		name = fs.String("name", "", "a label for the token")
+	}
+	asJSON := fs.Bool("json", false, "print JSON")
+	cfg, err := parseCommand(fs, cf, args, e)
+	if err != nil {
+		return err
+	}
+	if sub == "revoke" && fs.NArg() != 1 {
+		return exitError{code: 2, msg: "usage: tranche token revoke TOKEN_ID"}
+	}
+	if sub != "revoke" && fs.NArg() != 0 {
+		return exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q (flags go before it?)", fs.Arg(0))}
+	}
+	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}
@@ -101,12 +128,19 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 		}
 		return tw.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
-			return exitError{code: 2, msg: "usage: tranche token revoke TOKEN_ID"}
-		}
-		t, err := store.Revoke(ctx, fs.Arg(0))
+		t, revoked, err := store.Revoke(ctx, fs.Arg(0))
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(struct {
+				token.Token
+				AlreadyRevoked bool `json:"alreadyRevoked"`
+			}{t, !revoked})
+		}
+		if !revoked {
+			fmt.Fprintf(stdout, "%s was already revoked at %s; nothing changed\n", t.ID, t.RevokedAt.Format(time.RFC3339))
+			return nil
 		}
 		fmt.Fprintf(stdout, "revoked %s at %s\n", t.ID, t.RevokedAt.Format(time.RFC3339))
 	}
@@ -114,15 +148,15 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 }
 
 func cmdVerify(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	var d dbFlags
-	d.register(fs, e)
+	fs := newFlagSet("verify", "verify [--json]",
+		"Seals pending audit events, then recomputes the audit hash chain. Exit status 2 and\nthe first bad sequence number when it does not verify.", stdout)
+	cf := registerConfig(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	cfg, err := parseCommand(fs, cf, args, e)
+	if err != nil {
 		return err
 	}
-	db, err := d.open(ctx, 2)
+	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}

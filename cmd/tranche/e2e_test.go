@@ -347,6 +347,16 @@ func TestServeOrganisationsOverRESTAndGRPC(t *testing.T) {
 	if out := cli(t, dir, "token", "list"); !strings.Contains(out, aid) {
 		t.Fatalf("token list: %s", out)
 	}
+	// Revoking again succeeds, says so, and changes nothing.
+	if out := cli(t, dir, "token", "revoke", aid); !strings.Contains(out, "already revoked") {
+		t.Fatalf("second revoke: %s", out)
+	}
+	// A donor token binds only to a funder.
+	cmd := exec.Command(binary, "token", "create", "--role", "donor", "--org", mag.Organization.Id)
+	cmd.Env = append(os.Environ(), "DATABASE_URL=", "TRANCHE_DATA_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is IMPLEMENTER") {
+		t.Fatalf("donor token for an implementer: %v %s", err, out)
+	}
 }
 
 func TestEmbeddedDataSurvivesRestart(t *testing.T) {
@@ -522,5 +532,39 @@ func TestTwoServersRaceDisbursements(t *testing.T) {
 	}
 	if v := call(t, a, "GET", "/v1/audit-events:verify", admin, ""); v.body["verified"] != true {
 		t.Fatalf("verify: %s", v.raw)
+	}
+}
+
+// Two servers on one embedded data directory: when the one that started the
+// cluster stops, the other keeps serving on it, quietly, and the cluster stops
+// with the last server.
+func TestSecondServerOutlivesTheFirst(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	first := startServer(t, dir)
+	second := startServer(t, dir) // joins the running embedded cluster
+	_, admin := mintToken(t, dir, "--role", "admin")
+	first.stop(t, syscall.SIGTERM)
+	time.Sleep(time.Second) // several sealing and readiness intervals
+	r := call(t, second, "POST", "/v1/organizations", admin, `{"organization":{"name":"HALO Trust","kind":"IMPLEMENTER"},"requestId":"after-first"}`)
+	if r.code != 200 {
+		t.Fatalf("the second server after the first stopped: %d %s", r.code, r.raw)
+	}
+	id := r.body["organization"].(map[string]any)["id"].(string)
+	if r := call(t, second, "GET", "/v1/organizations/"+id, admin, ""); r.code != 200 {
+		t.Fatalf("read back: %d %s", r.code, r.raw)
+	}
+	if r := call(t, second, "GET", "/healthz", "", ""); r.code != 200 {
+		t.Fatalf("healthz: %d %s", r.code, r.raw)
+	}
+	if v := call(t, second, "GET", "/v1/audit-events:verify", admin, ""); v.body["verified"] != true {
+		t.Fatalf("verify: %s", v.raw)
+	}
+	second.stop(t, syscall.SIGTERM)
+	if strings.Contains(second.logs.String(), `"level":"WARN"`) || strings.Contains(second.logs.String(), `"level":"ERROR"`) {
+		t.Fatalf("the second server complained:\n%s", second.logs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("embedded PostgreSQL still running after the last server stopped: %v", err)
 	}
 }

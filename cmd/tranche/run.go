@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +26,7 @@ commands:
   migrate   apply database migrations and exit
   token     create, list or revoke API tokens (tranche token create --role ROLE [--org ID] [--name NAME])
   verify    recompute the audit hash chain; exit status 2 when it does not verify
+  help      this text; 'tranche help <command>' for a command's flags
 
 Run 'tranche <command> -h' for a command's flags.
 `
@@ -36,13 +39,21 @@ type exitError struct {
 func (e exitError) Error() string { return e.msg }
 
 // run is the whole program; main only supplies the process's arguments,
-// environment and output.
+// environment and output. Asking for help (-h, --help, help) prints usage to
+// stdout and succeeds.
 func run(ctx context.Context, args, env []string, stdout io.Writer) error {
+	err := dispatch(ctx, args, envMap(env), stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flag set has printed its usage
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stdout, usage)
 		return exitError{code: 2, msg: "no command given"}
 	}
-	e := envMap(env)
 	switch args[0] {
 	case "serve":
 		return cmdServe(ctx, args[1:], e, stdout)
@@ -53,10 +64,30 @@ func run(ctx context.Context, args, env []string, stdout io.Writer) error {
 	case "verify":
 		return cmdVerify(ctx, args[1:], e, stdout)
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[0] == "help" && !isHelp(args[1]) {
+			// tranche help token create = tranche token create -h
+			return dispatch(ctx, append(slices.Clone(args[1:]), "-h"), e, stdout)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return exitError{code: 2, msg: fmt.Sprintf("unknown command %q (see tranche help)", args[0])}
+}
+
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
+}
+
+// newFlagSet is a command's flag set; -h or --help prints its usage to stdout
+// and makes Parse return flag.ErrHelp, which run turns into success.
+func newFlagSet(name, synopsis, about string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "usage: tranche %s\n\n%s\n\nflags:\n", synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 func envMap(env []string) map[string]string {
@@ -69,35 +100,24 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-func envOr(e map[string]string, key, def string) string {
-	if v, ok := e[key]; ok && v != "" {
-		return v
+// parseCommand parses a command's flags and resolves its configuration.
+// Malformed flags and settings are usage errors (exit status 2).
+func parseCommand(fs *flag.FlagSet, cf *configFlags, args []string, e map[string]string) (Config, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, exitError{code: 2, msg: err.Error()}
 	}
-	return def
-}
-
-// dbFlags select the database: an external server through DATABASE_URL, or
-// the embedded cluster in --data-dir.
-type dbFlags struct {
-	dataDir    string
-	url        string
-	migrateURL string
-	logLevel   string
-}
-
-func (d *dbFlags) register(fs *flag.FlagSet, e map[string]string) {
-	fs.StringVar(&d.dataDir, "data-dir", envOr(e, "TRANCHE_DATA_DIR", "./tranche-data"), "embedded PostgreSQL data directory (env TRANCHE_DATA_DIR), used when DATABASE_URL is empty")
-	fs.StringVar(&d.url, "database-url", envOr(e, "DATABASE_URL", ""), "PostgreSQL URL the service connects with (env DATABASE_URL)")
-	fs.StringVar(&d.migrateURL, "migrate-database-url", envOr(e, "MIGRATE_DATABASE_URL", ""), "PostgreSQL URL of the schema owner, for migrations (env MIGRATE_DATABASE_URL; default: the database URL)")
-	fs.StringVar(&d.logLevel, "log-level", envOr(e, "TRANCHE_LOG_LEVEL", "info"), "debug, info, warn or error (env TRANCHE_LOG_LEVEL)")
-}
-
-func (d *dbFlags) logger(w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(d.logLevel)); err != nil {
-		lvl = slog.LevelInfo
+	c, err := cf.resolve(e)
+	if err != nil {
+		return Config{}, exitError{code: 2, msg: "configuration: " + err.Error()}
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+	return c, nil
+}
+
+func (c Config) logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.LogLevel}))
 }
 
 // database is an open, migrated database and, in embedded mode, its cluster.
@@ -117,16 +137,16 @@ func (db *database) Close() {
 
 // open starts or joins the embedded cluster when no URL is given, applies
 // pending migrations and connects as the service.
-func (d *dbFlags) open(ctx context.Context, maxConns int32) (*database, error) {
+func (c Config) open(ctx context.Context, maxConns int32) (*database, error) {
 	db := &database{}
-	appURL, ownerURL := d.url, d.migrateURL
+	appURL, ownerURL := c.DatabaseURL, c.MigrateDatabaseURL
 	if appURL == "" {
-		c, err := postgres.StartCluster(ctx, d.dataDir)
+		cl, err := postgres.StartCluster(ctx, c.DataDir)
 		if err != nil {
 			return nil, err
 		}
-		db.cluster = c
-		appURL, ownerURL = c.AppURL(), c.OwnerURL()
+		db.cluster = cl
+		appURL, ownerURL = cl.AppURL(), cl.OwnerURL()
 	}
 	if ownerURL == "" {
 		ownerURL = appURL

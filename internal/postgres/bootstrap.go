@@ -35,18 +35,27 @@ func Bootstrap(ctx context.Context, adminURL, db string) error {
 }
 
 // EnsureRoles creates the group role the schema grants to and the login role
-// the service uses. Roles are cluster-wide; concurrent creation is tolerated.
+// the service uses, when they do not exist yet. It looks before creating, so
+// a start does not leave "role already exists" errors in the server log;
+// roles are cluster-wide, and creation racing another process is tolerated.
 func EnsureRoles(ctx context.Context, conn *pgx.Conn) error {
-	for _, stmt := range []string{
-		"CREATE ROLE " + AppRole + " NOLOGIN",
-		"CREATE ROLE " + ServiceRole + " LOGIN IN ROLE " + AppRole,
+	for _, r := range []struct{ name, create string }{
+		{AppRole, "CREATE ROLE " + AppRole + " NOLOGIN"},
+		{ServiceRole, "CREATE ROLE " + ServiceRole + " LOGIN IN ROLE " + AppRole},
 	} {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, r.name).Scan(&exists); err != nil {
+			return fmt.Errorf("looking up role %s: %w", r.name, err)
+		}
+		if exists {
+			continue
+		}
+		if _, err := conn.Exec(ctx, r.create); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505") {
-				continue // already exists
+				continue // created meanwhile by another process
 			}
-			return fmt.Errorf("creating roles: %w", err)
+			return fmt.Errorf("creating role %s: %w", r.name, err)
 		}
 	}
 	return nil

@@ -20,18 +20,31 @@ import (
 // Cluster is a PostgreSQL cluster that tranche runs from the machine's own
 // binaries, in a data directory it owns, listening only on a Unix socket.
 //
+// Several tranche processes may use one data directory at once (two servers,
+// or a server and `tranche token create`). None of them owns the server: each
+// registers as a user while it runs, and the last one to stop stops the
+// server. A user is a file in users/ on which its process holds an flock; the
+// kernel drops the lock when the process dies however it dies, so a crashed
+// user never keeps the server up and never counts as live, even if its pid is
+// reused. Starting, registering, and deregistering-then-maybe-stopping all
+// happen under an flock on cluster.lock, so a process joining while the last
+// user stops either sees the server stopped (and starts it) or is seen as a
+// user (and the server stays up). A server left running after every user died
+// is simply joined, and stopped by its new last user.
+//
 // Layout of the data directory:
 //
 //	pgdata/       the cluster (initdb output)
 //	postgres.log  the server log
 //	socket-dir    where the socket lives, when the data directory's path is too long for it
-//	owner.pid     pid of the tranche process that started the running server
+//	cluster.lock  flock serialising start, join and stop
+//	users/        one flock-held file per process (per StartCluster) using the server
 type Cluster struct {
 	DataDir   string // absolute
 	SocketDir string
 	binDir    string
 	cred      *syscall.Credential // non-nil when the server runs as another user
-	owned     bool                // this process started the server and stops it
+	user      *os.File            // this handle's registration, flock held; nil once stopped
 }
 
 // Role names created in every cluster tranche manages. The service logs in as
@@ -87,8 +100,9 @@ func fileExists(p string) bool {
 }
 
 // StartCluster initialises the cluster in dataDir on first use and starts it,
-// or joins it when another live tranche process already runs it. A server left
-// behind by a crashed tranche is adopted; a stale lock file is removed.
+// or joins it when it already runs (started by another tranche process, or
+// left behind by one that died). Either way the caller is registered as a
+// user until Stop. A stale lock file is removed.
 func StartCluster(ctx context.Context, dataDir string) (*Cluster, error) {
 	c, err := newCluster(dataDir)
 	if err != nil {
@@ -97,19 +111,107 @@ func StartCluster(ctx context.Context, dataDir string) (*Cluster, error) {
 	if err := c.prepareDirs(); err != nil {
 		return nil, err
 	}
-	if !fileExists(filepath.Join(c.pgdata(), "PG_VERSION")) {
-		if err := c.initdb(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.start(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.bootstrap(ctx); err != nil {
-		c.Stop()
+	if err := c.startAndRegister(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// startAndRegister initialises and starts the server if needed, creates the
+// database and roles, and registers this handle as a user, all under
+// cluster.lock. On failure it stops the server unless another process uses it.
+func (c *Cluster) startAndRegister(ctx context.Context) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !fileExists(filepath.Join(c.pgdata(), "PG_VERSION")) {
+		if err := c.initdb(ctx); err != nil {
+			return err
+		}
+	}
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	err = c.bootstrap(ctx)
+	if err == nil {
+		err = c.register()
+	}
+	if err != nil {
+		_ = c.stopUnused()
+	}
+	return err
+}
+
+// lock takes the flock on cluster.lock, waiting for another process's start
+// or stop to finish.
+func (c *Cluster) lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(c.DataDir, "cluster.lock"), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking the embedded cluster: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the embedded cluster: %w", err)
+	}
+	c.handOver(f.Name())
+	return func() { f.Close() }, nil // closing releases the flock
+}
+
+// handOver gives a file tranche created as root in the data directory to the
+// server's user, like the rest of the directory, so that a later tranche run
+// as that user can use it too.
+func (c *Cluster) handOver(p string) {
+	if c.cred != nil {
+		_ = os.Chown(p, int(c.cred.Uid), int(c.cred.Gid))
+	}
+}
+
+func (c *Cluster) usersDir() string { return filepath.Join(c.DataDir, "users") }
+
+// register records this handle as a user of the running server: a file that
+// stays flock-ed until Stop or the process's death.
+func (c *Cluster) register() error {
+	if err := os.MkdirAll(c.usersDir(), 0o700); err != nil {
+		return fmt.Errorf("registering with the embedded cluster: %w", err)
+	}
+	c.handOver(c.usersDir())
+	f, err := os.CreateTemp(c.usersDir(), strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return fmt.Errorf("registering with the embedded cluster: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("registering with the embedded cluster: %w", err)
+	}
+	c.user = f
+	return nil
+}
+
+// inUse tells whether any live process is registered, removing the files of
+// dead ones. Call it under cluster.lock.
+func (c *Cluster) inUse() bool {
+	entries, _ := os.ReadDir(c.usersDir())
+	live := false
+	for _, e := range entries {
+		p := filepath.Join(c.usersDir(), e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		// An flock is per open file: this fails while the user's own
+		// descriptor holds it, even when that user is this very process.
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			os.Remove(p) // its process is gone
+		} else {
+			live = true
+		}
+		f.Close()
+	}
+	return live
 }
 
 func unprivilegedUser() (*syscall.Credential, error) {
@@ -222,24 +324,14 @@ func (c *Cluster) initdb(ctx context.Context) error {
 // start runs the server unless a live one already serves this data directory.
 func (c *Cluster) start(ctx context.Context) error {
 	if c.postmasterRunning() {
-		if !c.ownerAlive() {
-			// Left behind by a tranche that died: adopt it, so it stops with us.
-			c.owned = true
-			c.writeOwner()
-		}
 		return c.waitReady(ctx)
 	}
 	_ = os.Remove(filepath.Join(c.pgdata(), "postmaster.pid"))
 	_ = os.Remove(filepath.Join(c.SocketDir, ".s.PGSQL.5432.lock"))
 	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c max_connections=200 -c shared_buffers=128MB", c.SocketDir)
 	if err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.pgdata(), "-l", filepath.Join(c.DataDir, "postgres.log"), "-o", opts); err != nil {
-		if c.postmasterRunning() { // another tranche won the race
-			return c.waitReady(ctx)
-		}
 		return fmt.Errorf("starting the embedded cluster (see %s): %w", filepath.Join(c.DataDir, "postgres.log"), err)
 	}
-	c.owned = true
-	c.writeOwner()
 	return c.waitReady(ctx)
 }
 
@@ -256,25 +348,6 @@ func (c *Cluster) postmasterRunning() bool {
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return err == nil && strings.Contains(string(cmdline), "postgres")
-}
-
-func (c *Cluster) ownerAlive() bool {
-	b, err := os.ReadFile(filepath.Join(c.DataDir, "owner.pid"))
-	if err != nil {
-		return false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return false
-	}
-	if pid == os.Getpid() {
-		return true
-	}
-	return syscall.Kill(pid, 0) == nil
-}
-
-func (c *Cluster) writeOwner() {
-	_ = os.WriteFile(filepath.Join(c.DataDir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 }
 
 func (c *Cluster) waitReady(ctx context.Context) error {
@@ -311,17 +384,32 @@ func (c *Cluster) AppURL() string { return c.URL(ServiceRole, dbName) }
 // OwnerURL is how migrations and the operator connect.
 func (c *Cluster) OwnerURL() string { return c.URL(SuperUser, dbName) }
 
-// Stop stops the server if this process started (or adopted) it.
+// Stop ends this handle's use of the server, and stops the server when no
+// other live process uses it. A second Stop does nothing.
 func (c *Cluster) Stop() error {
-	if c == nil || !c.owned {
+	if c == nil || c.user == nil {
 		return nil
 	}
-	c.owned = false
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	os.Remove(c.user.Name())
+	c.user.Close()
+	c.user = nil
+	return c.stopUnused()
+}
+
+// stopUnused stops the server unless a live process uses it. Call it under
+// cluster.lock.
+func (c *Cluster) stopUnused() error {
+	if c.inUse() || !c.postmasterRunning() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.pgdata())
-	_ = os.Remove(filepath.Join(c.DataDir, "owner.pid"))
-	return err
+	return c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.pgdata())
 }
 
 // newCluster finds the PostgreSQL binaries and, when tranche runs as root,
@@ -344,16 +432,26 @@ func newCluster(dataDir string) (*Cluster, error) {
 	return c, nil
 }
 
-// ReapOrphan stops a cluster in dataDir whose owning tranche process is gone
-// (a test binary that panicked never stops its cluster) and removes the
-// directory. It leaves a cluster with a live owner alone.
+// ReapOrphan stops a cluster in dataDir that no live process uses (a test
+// binary that panicked never stops its cluster) and removes the directory. It
+// leaves alone a cluster with a live user, and a directory whose owner.pid (a
+// marker a test harness writes before it starts the cluster) names a live
+// process.
 func ReapOrphan(ctx context.Context, dataDir string) error {
 	c, err := newCluster(dataDir)
 	if err != nil {
 		return err
 	}
 	c.SocketDir = socketDirFor(c.DataDir)
-	if c.ownerAlive() {
+	if markerAlive(filepath.Join(c.DataDir, "owner.pid")) {
+		return nil
+	}
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c.inUse() {
 		return nil
 	}
 	if c.postmasterRunning() {
@@ -362,4 +460,14 @@ func ReapOrphan(ctx context.Context, dataDir string) error {
 		}
 	}
 	return os.RemoveAll(dataDir)
+}
+
+// markerAlive tells whether the pid file at p names a live process.
+func markerAlive(p string) bool {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
 }

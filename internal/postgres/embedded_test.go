@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -63,6 +64,96 @@ func TestEmbeddedClusterKeepsDataAcrossRestart(t *testing.T) {
 	// The service role owns nothing and cannot write what it may only read.
 	if _, err := conn.Exec(ctx, `INSERT INTO kept VALUES ('x')`); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("service role wrote to a read-only table: %v", err)
+	}
+}
+
+// Two processes start on one data directory at once; the server keeps serving
+// the second after the first stops, whichever of them started it, and stops
+// with the last one. A registration left by a process that died does not keep
+// it up.
+func TestClusterServesUntilItsLastUserStops(t *testing.T) {
+	ctx := context.Background()
+	dir := tempDir(t)
+	var users [2]*postgres.Cluster
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Go(func() { users[i], errs[i] = postgres.StartCluster(ctx, dir) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("user %d: %v", i, err)
+		}
+	}
+	first, second := users[0], users[1]
+	defer second.Stop()
+	conn, err := pgx.Connect(ctx, second.AppURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Stop(); err != nil { // twice is harmless
+		t.Fatal(err)
+	}
+	var one int
+	if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+		t.Fatalf("the survivor lost its connection: %v", err)
+	}
+	exec(t, second.OwnerURL(), `SELECT 1`) // and can open new ones
+
+	dead := filepath.Join(dir, "users", "999999-dead")
+	if err := os.WriteFile(dead, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("server still running after its last user stopped: %v", err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatalf("a dead user's registration was kept: %v", err)
+	}
+}
+
+// Starting on an existing cluster, or joining a running one, and migrating
+// it again leave no error in the server's own log.
+func TestRestartsLogNoErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := tempDir(t)
+	start := func() *postgres.Cluster {
+		t.Helper()
+		c, err := postgres.StartCluster(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := postgres.Migrate(ctx, c.OwnerURL()); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := start().Stop(); err != nil { // first start: initdb, roles, database
+		t.Fatal(err)
+	}
+	restarted := start()
+	joined := start()
+	for _, c := range []*postgres.Cluster{joined, restarted} {
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "postgres.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "ERROR:") || strings.Contains(line, "FATAL:") {
+			t.Errorf("server log: %s", line)
+		}
 	}
 }
 

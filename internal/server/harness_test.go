@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -31,8 +32,8 @@ func newHarness(tb testing.TB) *harness {
 	tb.Helper()
 	db := testdb.New(tb)
 	tokens := token.New(db.App)
-	stores := Stores{Pool: db.App, Tokens: tokens, Organizations: org.New(db.App), Roadmaps: roadmap.New(db.App),
-		Ledger: ledger.New(db.App), FX: fx.New(db.App)}
+	stores := testStores(db.App)
+	stores.Tokens = tokens
 	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, stores, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)
@@ -74,4 +75,10 @@ func (h *harness) as(tb testing.TB, role auth.Role, org string) context.Context 
 		tb.Fatal(err)
 	}
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+secret)
+}
+
+// testStores builds every store over pool, as cmd/tranche does.
+func testStores(pool *pgxpool.Pool) Stores {
+	return Stores{Pool: pool, Tokens: token.New(pool), Organizations: org.New(pool), Roadmaps: roadmap.New(pool),
+		Ledger: ledger.New(pool), FX: fx.New(pool)}
 }

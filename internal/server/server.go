@@ -144,15 +144,19 @@ func (s *Server) watchReadiness(ctx context.Context) {
 // in-flight requests (up to ShutdownTimeout) and returns. ready, if non-nil,
 // receives the actual listen addresses once both listeners are open.
 func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string)) error {
+	// Every return closes what was opened so far: a failed start leaves no
+	// port bound. Serve and Shutdown close the listeners too; a second Close
+	// is harmless.
 	gl, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
+	defer gl.Close()
 	hl, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
-		gl.Close()
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
+	defer hl.Close()
 	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {

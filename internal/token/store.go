@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,17 @@ import (
 )
 
 const tokenPrefix = "trn_"
+
+// bindableKinds says which kinds of organisation a role bound to one may act
+// for. A donor token funds grants, so it binds to a funder: a donor agency or
+// a pooled fund. An implementer token records receipts and expenditures and
+// reports progress, so it binds to a body that carries out work: an
+// implementing partner, or a national authority that implements part of the
+// programme itself. Coordinators and auditors are not bound to organisations.
+var bindableKinds = map[auth.Role][]string{
+	auth.Donor:       {"DONOR", "POOLED_FUND"},
+	auth.Implementer: {"IMPLEMENTER", "NATIONAL_AUTHORITY"},
+}
 
 // Token describes a stored token; the secret itself is never stored.
 type Token struct {
@@ -98,6 +110,9 @@ func (s *Store) Create(ctx context.Context, role auth.Role, orgID, name string) 
 			if err != nil {
 				return err
 			}
+			if kinds := bindableKinds[role]; !slices.Contains(kinds, kind) {
+				return apperr.Invalid("org", "a %s token binds to a %s organisation; %s is %s", role, strings.Join(kinds, " or "), orgID, kind)
+			}
 		}
 		err := tx.QueryRow(ctx, `
 			INSERT INTO api_tokens (id, name, role, org_id, secret_hash)
@@ -116,31 +131,42 @@ func (s *Store) Create(ctx context.Context, role auth.Role, orgID, name string) 
 	return t, secret, nil
 }
 
-// Revoke revokes a token; revoking twice is not an error.
-func (s *Store) Revoke(ctx context.Context, id string) (Token, error) {
+// Revoke revokes a token and records it in the audit trail. Revoking a
+// revoked token changes nothing and writes no event: it returns the token with
+// its original revocation time and revoked false.
+func (s *Store) Revoke(ctx context.Context, id string) (t Token, revoked bool, err error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return Token{}, apperr.Invalid("id", "not a token id: %q", id)
+		return Token{}, false, apperr.Invalid("id", "not a token id: %q", id)
 	}
-	var t Token
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `
-			UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
-			RETURNING id, name, role, coalesce(org_id::text, ''), created_at, revoked_at`, id)
-		if err := scanToken(row, &t); err != nil {
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// A concurrent revocation holds the row until it commits; this
+		// UPDATE then finds revoked_at set and matches nothing.
+		err := scanToken(tx.QueryRow(ctx, `
+			UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+			RETURNING id, name, role, coalesce(org_id::text, ''), created_at, revoked_at`, id), &t)
+		if errors.Is(err, pgx.ErrNoRows) {
+			revoked = false
+			err = scanToken(tx.QueryRow(ctx, `
+				SELECT id, name, role, coalesce(org_id::text, ''), created_at, revoked_at
+				FROM api_tokens WHERE id = $1`, id), &t)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("token %s: %w", id, apperr.ErrNotFound)
 			}
 			return err
 		}
+		if err != nil {
+			return err
+		}
+		revoked = true
 		return audit.Record(ctx, tx, audit.Entry{
 			EntityType: "token", EntityID: t.ID, Change: map[string]any{"revoked": true, "revokedAt": t.RevokedAt},
 			SubjectOrgs: []string{t.OrgID},
 		})
 	})
 	if err != nil {
-		return Token{}, fmt.Errorf("revoking token: %w", err)
+		return Token{}, false, fmt.Errorf("revoking token: %w", err)
 	}
-	return t, nil
+	return t, revoked, nil
 }
 
 // List returns every token, newest first.

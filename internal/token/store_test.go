@@ -3,6 +3,9 @@ package token_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,8 +53,8 @@ func TestCreateAuthenticateRevoke(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
-	if _, err := s.Revoke(ctx, tok.ID); err != nil {
-		t.Fatal(err)
+	if _, revoked, err := s.Revoke(ctx, tok.ID); err != nil || !revoked {
+		t.Fatalf("revoke: %v, %v", revoked, err)
 	}
 	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, apperr.ErrUnauthenticated) {
 		t.Fatalf("revoked token: %v", err)
@@ -79,7 +82,7 @@ func TestCacheBoundsRevocationDelay(t *testing.T) {
 	if _, err := s.Authenticate(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Revoke(ctx, tok.ID); err != nil {
+	if _, _, err := s.Revoke(ctx, tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(s.CacheTTL + 50*time.Millisecond)
@@ -118,7 +121,109 @@ func TestCreateRefusesBadInput(t *testing.T) {
 	if len(list) != 0 {
 		t.Fatalf("refused creates stored %d tokens", len(list))
 	}
-	if _, err := s.Revoke(ctx, "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00"); !errors.Is(err, apperr.ErrNotFound) {
+	if _, _, err := s.Revoke(ctx, "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00"); !errors.Is(err, apperr.ErrNotFound) {
 		t.Fatalf("revoke unknown: %v", err)
+	}
+}
+
+// Donor tokens bind to funders, implementer tokens to bodies that carry out
+// the work; any other organisation is refused and nothing is stored.
+func TestCreateBindsRolesToOrganisationKinds(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := token.New(db.App)
+	ctx := operator()
+	orgs := map[string]string{} // kind → id
+	for _, kind := range org.Kinds {
+		o, err := org.New(db.App).Create(ctx, org.Organization{Name: "An " + kind, Kind: kind}, "org-"+kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orgs[kind] = o.ID
+	}
+	allowed := map[auth.Role][]string{
+		auth.Donor:       {"DONOR", "POOLED_FUND"},
+		auth.Implementer: {"IMPLEMENTER", "NATIONAL_AUTHORITY"},
+	}
+	created := 0
+	for _, role := range []auth.Role{auth.Donor, auth.Implementer} {
+		for _, kind := range org.Kinds {
+			t.Run(string(role)+"/"+kind, func(t *testing.T) {
+				_, _, err := s.Create(ctx, role, orgs[kind], "")
+				if slices.Contains(allowed[role], kind) {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					created++
+					return
+				}
+				var inv *apperr.InvalidError
+				if !errors.As(err, &inv) || inv.Violations[0].Field != "org" || !strings.Contains(err.Error(), kind) {
+					t.Fatalf("got %v, want a violation on org naming its kind %s", err, kind)
+				}
+			})
+		}
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != created || created != 4 {
+		t.Fatalf("%d tokens stored (%v), want the %d accepted", len(list), err, created)
+	}
+	var events int
+	if err := db.Owner.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE entity_type = 'token'`).Scan(&events); err != nil || events != created {
+		t.Fatalf("%d token audit events (%v), want %d", events, err, created)
+	}
+}
+
+// Revoking a revoked token, again or concurrently, changes nothing and writes
+// no second audit event.
+func TestRevokeTwiceWritesOneEvent(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := token.New(db.App)
+	ctx := operator()
+	tok, _, err := s.Create(ctx, auth.Auditor, "", "to revoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	type result struct {
+		t       token.Token
+		revoked bool
+		err     error
+	}
+	results := make(chan result, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			t, revoked, err := s.Revoke(ctx, tok.ID)
+			results <- result{t, revoked, err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var first *time.Time
+	revocations := 0
+	for r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.revoked {
+			revocations++
+		}
+		if r.t.RevokedAt == nil || (first != nil && !r.t.RevokedAt.Equal(*first)) {
+			t.Fatalf("revocation times differ: %v, %v", r.t.RevokedAt, first)
+		}
+		first = r.t.RevokedAt
+	}
+	again, revoked, err := s.Revoke(ctx, tok.ID)
+	if err != nil || revoked || !again.RevokedAt.Equal(*first) {
+		t.Fatalf("revoking again: revoked=%v at %v (%v), want unchanged %v", revoked, again.RevokedAt, err, first)
+	}
+	if revocations != 1 {
+		t.Fatalf("%d calls revoked the token, want 1", revocations)
+	}
+	var events int
+	if err := db.Owner.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE entity_type = 'token' AND entity_id = $1`, tok.ID).Scan(&events); err != nil || events != 2 {
+		t.Fatalf("%d audit events for the token (%v), want create and one revoke", events, err)
 	}
 }
