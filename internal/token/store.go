@@ -24,20 +24,21 @@ import (
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
 const tokenPrefix = "trn_"
 
 // bindableKinds says which kinds of organisation a role bound to one may act
-// for. A donor token funds grants, so it binds to a funder: a donor agency or
-// a pooled fund. An implementer token records receipts and expenditures and
-// reports progress, so it binds to a body that carries out work: an
-// implementing partner, or a national authority that implements part of the
-// programme itself. Coordinators and auditors are not bound to organisations.
+// for: the same kinds that give and receive grants (internal/org). A donor
+// token funds grants, so it binds to a funder; an implementer token records
+// receipts and expenditures on grants received and reports progress, so it
+// binds to a recipient (a pooled fund is both). Coordinators and auditors are
+// not bound to organisations.
 var bindableKinds = map[auth.Role][]string{
-	auth.Donor:       {"DONOR", "POOLED_FUND"},
-	auth.Implementer: {"IMPLEMENTER", "NATIONAL_AUTHORITY"},
+	auth.Donor:       org.FundingKinds,
+	auth.Implementer: org.ReceivingKinds,
 }
 
 // Token describes a stored token; the secret itself is never stored.

@@ -143,7 +143,7 @@ func TestCreateBindsRolesToOrganisationKinds(t *testing.T) {
 	}
 	allowed := map[auth.Role][]string{
 		auth.Donor:       {"DONOR", "POOLED_FUND"},
-		auth.Implementer: {"IMPLEMENTER", "NATIONAL_AUTHORITY"},
+		auth.Implementer: {"IMPLEMENTER", "NATIONAL_AUTHORITY", "POOLED_FUND"},
 	}
 	created := 0
 	for _, role := range []auth.Role{auth.Donor, auth.Implementer} {
@@ -165,7 +165,7 @@ func TestCreateBindsRolesToOrganisationKinds(t *testing.T) {
 		}
 	}
 	list, err := s.List(ctx)
-	if err != nil || len(list) != created || created != 4 {
+	if err != nil || len(list) != created || created != 5 {
 		t.Fatalf("%d tokens stored (%v), want the %d accepted", len(list), err, created)
 	}
 	var events int
