@@ -46,15 +46,24 @@ type Store struct{ pool *pgxpool.Pool }
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// writersLock is the advisory lock every writer of fx_rates holds until it
+// commits (migration 004's fx_rates_serialise trigger takes it on INSERT).
+// Create takes it before its checks, so a rate committed by a concurrent
+// request is seen by them instead of racing past them.
+const writersLock = 7346002
+
 // Create stores rates, all or nothing. A rate already stored with the same
 // value is skipped; a different value for the same pair and date is refused,
-// since rates are facts that transactions were converted with.
+// since rates are facts that transactions were converted with. A request
+// holds at most one rate per pair and date: a second one, even identical, is
+// refused, since a file that repeats a rate is as likely to hold a typo.
 func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 	if err := auth.FromContext(ctx).Require(auth.Coordinator); err != nil {
 		return 0, err
 	}
 	var v apperr.Validator
 	rates := make([]Rate, 0, len(in))
+	first := map[pairDate]int{} // the index of the first rate given for each pair and date
 	for i, r := range in {
 		f := fmt.Sprintf("rates[%d].", i)
 		_, errC := money.Currency(r.Currency)
@@ -71,70 +80,87 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 			v.Check(rate.IsPositive(), f+"rate", "must be positive")
 		}
 		v.Check(len(r.Source) <= 200, f+"source", "at most 200 characters")
+		if errD == nil {
+			k := pairDate{r.Currency, r.QuoteCurrency, r.Date}
+			if j, dup := first[k]; dup {
+				v.Add(f+"rate", "rates[%d] already gives the %s/%s rate for %s (%s); a request holds one rate per pair and date",
+					j, r.Currency, r.QuoteCurrency, r.Date, in[j].Rate)
+			} else {
+				first[k] = i
+			}
+		}
 		rates = append(rates, Rate{Currency: r.Currency, QuoteCurrency: r.QuoteCurrency, Date: d, Rate: rate, Source: r.Source})
 	}
 	if err := v.Err(); err != nil {
 		return 0, err
 	}
-	created := 0
+	var stored []Rate
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		created = 0
-		var cur, quote, src []string
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writersLock); err != nil {
+			return err
+		}
+		var cur, quote []string
 		var dates []time.Time
-		var vals []decimal.Decimal
 		for _, r := range rates {
-			cur, quote, dates, vals, src = append(cur, r.Currency), append(quote, r.QuoteCurrency), append(dates, r.Date), append(vals, r.Rate), append(src, r.Source)
+			cur, quote, dates = append(cur, r.Currency), append(quote, r.QuoteCurrency), append(dates, r.Date)
 		}
+		// Under the lock, this sees every rate committed before: none can
+		// appear between it and the insert.
 		rows, err := tx.Query(ctx, `
-			WITH input AS (
-			  SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::text[])
-			    AS x(currency, quote_currency, date, rate, source)
-			), conflicts AS (
-			  SELECT i.currency, i.quote_currency, i.date, f.rate AS stored, i.rate AS given
-			  FROM input i JOIN fx_rates f USING (currency, quote_currency, date)
-			  WHERE f.rate <> i.rate
-			)
-			SELECT currency, quote_currency, date, stored, given FROM conflicts`, cur, quote, dates, vals, src)
+			SELECT f.currency, f.quote_currency, f.date, f.rate
+			FROM unnest($1::text[], $2::text[], $3::date[]) AS i(currency, quote_currency, date)
+			JOIN fx_rates f USING (currency, quote_currency, date)`, cur, quote, dates)
 		if err != nil {
 			return err
 		}
-		type conflict struct {
-			c, q          string
-			d             time.Time
-			stored, given decimal.Decimal
-		}
-		cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (conflict, error) {
-			var c conflict
-			err := r.Scan(&c.c, &c.q, &c.d, &c.stored, &c.given)
-			return c, err
-		})
-		if err != nil {
+		have := map[pairDate]decimal.Decimal{}
+		var k pairDate
+		var d time.Time
+		var r decimal.Decimal
+		if _, err := pgx.ForEachRow(rows, []any{&k.currency, &k.quote, &d, &r}, func() error {
+			k.date = d.Format(time.DateOnly)
+			have[k] = r
+			return nil
+		}); err != nil {
 			return err
 		}
-		if len(cs) > 0 {
-			c := cs[0]
-			return fmt.Errorf("a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts: %w",
-				c.c, c.q, c.d.Format(time.DateOnly), c.stored, c.given, apperr.ErrAlreadyExists)
+		stored = stored[:0]
+		for i, r := range rates {
+			old, ok := have[pairDate{r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly)}]
+			switch {
+			case !ok:
+				stored = append(stored, r)
+			case !old.Equal(r.Rate):
+				return fmt.Errorf("rates[%d].rate: a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts: %w",
+					i, r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly), old, r.Rate, apperr.ErrAlreadyExists)
+			}
 		}
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO fx_rates (currency, quote_currency, date, rate, source)
-			SELECT DISTINCT ON (currency, quote_currency, date) * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::text[])
-			  AS x(currency, quote_currency, date, rate, source)
-			ON CONFLICT DO NOTHING`, cur, quote, dates, vals, src)
-		if err != nil {
-			return err
-		}
-		created = int(tag.RowsAffected())
-		if created == 0 {
+		if len(stored) == 0 {
 			return nil
 		}
-		return audit.Record(ctx, tx, audit.Entry{EntityType: "fx_rates", EntityID: fmt.Sprintf("%d rates", created), Change: rates})
+		var src []string
+		var vals []decimal.Decimal
+		cur, quote, dates = cur[:0], quote[:0], dates[:0]
+		for _, r := range stored {
+			cur, quote, dates = append(cur, r.Currency), append(quote, r.QuoteCurrency), append(dates, r.Date)
+			vals, src = append(vals, r.Rate), append(src, r.Source)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO fx_rates (currency, quote_currency, date, rate, source)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::text[])`,
+			cur, quote, dates, vals, src); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Entry{EntityType: "fx_rates", EntityID: fmt.Sprintf("%d rates", len(stored)), Change: stored})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recording FX rates: %w", err)
 	}
-	return created, nil
+	return len(stored), nil
 }
+
+// pairDate identifies a rate: one value per pair and date (YYYY-MM-DD).
+type pairDate struct{ currency, quote, date string }
 
 // List pages through rates by pair and date (the primary key's order, so
 // each page is an index range).

@@ -2,9 +2,15 @@ package fx_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/testdb"
@@ -54,5 +60,160 @@ func TestListPages(t *testing.T) {
 	}
 	if _, _, err := s.List(coord, "", "", 2, "not-a-token"); err == nil {
 		t.Fatal("a malformed page token was accepted")
+	}
+}
+
+func coordinator() context.Context {
+	return auth.WithPrincipal(context.Background(), auth.Principal{TokenID: "t", Role: auth.Coordinator})
+}
+
+func count(t *testing.T, db *testdb.DB, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.Owner.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// violations returns the fields an InvalidError names, or fails the test.
+func violations(t *testing.T, err error) []string {
+	t.Helper()
+	var inv *apperr.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("want INVALID_ARGUMENT, got %v", err)
+	}
+	var out []string
+	for _, v := range inv.Violations {
+		out = append(out, v.Field)
+	}
+	return out
+}
+
+// A request gives one rate per pair and date: a second one, different or
+// identical, is refused with nothing written.
+func TestCreateRefusesTwoRatesForOnePairAndDate(t *testing.T) {
+	t.Parallel()
+	eur := func(date, rate string) fx.RateInput {
+		return fx.RateInput{Currency: "EUR", QuoteCurrency: "USD", Date: date, Rate: rate}
+	}
+	for _, tc := range []struct {
+		name   string
+		in     []fx.RateInput
+		fields []string // nil: accepted
+	}{
+		{"different values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.91")}, []string{"rates[1].rate"}},
+		{"identical values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.90")}, []string{"rates[1].rate"}},
+		{"third repeats first", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.90"), eur("2024-01-01", "0.9")}, []string{"rates[2].rate"}},
+		{"two dates", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.91")}, nil},
+		{"both directions", []fx.RateInput{eur("2024-01-01", "0.90"), {Currency: "USD", QuoteCurrency: "EUR", Date: "2024-01-01", Rate: "1.11"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := testdb.New(t)
+			n, err := fx.New(db.App).Create(coordinator(), tc.in)
+			if tc.fields == nil {
+				if err != nil || n != len(tc.in) {
+					t.Fatalf("created %d, %v", n, err)
+				}
+				return
+			}
+			if got := violations(t, err); fmt.Sprint(got) != fmt.Sprint(tc.fields) {
+				t.Fatalf("violations on %v, want %v (%v)", got, tc.fields, err)
+			}
+			if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 0 {
+				t.Fatalf("%d rates written", n)
+			}
+			if n := count(t, db, `SELECT count(*) FROM audit_events`); n != 0 {
+				t.Fatalf("%d audit events written", n)
+			}
+		})
+	}
+}
+
+// A rate already stored: the same value is skipped, another is refused
+// naming the rate, and neither writes anything.
+func TestCreateAgainstStoredRate(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	ctx := coordinator()
+	if _, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.900"}})
+	if err != nil || n != 0 {
+		t.Fatalf("resending a stored rate: created %d, %v", n, err)
+	}
+	_, err = s.Create(ctx, []fx.RateInput{
+		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.80"},
+		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.95"},
+	})
+	if !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rates[1].rate") || !strings.Contains(err.Error(), "0.9 ") {
+		t.Fatalf("a conflicting rate: %v", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 1 {
+		t.Fatalf("%d rates stored, want 1", n)
+	}
+	if n := count(t, db, `SELECT count(*) FROM audit_events`); n != 1 {
+		t.Fatalf("%d audit events, want 1", n)
+	}
+}
+
+// Many requests write conflicting rates for one pair and date at once:
+// exactly one value is stored, every other caller gets ALREADY_EXISTS, and the
+// audit trail records the stored rate once.
+func TestCreateConcurrentConflictingRates(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	const writers = 12
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range writers {
+		wg.Go(func() {
+			<-start
+			// GBP/USD gives every request a rate of its own besides the conflict.
+			_, errs[i] = s.Create(coordinator(), []fx.RateInput{
+				{Currency: "GBP", QuoteCurrency: "USD", Date: fmt.Sprintf("2024-02-%02d", i+1), Rate: "0.80"},
+				{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: fmt.Sprintf("0.90%02d", i)},
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("requests %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rates[1].rate"):
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no request succeeded")
+	}
+	var stored decimal.Decimal
+	if err := db.Owner.QueryRow(context.Background(), `SELECT rate FROM fx_rates WHERE currency = 'EUR'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("0.90%02d", winner); !stored.Equal(decimal.RequireFromString(want)) {
+		t.Fatalf("stored %s, the successful request gave %s", stored, want)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 2 {
+		t.Fatalf("%d rates stored, want the winner's 2", n)
+	}
+	// One event, holding exactly the rates stored.
+	var change string
+	if err := db.Owner.QueryRow(context.Background(), `SELECT string_agg(change, '') FROM audit_events WHERE entity_type = 'fx_rates'`).Scan(&change); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM audit_events`); n != 1 ||
+		!strings.Contains(change, `"rate":"`+stored.String()+`"`) || strings.Count(change, `"rate":`) != 2 {
+		t.Fatalf("%d audit events, change %s", n, change)
 	}
 }
