@@ -4,6 +4,21 @@
 //
 // Rate convention (as in OCHA FTS): rate = units of currency per one unit of
 // quote currency; 0.88 EUR per USD means 3 500 000 EUR = 3 977 272.73 USD.
+//
+// # Plausibility
+//
+// Every rate, in the table or an entry's own, is held to CheckRate:
+//
+//	limit               value          why
+//	smallest rate       0.00000001     1/30 of the smallest real pair (KWD per IRR, ~3e-7)
+//	largest rate        100 000 000    30 × the largest real pair (IRR per KWD, ~3.3e6)
+//	significant digits  15             publishers give 4 to 6; a float carries ~16
+//	large change        factor 1.5     either way from the pair's previous rate
+//
+// A table rate more than a factor of 1.5 above or below the pair's previous
+// rate (the latest before its date, as a conversion would find it) needs
+// confirmLargeChange, which its audit event records. An amount converted with
+// any rate keeps the digit limit of entered amounts (money.CheckConverted).
 package fx
 
 import (
@@ -35,9 +50,11 @@ type Rate struct {
 	Source        string          `json:"source"`
 }
 
-// RateInput is a rate as a client sends it.
+// RateInput is a rate as a client sends it. ConfirmLargeChange accepts a
+// rate more than LargeChange away from the pair's previous one.
 type RateInput struct {
 	Currency, QuoteCurrency, Date, Rate, Source string
+	ConfirmLargeChange                          bool
 }
 
 // Store keeps rates.
@@ -74,10 +91,11 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		d, errD := time.Parse(time.DateOnly, r.Date)
 		v.Check(errD == nil, f+"date", "not a date (YYYY-MM-DD): %q", r.Date)
 		rate, errR := money.ParseDecimal(r.Rate)
+		if errR == nil {
+			errR = CheckRate(rate)
+		}
 		if errR != nil {
 			v.Add(f+"rate", "%v", errR)
-		} else {
-			v.Check(rate.IsPositive(), f+"rate", "must be positive")
 		}
 		v.Check(len(r.Source) <= 200, f+"source", "at most 200 characters")
 		if errD == nil {
@@ -95,6 +113,7 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		return 0, err
 	}
 	var stored []Rate
+	var fresh []int // indexes in the request of the rates stored
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writersLock); err != nil {
 			return err
@@ -124,12 +143,12 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		}); err != nil {
 			return err
 		}
-		stored = stored[:0]
+		stored, fresh = stored[:0], fresh[:0]
 		for i, r := range rates {
 			old, ok := have[pairDate{r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly)}]
 			switch {
 			case !ok:
-				stored = append(stored, r)
+				stored, fresh = append(stored, r), append(fresh, i)
 			case !old.Equal(r.Rate):
 				return fmt.Errorf("rates[%d].rate: a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts: %w",
 					i, r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly), old, r.Rate, apperr.ErrAlreadyExists)
@@ -137,6 +156,10 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		}
 		if len(stored) == 0 {
 			return nil
+		}
+		change, err := checkChanges(ctx, tx, in, rates, fresh)
+		if err != nil {
+			return err
 		}
 		var src []string
 		var vals []decimal.Decimal
@@ -151,12 +174,57 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 			cur, quote, dates, vals, src); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.Entry{EntityType: "fx_rates", EntityID: fmt.Sprintf("%d rates", len(stored)), Change: stored})
+		return audit.Record(ctx, tx, audit.Entry{EntityType: "fx_rates", EntityID: fmt.Sprintf("%d rates", len(stored)), Change: change})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recording FX rates: %w", err)
 	}
 	return len(stored), nil
+}
+
+// rateChange is a stored rate as its audit event records it: whether a
+// large change from the previous rate was confirmed is part of the fact.
+type rateChange struct {
+	Rate
+	LargeChangeConfirmed bool `json:"largeChangeConfirmed,omitempty"`
+}
+
+// checkChanges holds each new rate (rates[i] for i in fresh, given as in[i])
+// to the large-change rule against the pair's previous rate, the latest
+// before its date, direct or inverse, as a conversion would find it, counting
+// the request's own earlier rates. It runs under the writers' lock, so the
+// previous rate cannot change meanwhile. It returns the audit change.
+func checkChanges(ctx context.Context, tx pgx.Tx, in []RateInput, rates []Rate, fresh []int) ([]rateChange, error) {
+	var currencies []string
+	var upTo time.Time
+	for _, r := range rates {
+		currencies = append(currencies, r.Currency, r.QuoteCurrency)
+		if r.Date.After(upTo) {
+			upTo = r.Date
+		}
+	}
+	t, err := Load(ctx, tx, currencies, upTo)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range fresh {
+		t.put(rates[i])
+	}
+	var v apperr.Validator
+	out := make([]rateChange, len(fresh))
+	for k, i := range fresh {
+		r := rates[i]
+		out[k].Rate = r
+		prev, ok := t.unit(r.Currency, r.QuoteCurrency, r.Date.AddDate(0, 0, -1))
+		if !ok || !IsLargeChange(prev.Rate, r.Rate) {
+			continue
+		}
+		out[k].LargeChangeConfirmed = in[i].ConfirmLargeChange
+		v.Check(in[i].ConfirmLargeChange, fmt.Sprintf("rates[%d].confirmLargeChange", i),
+			"%s differs by more than a factor of %s from the previous %s/%s rate, %s of %s; set confirmLargeChange if it is right",
+			r.Rate, LargeChange, r.Currency, r.QuoteCurrency, prev.Rate.Round(12), prev.Date.Format(time.DateOnly))
+	}
+	return out, v.Err()
 }
 
 // pairDate identifies a rate: one value per pair and date (YYYY-MM-DD).
@@ -262,18 +330,38 @@ func (t *Table) latest(cur, quote string, d time.Time) (Rate, bool) {
 	return rs[i-1], true
 }
 
+// put adds r to its pair's rates, kept sorted by date. It modifies the
+// pair's slice in place: only for a table no one else holds yet.
+func (t *Table) put(r Rate) {
+	k := [2]string{r.Currency, r.QuoteCurrency}
+	rs := t.byPair[k]
+	i, found := slices.BinarySearchFunc(rs, r.Date, func(x Rate, d time.Time) int { return x.Date.Compare(d) })
+	if found {
+		rs[i] = r
+	} else {
+		rs = slices.Insert(rs, i, r)
+	}
+	t.byPair[k] = rs
+}
+
 // perUnit returns units of `from` per one unit of `to` on date d: the direct
 // rate, or the inverse of the opposite pair, whichever is dated later.
 func (t *Table) perUnit(from, to string, d time.Time) (decimal.Decimal, bool) {
+	r, ok := t.unit(from, to, d)
+	return r.Rate, ok
+}
+
+// unit is perUnit with the date of the rate it found.
+func (t *Table) unit(from, to string, d time.Time) (Rate, bool) {
 	direct, okD := t.latest(from, to, d)
 	inverse, okI := t.latest(to, from, d)
 	switch {
 	case okD && (!okI || !inverse.Date.After(direct.Date)):
-		return direct.Rate, true
+		return direct, true
 	case okI:
-		return decimal.NewFromInt(1).DivRound(inverse.Rate, 24), true
+		return Rate{Currency: from, QuoteCurrency: to, Date: inverse.Date, Rate: decimal.NewFromInt(1).DivRound(inverse.Rate, 24)}, true
 	}
-	return decimal.Decimal{}, false
+	return Rate{}, false
 }
 
 // Rate returns units of `from` per one unit of `to` valid on d: direct,

@@ -217,3 +217,83 @@ func TestCreateConcurrentConflictingRates(t *testing.T) {
 		t.Fatalf("%d audit events, change %s", n, change)
 	}
 }
+
+// Rates outside the plausibility limits are refused naming the rate.
+func TestCreateRefusesImplausibleRates(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	_, err := s.Create(coordinator(), []fx.RateInput{
+		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0." + strings.Repeat("0", 36) + "1"}, // 1e-37
+		{Currency: "IRR", QuoteCurrency: "KWD", Date: "2024-01-01", Rate: "3250000"},
+		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "1000000000000000"},
+		{Currency: "JPY", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "150.1234567890123456"},
+	})
+	if got := fmt.Sprint(violations(t, err)); got != "[rates[0].rate rates[2].rate rates[3].rate]" {
+		t.Fatalf("violations on %s (%v)", got, err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 0 {
+		t.Fatalf("%d rates written", n)
+	}
+}
+
+// A rate more than a factor of 1.5 away from the pair's previous one (the
+// latest before its date, direct or inverse, stored or earlier in the same
+// request) needs confirmLargeChange; the confirmation is audited.
+func TestCreateLargeChangeNeedsConfirmation(t *testing.T) {
+	t.Parallel()
+	rate := func(cur, quote, date, r string, confirm bool) fx.RateInput {
+		return fx.RateInput{Currency: cur, QuoteCurrency: quote, Date: date, Rate: r, ConfirmLargeChange: confirm}
+	}
+	stored := []fx.RateInput{
+		rate("EUR", "USD", "2024-01-01", "0.90", false),
+		rate("USD", "GBP", "2024-01-01", "1.25", false), // 0.8 GBP per USD
+	}
+	for _, tc := range []struct {
+		name    string
+		in      []fx.RateInput
+		field   string // "": accepted
+		message string // in the refusal: the previous rate and its date
+	}{
+		{"small change", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.95", false)}, "", ""},
+		{"exactly 1.5 times", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.35", false)}, "", ""},
+		{"up", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.36", false)}, "rates[0].confirmLargeChange", "0.9 of 2024-01-01"},
+		{"down", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", false)}, "rates[0].confirmLargeChange", "0.9 of 2024-01-01"},
+		{"confirmed", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", true)}, "", ""},
+		{"against the inverse pair", []fx.RateInput{rate("GBP", "USD", "2024-02-01", "1.25", false)}, "rates[0].confirmLargeChange", "0.8 of 2024-01-01"},
+		{"earlier in the request", []fx.RateInput{rate("CHF", "USD", "2024-01-01", "0.88", false), rate("CHF", "USD", "2024-01-02", "8.8", false)},
+			"rates[1].confirmLargeChange", "0.88 of 2024-01-01"},
+		{"no previous rate (the next one does not count)", []fx.RateInput{rate("EUR", "USD", "2023-12-31", "9.0", false)}, "", ""},
+		{"earlier in the request, given later", []fx.RateInput{rate("EUR", "USD", "2023-12-31", "0.90", false), rate("EUR", "USD", "2023-12-30", "9.0", false)},
+			"rates[0].confirmLargeChange", "9 of 2023-12-30"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := testdb.New(t)
+			s := fx.New(db.App)
+			if _, err := s.Create(coordinator(), stored); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.Create(coordinator(), tc.in)
+			if tc.field == "" {
+				if err != nil || n != len(tc.in) {
+					t.Fatalf("created %d, %v", n, err)
+				}
+				var change string
+				if err := db.Owner.QueryRow(context.Background(), `SELECT change FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&change); err != nil {
+					t.Fatal(err)
+				}
+				if confirmed := strings.Contains(change, `"largeChangeConfirmed":true`); confirmed != (tc.name == "confirmed") {
+					t.Fatalf("audited %s", change)
+				}
+				return
+			}
+			if got := fmt.Sprint(violations(t, err)); got != "["+tc.field+"]" || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("violations on %s: %v; want %s with %q", got, err, tc.field, tc.message)
+			}
+			if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != len(stored) {
+				t.Fatalf("%d rates stored, want %d", n, len(stored))
+			}
+		})
+	}
+}

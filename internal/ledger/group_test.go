@@ -139,7 +139,7 @@ func TestNewRatesReachCachedServers(t *testing.T) {
 	eq(t, "disbursement in USD", tx.ReportingAmount, "125.00") // 100 / 0.80, not 100 / 0.90
 	eq(t, "rate used", tx.ReportingRate, "0.80")
 
-	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50"}}))
+	must(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50", ConfirmLargeChange: true}}))
 	got := must(w.l.BatchRecord(w.donor(g), []ledger.EntryInput{{GrantID: g.ID, Type: "DISBURSEMENT", Amount: "100.00",
 		Currency: "EUR", ValueDate: "2024-04-02", Reference: "D-2"}}, "fx-batch"))
 	eq(t, "batch disbursement in USD", got[0].ReportingAmount, "200.00") // 100 / 0.50

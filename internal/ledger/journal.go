@@ -455,8 +455,11 @@ func newPlan(p auth.Principal, in []EntryInput, prefix string) (*plan, error) {
 		v.Check(e.MilestoneID == "" || uuid.Validate(e.MilestoneID) == nil, f("milestoneId"), "not an id: %q", e.MilestoneID)
 		if e.FxRate != "" {
 			r, err := money.ParseDecimal(e.FxRate)
-			if err != nil || !r.IsPositive() {
-				v.Add(f("fxRate"), "not a positive decimal: %q", e.FxRate)
+			if err == nil {
+				err = fx.CheckRate(r) // the plausibility limits of table rates (internal/fx)
+			}
+			if err != nil {
+				v.Add(f("fxRate"), "%v", err)
 			}
 			pe.fxRate = &r
 		}
@@ -616,6 +619,13 @@ func (s *Store) prepare(pl *plan, ids []string) ([]Transaction, error) {
 			t.AgreementRate, t.ReportingRate = ar, rr
 			t.AgreementAmount = money.Convert(t.Amount, ar, false, g.Currency)
 			t.ReportingAmount = money.Convert(t.Amount, rr, false, g.ReportingCurrency)
+			// Converted figures keep the digit limit of entered amounts (internal/money).
+			if err = money.CheckConverted(t.AgreementAmount, g.Currency); err == nil {
+				err = money.CheckConverted(t.ReportingAmount, g.ReportingCurrency)
+			}
+			if err != nil {
+				return nil, apperr.Invalid(f("amount.amount"), "%v", err)
+			}
 		}
 		if err := allowed(p, g, t.Bucket); err != nil {
 			return nil, err

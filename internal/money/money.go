@@ -95,3 +95,13 @@ func Convert(amount, rate decimal.Decimal, inverse bool, target string) decimal.
 	}
 	return Round(v, target)
 }
+
+// CheckConverted holds an amount computed by conversion to the limit of
+// entered amounts (MaxIntegerDigits), so a conversion cannot produce a figure
+// no client could have entered. The error names no field.
+func CheckConverted(d decimal.Decimal, currency string) error {
+	if d.Abs().GreaterThanOrEqual(decimal.New(1, MaxIntegerDigits)) {
+		return fmt.Errorf("converts to %s %s, beyond the %d integer digits an amount may have", Format(d, currency), currency, MaxIntegerDigits)
+	}
+	return nil
+}

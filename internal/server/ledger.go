@@ -310,7 +310,8 @@ type fxService struct {
 func (s *fxService) CreateFxRates(ctx context.Context, req *pb.CreateFxRatesRequest) (*pb.CreateFxRatesResponse, error) {
 	in := make([]fx.RateInput, len(req.GetRates()))
 	for i, r := range req.GetRates() {
-		in[i] = fx.RateInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(), Rate: r.GetRate(), Source: r.GetSource()}
+		in[i] = fx.RateInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(), Rate: r.GetRate(), Source: r.GetSource(),
+			ConfirmLargeChange: r.GetConfirmLargeChange()}
 	}
 	n, err := s.fx.Create(ctx, in)
 	if err != nil {

@@ -1459,10 +1459,13 @@ type FxRate struct {
 	QuoteCurrency string                 `protobuf:"bytes,2,opt,name=quote_currency,json=quoteCurrency,proto3" json:"quote_currency,omitempty"`
 	Date          string                 `protobuf:"bytes,3,opt,name=date,proto3" json:"date,omitempty"`
 	// Units of currency per one unit of quote_currency.
-	Rate          string `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
-	Source        string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rate   string `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
+	Source string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	// Input only: accepts a rate that differs by more than a factor of 1.5
+	// from the pair's previous rate (the latest before its date).
+	ConfirmLargeChange bool `protobuf:"varint,6,opt,name=confirm_large_change,json=confirmLargeChange,proto3" json:"confirm_large_change,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *FxRate) Reset() {
@@ -1528,6 +1531,13 @@ func (x *FxRate) GetSource() string {
 		return x.Source
 	}
 	return ""
+}
+
+func (x *FxRate) GetConfirmLargeChange() bool {
+	if x != nil {
+		return x.ConfirmLargeChange
+	}
+	return false
 }
 
 type CreateFxRatesRequest struct {
@@ -1869,7 +1879,7 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\tagreement\x18\x02 \x01(\v2\x14.tranche.v1.BalancesR\tagreement\x122\n" +
 	"\treporting\x18\x03 \x01(\v2\x14.tranche.v1.BalancesR\treporting\x12A\n" +
 	"\x0freceipt_matches\x18\x04 \x03(\v2\x18.tranche.v1.ReceiptMatchR\x0ereceiptMatches\x12/\n" +
-	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xeb\x01\n" +
+	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\x9d\x02\n" +
 	"\x06FxRate\x12-\n" +
 	"\bcurrency\x18\x01 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{3}$R\bcurrency\x128\n" +
@@ -1877,7 +1887,8 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"^[A-Z]{3}$R\rquoteCurrency\x127\n" +
 	"\x04date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\x04date\x12\x1d\n" +
 	"\x04rate\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18(R\x04rate\x12 \n" +
-	"\x06source\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06source\"M\n" +
+	"\x06source\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06source\x120\n" +
+	"\x14confirm_large_change\x18\x06 \x01(\bR\x12confirmLargeChange\"M\n" +
 	"\x14CreateFxRatesRequest\x125\n" +
 	"\x05rates\x18\x01 \x03(\v2\x12.tranche.v1.FxRateB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05rates\"1\n" +
 	"\x15CreateFxRatesResponse\x12\x18\n" +
