@@ -280,6 +280,16 @@ type Table struct {
 	byPair map[[2]string][]Rate // sorted by date
 }
 
+// NewTable returns a table of rates held in memory (tests, imports), given in
+// any order; a later rate for a pair and date already given replaces it.
+func NewTable(rates ...Rate) *Table {
+	t := &Table{byPair: map[[2]string][]Rate{}}
+	for _, r := range rates {
+		t.put(r)
+	}
+	return t
+}
+
 // Querier is what Load needs: a pool or a transaction.
 type Querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
