@@ -23,10 +23,8 @@ package fx
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -233,25 +231,18 @@ type pairDate struct{ currency, quote, date string }
 // List pages through rates by pair and date (the primary key's order, so
 // each page is an index range).
 func (s *Store) List(ctx context.Context, currency, quote string, pageSize int, pageToken string) ([]Rate, string, error) {
-	if pageSize <= 0 {
-		pageSize = 100
+	after, pageSize, err := paging.StartKey(pageToken, pageSize, 100, 3) // currency, quote currency, date
+	if err != nil {
+		return nil, "", err
 	}
-	var after [3]string // currency, quote currency, date of the last rate listed
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		parts := strings.Split(string(b), "/")
-		if err != nil || len(parts) != 3 {
-			return nil, "", apperr.Invalid("pageToken", "malformed page token")
-		}
-		after = [3]string(parts)
+	if after == nil {
+		after = []string{"", "", ""}
 	}
-	afterDate := time.Time{}
+	var afterDate time.Time
 	if after[2] != "" {
-		d, err := time.Parse(time.DateOnly, after[2])
-		if err != nil {
+		if afterDate, err = time.Parse(time.DateOnly, after[2]); err != nil {
 			return nil, "", apperr.Invalid("pageToken", "malformed page token")
 		}
-		afterDate = d
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT currency, quote_currency, date, rate, source FROM fx_rates
@@ -269,8 +260,8 @@ func (s *Store) List(ctx context.Context, currency, quote string, pageSize int, 
 	if err != nil {
 		return nil, "", fmt.Errorf("listing FX rates: %w", err)
 	}
-	out, next := paging.Next(out, pageSize, func(r Rate) string {
-		return r.Currency + "/" + r.QuoteCurrency + "/" + r.Date.Format(time.DateOnly)
+	out, next := paging.NextKey(out, pageSize, func(r Rate) []string {
+		return []string{r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly)}
 	})
 	return out, next, nil
 }
