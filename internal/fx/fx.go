@@ -5,6 +5,13 @@
 // Rate convention (as in OCHA FTS): rate = units of currency per one unit of
 // quote currency; 0.88 EUR per USD means 3 500 000 EUR = 3 977 272.73 USD.
 //
+// # Corrections
+//
+// A wrong rate is never edited: Supersede stores a correcting rate, with a
+// reason, as the next revision of the same pair and date, and the highest
+// revision is the one conversions use (Load, Cache). Entries converted with
+// a superseded revision keep their figures; ListAffected finds them.
+//
 // # Plausibility
 //
 // Every rate, in the table or an entry's own, is held to CheckRate:
@@ -25,6 +32,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,13 +47,21 @@ import (
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
-// Rate is one published rate.
+// Rate is one published rate, or a correction of one.
 type Rate struct {
 	Currency      string          `json:"currency"`
 	QuoteCurrency string          `json:"quoteCurrency"`
 	Date          time.Time       `json:"date"`
 	Rate          decimal.Decimal `json:"rate"`
 	Source        string          `json:"source"`
+	// Revision is 0 for a rate as first recorded and n+1 for the correction
+	// that supersedes revision n of the same pair and date; the highest
+	// revision is the pair's rate for that date.
+	Revision int `json:"revision,omitempty"`
+	// Reason says why a correction was made.
+	Reason string `json:"reason,omitempty"`
+	// Superseded is set by List when a later revision exists.
+	Superseded bool `json:"-"`
 }
 
 // RateInput is a rate as a client sends it. ConfirmLargeChange accepts a
@@ -124,9 +140,10 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		// Under the lock, this sees every rate committed before: none can
 		// appear between it and the insert.
 		rows, err := tx.Query(ctx, `
-			SELECT f.currency, f.quote_currency, f.date, f.rate
+			SELECT DISTINCT ON (f.currency, f.quote_currency, f.date) f.currency, f.quote_currency, f.date, f.rate
 			FROM unnest($1::text[], $2::text[], $3::date[]) AS i(currency, quote_currency, date)
-			JOIN fx_rates f USING (currency, quote_currency, date)`, cur, quote, dates)
+			JOIN fx_rates f USING (currency, quote_currency, date)
+			ORDER BY f.currency, f.quote_currency, f.date, f.revision DESC`, cur, quote, dates)
 		if err != nil {
 			return err
 		}
@@ -148,7 +165,8 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 			case !ok:
 				stored, fresh = append(stored, r), append(fresh, i)
 			case !old.Equal(r.Rate):
-				return fmt.Errorf("rates[%d].rate: a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts: %w",
+				return fmt.Errorf("rates[%d].rate: a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts, "+
+					"corrected with POST /v1/fx-rates:supersede: %w",
 					i, r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly), old, r.Rate, apperr.ErrAlreadyExists)
 			}
 		}
@@ -228,40 +246,45 @@ func checkChanges(ctx context.Context, tx pgx.Tx, in []RateInput, rates []Rate, 
 // pairDate identifies a rate: one value per pair and date (YYYY-MM-DD).
 type pairDate struct{ currency, quote, date string }
 
-// List pages through rates by pair and date (the primary key's order, so
-// each page is an index range).
+// List pages through rates by pair, date and revision (the primary key's
+// order, so each page is an index range): every revision, each marked when a
+// later one supersedes it.
 func (s *Store) List(ctx context.Context, currency, quote string, pageSize int, pageToken string) ([]Rate, string, error) {
-	after, pageSize, err := paging.StartKey(pageToken, pageSize, 100, 3) // currency, quote currency, date
+	after, pageSize, err := paging.StartKey(pageToken, pageSize, 100, 4) // currency, quote currency, date, revision
 	if err != nil {
 		return nil, "", err
 	}
 	if after == nil {
-		after = []string{"", "", ""}
+		after = []string{"", "", "", "-1"}
 	}
-	var afterDate time.Time
+	afterDate, errD := time.Time{}, error(nil)
 	if after[2] != "" {
-		if afterDate, err = time.Parse(time.DateOnly, after[2]); err != nil {
-			return nil, "", apperr.Invalid("pageToken", "malformed page token")
-		}
+		afterDate, errD = time.Parse(time.DateOnly, after[2])
+	}
+	afterRev, errR := strconv.Atoi(after[3])
+	if errD != nil || errR != nil {
+		return nil, "", apperr.Invalid("pageToken", "malformed page token")
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT currency, quote_currency, date, rate, source FROM fx_rates
+		SELECT currency, quote_currency, date, rate, source, revision, reason,
+		  EXISTS (SELECT FROM fx_rates n WHERE (n.currency, n.quote_currency, n.date, n.revision) = (f.currency, f.quote_currency, f.date, f.revision + 1))
+		FROM fx_rates f
 		WHERE ($1 = '' OR currency = $1) AND ($2 = '' OR quote_currency = $2)
-		  AND (currency, quote_currency, date) > ($3, $4, $5)
-		ORDER BY currency, quote_currency, date LIMIT $6`, currency, quote, after[0], after[1], afterDate, pageSize+1)
+		  AND (currency, quote_currency, date, revision) > ($3, $4, $5, $6)
+		ORDER BY currency, quote_currency, date, revision LIMIT $7`, currency, quote, after[0], after[1], afterDate, afterRev, pageSize+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing FX rates: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rate, error) {
 		var x Rate
-		err := r.Scan(&x.Currency, &x.QuoteCurrency, &x.Date, &x.Rate, &x.Source)
+		err := r.Scan(&x.Currency, &x.QuoteCurrency, &x.Date, &x.Rate, &x.Source, &x.Revision, &x.Reason, &x.Superseded)
 		return x, err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("listing FX rates: %w", err)
 	}
 	out, next := paging.NextKey(out, pageSize, func(r Rate) []string {
-		return []string{r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly)}
+		return []string{r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly), strconv.Itoa(r.Revision)}
 	})
 	return out, next, nil
 }
@@ -286,34 +309,32 @@ type Querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }
 
-// Load reads every rate between the given currencies dated on or before upTo.
+// Load reads the rate of each pair and date (its highest revision) between
+// the given currencies, dated on or before upTo.
 func Load(ctx context.Context, q Querier, currencies []string, upTo time.Time) (*Table, error) {
 	cs := slices.Compact(slices.Sorted(slices.Values(currencies)))
-	t := &Table{byPair: map[[2]string][]Rate{}}
 	if len(cs) < 2 {
-		return t, nil
+		return NewTable(), nil
 	}
-	rows, err := q.Query(ctx, `
-		SELECT currency, quote_currency, date, rate FROM fx_rates
-		WHERE currency = ANY ($1) AND quote_currency = ANY ($1) AND date <= $2
-		ORDER BY date`, cs, upTo)
+	return load(ctx, q, `WHERE currency = ANY ($1) AND quote_currency = ANY ($1) AND date <= $2`, cs, upTo)
+}
+
+// load reads the rates matching where, in date and revision order, so that
+// put keeps each date's highest revision.
+func load(ctx context.Context, q Querier, where string, args ...any) (*Table, error) {
+	rows, err := q.Query(ctx, `SELECT currency, quote_currency, date, rate, revision FROM fx_rates `+where+` ORDER BY date, revision`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("loading FX rates: %w", err)
 	}
-	defer rows.Close()
-	return t, t.fill(rows)
-}
-
-func (t *Table) fill(rows pgx.Rows) error {
-	for rows.Next() {
-		var r Rate
-		if err := rows.Scan(&r.Currency, &r.QuoteCurrency, &r.Date, &r.Rate); err != nil {
-			return err
-		}
-		k := [2]string{r.Currency, r.QuoteCurrency}
-		t.byPair[k] = append(t.byPair[k], r)
+	t := NewTable()
+	var r Rate
+	if _, err := pgx.ForEachRow(rows, []any{&r.Currency, &r.QuoteCurrency, &r.Date, &r.Rate, &r.Revision}, func() error {
+		t.put(r)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("loading FX rates: %w", err)
 	}
-	return rows.Err()
+	return t, nil
 }
 
 // latest is the newest rate of the pair dated on or before d.
@@ -331,8 +352,9 @@ func (t *Table) latest(cur, quote string, d time.Time) (Rate, bool) {
 	return rs[i-1], true
 }
 
-// put adds r to its pair's rates, kept sorted by date. It modifies the
-// pair's slice in place: only for a table no one else holds yet.
+// put adds r to its pair's rates, kept sorted by date; r replaces a rate of
+// the same date (put a pair's revisions in order). It modifies the pair's
+// slice in place: only for a table no one else holds yet.
 func (t *Table) put(r Rate) {
 	k := [2]string{r.Currency, r.QuoteCurrency}
 	rs := t.byPair[k]
