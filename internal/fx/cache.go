@@ -1,6 +1,7 @@
 package fx
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -13,7 +14,9 @@ import (
 // writers serialise (see migration 004), so fx_rates.seq increases in commit
 // order: the cache is current exactly when its Seq is still the table's
 // max(seq), which the writer checks in the same statement as its write and
-// refuses otherwise (then the caller refreshes and tries again).
+// refuses otherwise (then the caller refreshes and tries again). A correction
+// (migration 005) is such a write too: its higher revision replaces the
+// superseded rate of its date in the next snapshot.
 //
 // A programme holds a few currencies with at most daily rates: tens of
 // thousands of rows, a few megabytes.
@@ -47,7 +50,7 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 	if old == nil {
 		old = &Snapshot{Table: &Table{byPair: map[[2]string][]Rate{}}}
 	}
-	rows, err := q.Query(ctx, `SELECT currency, quote_currency, date, rate, seq FROM fx_rates WHERE seq > $1 ORDER BY seq`, old.Seq)
+	rows, err := q.Query(ctx, `SELECT currency, quote_currency, date, rate, revision, seq FROM fx_rates WHERE seq > $1 ORDER BY seq`, old.Seq)
 	if err != nil {
 		return nil, fmt.Errorf("loading FX rates: %w", err)
 	}
@@ -59,7 +62,7 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 			next = &Snapshot{Table: &Table{byPair: maps.Clone(old.byPair)}, Seq: old.Seq}
 		}
 		var r Rate
-		if err := rows.Scan(&r.Currency, &r.QuoteCurrency, &r.Date, &r.Rate, &next.Seq); err != nil {
+		if err := rows.Scan(&r.Currency, &r.QuoteCurrency, &r.Date, &r.Rate, &r.Revision, &next.Seq); err != nil {
 			return nil, fmt.Errorf("loading FX rates: %w", err)
 		}
 		k := [2]string{r.Currency, r.QuoteCurrency}
@@ -74,7 +77,7 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 		return nil, fmt.Errorf("loading FX rates: %w", err)
 	}
 	for k := range touched {
-		slices.SortFunc(next.byPair[k], func(a, b Rate) int { return a.Date.Compare(b.Date) })
+		next.byPair[k] = effective(next.byPair[k])
 	}
 	for {
 		cur := c.cur.Load()
@@ -85,4 +88,18 @@ func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
 			return next, nil
 		}
 	}
+}
+
+// effective sorts a pair's rates by date and keeps each date's highest
+// revision: a correction supersedes what it corrects. It reuses rs.
+func effective(rs []Rate) []Rate {
+	slices.SortFunc(rs, func(a, b Rate) int { return cmp.Or(a.Date.Compare(b.Date), cmp.Compare(a.Revision, b.Revision)) })
+	out := rs[:0]
+	for i, r := range rs {
+		if i+1 < len(rs) && rs[i+1].Date.Equal(r.Date) {
+			continue // a later revision of the same date follows
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -2,9 +2,15 @@ package fx_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/testdb"
@@ -54,5 +60,240 @@ func TestListPages(t *testing.T) {
 	}
 	if _, _, err := s.List(coord, "", "", 2, "not-a-token"); err == nil {
 		t.Fatal("a malformed page token was accepted")
+	}
+}
+
+func coordinator() context.Context {
+	return auth.WithPrincipal(context.Background(), auth.Principal{TokenID: "t", Role: auth.Coordinator})
+}
+
+func count(t *testing.T, db *testdb.DB, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.Owner.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// violations returns the fields an InvalidError names, or fails the test.
+func violations(t *testing.T, err error) []string {
+	t.Helper()
+	var inv *apperr.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("want INVALID_ARGUMENT, got %v", err)
+	}
+	var out []string
+	for _, v := range inv.Violations {
+		out = append(out, v.Field)
+	}
+	return out
+}
+
+// A request gives one rate per pair and date: a second one, different or
+// identical, is refused with nothing written.
+func TestCreateRefusesTwoRatesForOnePairAndDate(t *testing.T) {
+	t.Parallel()
+	eur := func(date, rate string) fx.RateInput {
+		return fx.RateInput{Currency: "EUR", QuoteCurrency: "USD", Date: date, Rate: rate}
+	}
+	for _, tc := range []struct {
+		name   string
+		in     []fx.RateInput
+		fields []string // nil: accepted
+	}{
+		{"different values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.91")}, []string{"rates[1].rate"}},
+		{"identical values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.90")}, []string{"rates[1].rate"}},
+		{"third repeats first", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.90"), eur("2024-01-01", "0.9")}, []string{"rates[2].rate"}},
+		{"two dates", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.91")}, nil},
+		{"both directions", []fx.RateInput{eur("2024-01-01", "0.90"), {Currency: "USD", QuoteCurrency: "EUR", Date: "2024-01-01", Rate: "1.11"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := testdb.New(t)
+			n, err := fx.New(db.App).Create(coordinator(), tc.in)
+			if tc.fields == nil {
+				if err != nil || n != len(tc.in) {
+					t.Fatalf("created %d, %v", n, err)
+				}
+				return
+			}
+			if got := violations(t, err); fmt.Sprint(got) != fmt.Sprint(tc.fields) {
+				t.Fatalf("violations on %v, want %v (%v)", got, tc.fields, err)
+			}
+			if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 0 {
+				t.Fatalf("%d rates written", n)
+			}
+			if n := count(t, db, `SELECT count(*) FROM audit_events`); n != 0 {
+				t.Fatalf("%d audit events written", n)
+			}
+		})
+	}
+}
+
+// A rate already stored: the same value is skipped, another is refused
+// naming the rate, and neither writes anything.
+func TestCreateAgainstStoredRate(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	ctx := coordinator()
+	if _, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.900"}})
+	if err != nil || n != 0 {
+		t.Fatalf("resending a stored rate: created %d, %v", n, err)
+	}
+	_, err = s.Create(ctx, []fx.RateInput{
+		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.80"},
+		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.95"},
+	})
+	if !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rates[1].rate") || !strings.Contains(err.Error(), "0.9 ") {
+		t.Fatalf("a conflicting rate: %v", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 1 {
+		t.Fatalf("%d rates stored, want 1", n)
+	}
+	if n := count(t, db, `SELECT count(*) FROM audit_events`); n != 1 {
+		t.Fatalf("%d audit events, want 1", n)
+	}
+}
+
+// Many requests write conflicting rates for one pair and date at once:
+// exactly one value is stored, every other caller gets ALREADY_EXISTS, and the
+// audit trail records the stored rate once.
+func TestCreateConcurrentConflictingRates(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	const writers = 12
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range writers {
+		wg.Go(func() {
+			<-start
+			// GBP/USD gives every request a rate of its own besides the conflict.
+			_, errs[i] = s.Create(coordinator(), []fx.RateInput{
+				{Currency: "GBP", QuoteCurrency: "USD", Date: fmt.Sprintf("2024-02-%02d", i+1), Rate: "0.80"},
+				{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: fmt.Sprintf("0.90%02d", i)},
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("requests %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rates[1].rate"):
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no request succeeded")
+	}
+	var stored decimal.Decimal
+	if err := db.Owner.QueryRow(context.Background(), `SELECT rate FROM fx_rates WHERE currency = 'EUR'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("0.90%02d", winner); !stored.Equal(decimal.RequireFromString(want)) {
+		t.Fatalf("stored %s, the successful request gave %s", stored, want)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 2 {
+		t.Fatalf("%d rates stored, want the winner's 2", n)
+	}
+	// One event, holding exactly the rates stored.
+	var change string
+	if err := db.Owner.QueryRow(context.Background(), `SELECT string_agg(change, '') FROM audit_events WHERE entity_type = 'fx_rates'`).Scan(&change); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM audit_events`); n != 1 ||
+		!strings.Contains(change, `"rate":"`+stored.String()+`"`) || strings.Count(change, `"rate":`) != 2 {
+		t.Fatalf("%d audit events, change %s", n, change)
+	}
+}
+
+// Rates outside the plausibility limits are refused naming the rate.
+func TestCreateRefusesImplausibleRates(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	_, err := s.Create(coordinator(), []fx.RateInput{
+		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0." + strings.Repeat("0", 36) + "1"}, // 1e-37
+		{Currency: "IRR", QuoteCurrency: "KWD", Date: "2024-01-01", Rate: "3250000"},
+		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "1000000000000000"},
+		{Currency: "JPY", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "150.1234567890123456"},
+	})
+	if got := fmt.Sprint(violations(t, err)); got != "[rates[0].rate rates[2].rate rates[3].rate]" {
+		t.Fatalf("violations on %s (%v)", got, err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 0 {
+		t.Fatalf("%d rates written", n)
+	}
+}
+
+// A rate more than a factor of 1.5 away from the pair's previous one (the
+// latest before its date, direct or inverse, stored or earlier in the same
+// request) needs confirmLargeChange; the confirmation is audited.
+func TestCreateLargeChangeNeedsConfirmation(t *testing.T) {
+	t.Parallel()
+	rate := func(cur, quote, date, r string, confirm bool) fx.RateInput {
+		return fx.RateInput{Currency: cur, QuoteCurrency: quote, Date: date, Rate: r, ConfirmLargeChange: confirm}
+	}
+	stored := []fx.RateInput{
+		rate("EUR", "USD", "2024-01-01", "0.90", false),
+		rate("USD", "GBP", "2024-01-01", "1.25", false), // 0.8 GBP per USD
+	}
+	for _, tc := range []struct {
+		name    string
+		in      []fx.RateInput
+		field   string // "": accepted
+		message string // in the refusal: the previous rate and its date
+	}{
+		{"small change", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.95", false)}, "", ""},
+		{"exactly 1.5 times", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.35", false)}, "", ""},
+		{"up", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.36", false)}, "rates[0].confirmLargeChange", "0.9 of 2024-01-01"},
+		{"down", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", false)}, "rates[0].confirmLargeChange", "0.9 of 2024-01-01"},
+		{"confirmed", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", true)}, "", ""},
+		{"against the inverse pair", []fx.RateInput{rate("GBP", "USD", "2024-02-01", "1.25", false)}, "rates[0].confirmLargeChange", "0.8 of 2024-01-01"},
+		{"earlier in the request", []fx.RateInput{rate("CHF", "USD", "2024-01-01", "0.88", false), rate("CHF", "USD", "2024-01-02", "8.8", false)},
+			"rates[1].confirmLargeChange", "0.88 of 2024-01-01"},
+		{"no previous rate (the next one does not count)", []fx.RateInput{rate("EUR", "USD", "2023-12-31", "9.0", false)}, "", ""},
+		{"earlier in the request, given later", []fx.RateInput{rate("EUR", "USD", "2023-12-31", "0.90", false), rate("EUR", "USD", "2023-12-30", "9.0", false)},
+			"rates[0].confirmLargeChange", "9 of 2023-12-30"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := testdb.New(t)
+			s := fx.New(db.App)
+			if _, err := s.Create(coordinator(), stored); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.Create(coordinator(), tc.in)
+			if tc.field == "" {
+				if err != nil || n != len(tc.in) {
+					t.Fatalf("created %d, %v", n, err)
+				}
+				var change string
+				if err := db.Owner.QueryRow(context.Background(), `SELECT change FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&change); err != nil {
+					t.Fatal(err)
+				}
+				if confirmed := strings.Contains(change, `"largeChangeConfirmed":true`); confirmed != (tc.name == "confirmed") {
+					t.Fatalf("audited %s", change)
+				}
+				return
+			}
+			if got := fmt.Sprint(violations(t, err)); got != "["+tc.field+"]" || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("violations on %s: %v; want %s with %q", got, err, tc.field, tc.message)
+			}
+			if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != len(stored) {
+				t.Fatalf("%d rates stored, want %d", n, len(stored))
+			}
+		})
 	}
 }

@@ -155,7 +155,7 @@ func newPlan(p auth.Principal, in []EntryInput) (*plan, error) {
 			pe.milestoneID = e.MilestoneID.String()
 		}
 		if e.FxRate != nil {
-			if err := checkEntryRate(*e.FxRate); err != nil {
+			if err := fx.CheckRate(*e.FxRate); err != nil { // the plausibility limits of table rates
 				v.Add(f("fxRate"), "%v", err)
 			}
 		}
@@ -253,24 +253,17 @@ func (s *Store) prepare(pl *plan, ids []string) ([]Transaction, error) {
 			t.ReportingAmount = money.Convert(t.Amount, rr, false, g.ReportingCurrency)
 			// A converted amount is held to the bound of an entered one: an
 			// implausible rate must not turn 1.00 into 10^37.
-			for _, c := range []money.Amount{{Value: t.AgreementAmount, Currency: g.Currency}, {Value: t.ReportingAmount, Currency: g.ReportingCurrency}} {
-				if !money.WithinLimit(c.Value) {
-					return nil, apperr.Invalid(f("amount.amount"), "converted to %s it is %s, beyond the limit of %d integer digits: check the FX rate",
-						c.Currency, money.Format(c.Value, c.Currency), money.MaxIntegerDigits)
-				}
+			err = money.CheckConverted(t.AgreementAmount, g.Currency)
+			if err == nil {
+				err = money.CheckConverted(t.ReportingAmount, g.ReportingCurrency)
+			}
+			if err != nil {
+				return nil, apperr.Invalid(f("amount.amount"), "%v: check the FX rate", err)
 			}
 		}
 		out[i] = t
 	}
 	return out, nil
-}
-
-// checkEntryRate bounds an entry's own FX rate.
-func checkEntryRate(r decimal.Decimal) error {
-	if !r.IsPositive() || r.LessThan(decimal.New(1, -6)) || r.GreaterThan(decimal.New(1, 6)) {
-		return fmt.Errorf("%s is outside the plausible range 0.000001 to 1000000", r)
-	}
-	return nil
 }
 
 func orDash(s string) string {

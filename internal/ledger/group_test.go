@@ -140,7 +140,7 @@ func TestNewRatesReachCachedServers(t *testing.T) {
 	eq(t, "disbursement in USD", tx.ReportingAmount, "125.00") // 100 / 0.80, not 100 / 0.90
 	eq(t, "rate used", tx.ReportingRate, "0.80")
 
-	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50"}})).must(t)
+	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50", ConfirmLargeChange: true}})).must(t)
 	got := try(w.l.BatchRecord(w.donor(g), []ledger.EntryInput{{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("100.00", "EUR"), ValueDate: day("2024-04-02"), Reference: "D-2"}}, "fx-batch")).must(t)
 	eq(t, "batch disbursement in USD", got[0].ReportingAmount, "200.00") // 100 / 0.50
 

@@ -96,14 +96,15 @@ func Convert(amount, rate decimal.Decimal, inverse bool, target string) decimal.
 	return Round(v, target)
 }
 
-// WithinLimit tells whether d has at most MaxIntegerDigits integer digits,
-// the bound every amount entered is held to; converted amounts are held to
-// it too.
-func WithinLimit(d decimal.Decimal) bool {
-	return d.Abs().LessThan(limit)
+// CheckConverted holds an amount computed by conversion to the limit of
+// entered amounts (MaxIntegerDigits), so a conversion cannot produce a figure
+// no client could have entered. The error names no field.
+func CheckConverted(d decimal.Decimal, currency string) error {
+	if d.Abs().GreaterThanOrEqual(decimal.New(1, MaxIntegerDigits)) {
+		return fmt.Errorf("converts to %s %s, beyond the %d integer digits an amount may have", Format(d, currency), currency, MaxIntegerDigits)
+	}
+	return nil
 }
-
-var limit = decimal.New(1, MaxIntegerDigits)
 
 // InMinorUnits tells whether a is a known currency's amount with no more
 // decimals than its minor units: what Parse accepts, for amounts that come

@@ -106,3 +106,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A converted amount obeys the digit limit of an entered one, either sign.
+func TestCheckConverted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"999999999999999.99", true},
+		{"-999999999999999.99", true},
+		{"0", true},
+		{"1000000000000000", false},
+		{"-1000000000000000.00", false},
+		{"10000000000000000000000000000000000000", false}, // 1.00 EUR at a rate of 1e-37
+	} {
+		err := CheckConverted(decimal.RequireFromString(tc.in), "USD")
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.in, err, tc.ok)
+		}
+	}
+}

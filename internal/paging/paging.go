@@ -1,9 +1,12 @@
-// Package paging implements the keyset page tokens of lists ordered by UUIDv7
-// id: the token is the last id of the previous page, opaque to clients.
+// Package paging implements keyset page tokens: the token holds the key of
+// the last item of the previous page, opaque to clients. Lists ordered by
+// UUIDv7 id use Start and Next; lists ordered by a composite key (several
+// columns) use StartKey and NextKey.
 package paging
 
 import (
 	"encoding/base64"
+	"encoding/json"
 
 	"github.com/google/uuid"
 
@@ -34,4 +37,32 @@ func Next[T any](items []T, size int, id func(T) string) ([]T, string) {
 	}
 	items = items[:size]
 	return items, base64.RawURLEncoding.EncodeToString([]byte(id(items[size-1])))
+}
+
+// StartKey decodes a page token of a list ordered by a composite key of
+// parts columns, given as text, into the key to list after (nil on the first
+// page), and applies the default page size to size ≤ 0.
+func StartKey(token string, size, defaultSize, parts int) (after []string, n int, err error) {
+	if size <= 0 {
+		size = defaultSize
+	}
+	if token == "" {
+		return nil, size, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err == nil {
+		err = json.Unmarshal(b, &after)
+	}
+	if err != nil || len(after) != parts {
+		return nil, 0, apperr.Invalid("pageToken", "malformed page token")
+	}
+	return after, size, nil
+}
+
+// NextKey is Next for a list ordered by a composite key.
+func NextKey[T any](items []T, size int, key func(T) []string) ([]T, string) {
+	return Next(items, size, func(t T) string {
+		b, _ := json.Marshal(key(t)) // a []string always marshals
+		return string(b)
+	})
 }

@@ -214,7 +214,8 @@ type fxService struct {
 func (s *fxService) CreateFxRates(ctx context.Context, req *pb.CreateFxRatesRequest) (*pb.CreateFxRatesResponse, error) {
 	in := make([]fx.RateInput, len(req.GetRates()))
 	for i, r := range req.GetRates() {
-		in[i] = fx.RateInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(), Rate: r.GetRate(), Source: r.GetSource()}
+		in[i] = fx.RateInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(), Rate: r.GetRate(), Source: r.GetSource(),
+			ConfirmLargeChange: r.GetConfirmLargeChange()}
 	}
 	n, err := s.fx.Create(ctx, in)
 	if err != nil {
@@ -230,8 +231,41 @@ func (s *fxService) ListFxRates(ctx context.Context, req *pb.ListFxRatesRequest)
 	}
 	resp := &pb.ListFxRatesResponse{NextPageToken: next}
 	for _, r := range list {
-		resp.Rates = append(resp.Rates, &pb.FxRate{Currency: r.Currency, QuoteCurrency: r.QuoteCurrency, Date: date(r.Date),
-			Rate: r.Rate.String(), Source: r.Source})
+		resp.Rates = append(resp.Rates, fxRatePB(r))
 	}
 	return resp, nil
+}
+
+func fxRatePB(r fx.Rate) *pb.FxRate {
+	return &pb.FxRate{Currency: r.Currency, QuoteCurrency: r.QuoteCurrency, Date: date(r.Date), Rate: r.Rate.String(), Source: r.Source,
+		Revision: int32(r.Revision), Reason: r.Reason, Superseded: r.Superseded}
+}
+
+func fxAffectedPB(list []fx.Affected) []*pb.FxAffectedTransaction {
+	out := make([]*pb.FxAffectedTransaction, len(list))
+	for i, a := range list {
+		out[i] = &pb.FxAffectedTransaction{TransactionId: a.TransactionID, GrantId: a.GrantID, Type: a.Type,
+			Amount: moneyPB(a.Amount, a.Currency), AgreementAmount: moneyPB(a.AgreementAmount, a.AgreementCurrency),
+			ReportingAmount: moneyPB(a.ReportingAmount, a.ReportingCurrency), ValueDate: date(a.ValueDate), RateRevision: int32(a.RateRevision)}
+	}
+	return out
+}
+
+func (s *fxService) SupersedeFxRate(ctx context.Context, req *pb.SupersedeFxRateRequest) (*pb.SupersedeFxRateResponse, error) {
+	r := req.GetRate()
+	c, err := s.fx.Supersede(ctx, fx.SupersedeInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(),
+		Rate: r.GetRate(), Source: r.GetSource(), ConfirmLargeChange: r.GetConfirmLargeChange(), Reason: req.GetReason()}, req.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.SupersedeFxRateResponse{Rate: fxRatePB(c.Rate), Superseded: fxRatePB(c.Superseded),
+		AffectedTransactions: fxAffectedPB(c.Affected), NextPageToken: c.NextPageToken}, nil
+}
+
+func (s *fxService) ListFxAffectedTransactions(ctx context.Context, req *pb.ListFxAffectedTransactionsRequest) (*pb.ListFxAffectedTransactionsResponse, error) {
+	list, next, err := s.fx.ListAffected(ctx, req.GetCurrency(), req.GetQuoteCurrency(), req.GetDate(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ListFxAffectedTransactionsResponse{AffectedTransactions: fxAffectedPB(list), NextPageToken: next}, nil
 }

@@ -1459,8 +1459,18 @@ type FxRate struct {
 	QuoteCurrency string                 `protobuf:"bytes,2,opt,name=quote_currency,json=quoteCurrency,proto3" json:"quote_currency,omitempty"`
 	Date          string                 `protobuf:"bytes,3,opt,name=date,proto3" json:"date,omitempty"`
 	// Units of currency per one unit of quote_currency.
-	Rate          string `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
-	Source        string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	Rate   string `protobuf:"bytes,4,opt,name=rate,proto3" json:"rate,omitempty"`
+	Source string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	// Input only: accepts a rate that differs by more than a factor of 1.5
+	// from the pair's previous rate (the latest before its date).
+	ConfirmLargeChange bool `protobuf:"varint,6,opt,name=confirm_large_change,json=confirmLargeChange,proto3" json:"confirm_large_change,omitempty"`
+	// Output only: 0 for a rate as first recorded, n + 1 for the correction
+	// that superseded revision n of the same pair and date.
+	Revision int32 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Output only: why a correction (revision > 0) was made.
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Output only: a later revision supersedes this one.
+	Superseded    bool `protobuf:"varint,9,opt,name=superseded,proto3" json:"superseded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1528,6 +1538,34 @@ func (x *FxRate) GetSource() string {
 		return x.Source
 	}
 	return ""
+}
+
+func (x *FxRate) GetConfirmLargeChange() bool {
+	if x != nil {
+		return x.ConfirmLargeChange
+	}
+	return false
+}
+
+func (x *FxRate) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *FxRate) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *FxRate) GetSuperseded() bool {
+	if x != nil {
+		return x.Superseded
+	}
+	return false
 }
 
 type CreateFxRatesRequest struct {
@@ -1688,9 +1726,10 @@ func (x *ListFxRatesRequest) GetPageToken() string {
 }
 
 type ListFxRatesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rates         []*FxRate              `protobuf:"bytes,1,rep,name=rates,proto3" json:"rates,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every revision of every rate, by pair, date and revision.
+	Rates         []*FxRate `protobuf:"bytes,1,rep,name=rates,proto3" json:"rates,omitempty"`
+	NextPageToken string    `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1733,6 +1772,370 @@ func (x *ListFxRatesResponse) GetRates() []*FxRate {
 }
 
 func (x *ListFxRatesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type SupersedeFxRateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The correcting rate: the pair and date of the rate it supersedes.
+	Rate          *FxRate `protobuf:"bytes,1,opt,name=rate,proto3" json:"rate,omitempty"`
+	Reason        string  `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestId     string  `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupersedeFxRateRequest) Reset() {
+	*x = SupersedeFxRateRequest{}
+	mi := &file_tranche_v1_grant_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupersedeFxRateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupersedeFxRateRequest) ProtoMessage() {}
+
+func (x *SupersedeFxRateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_grant_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupersedeFxRateRequest.ProtoReflect.Descriptor instead.
+func (*SupersedeFxRateRequest) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SupersedeFxRateRequest) GetRate() *FxRate {
+	if x != nil {
+		return x.Rate
+	}
+	return nil
+}
+
+func (x *SupersedeFxRateRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SupersedeFxRateRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type SupersedeFxRateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The correcting rate, as stored.
+	Rate *FxRate `protobuf:"bytes,1,opt,name=rate,proto3" json:"rate,omitempty"`
+	// The rate it superseded.
+	Superseded *FxRate `protobuf:"bytes,2,opt,name=superseded,proto3" json:"superseded,omitempty"`
+	// The first page of the entries converted with a superseded rate of this
+	// pair and date (ListFxAffectedTransactions continues with the token).
+	AffectedTransactions []*FxAffectedTransaction `protobuf:"bytes,3,rep,name=affected_transactions,json=affectedTransactions,proto3" json:"affected_transactions,omitempty"`
+	NextPageToken        string                   `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *SupersedeFxRateResponse) Reset() {
+	*x = SupersedeFxRateResponse{}
+	mi := &file_tranche_v1_grant_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupersedeFxRateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupersedeFxRateResponse) ProtoMessage() {}
+
+func (x *SupersedeFxRateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_grant_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupersedeFxRateResponse.ProtoReflect.Descriptor instead.
+func (*SupersedeFxRateResponse) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SupersedeFxRateResponse) GetRate() *FxRate {
+	if x != nil {
+		return x.Rate
+	}
+	return nil
+}
+
+func (x *SupersedeFxRateResponse) GetSuperseded() *FxRate {
+	if x != nil {
+		return x.Superseded
+	}
+	return nil
+}
+
+func (x *SupersedeFxRateResponse) GetAffectedTransactions() []*FxAffectedTransaction {
+	if x != nil {
+		return x.AffectedTransactions
+	}
+	return nil
+}
+
+func (x *SupersedeFxRateResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// FxAffectedTransaction is a journal entry converted with a rate since
+// superseded.
+type FxAffectedTransaction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TransactionId string                 `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	GrantId       string                 `protobuf:"bytes,2,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Amount        *Money                 `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	ValueDate     string                 `protobuf:"bytes,5,opt,name=value_date,json=valueDate,proto3" json:"value_date,omitempty"`
+	// The revision of the rate it was converted with.
+	RateRevision    int32  `protobuf:"varint,6,opt,name=rate_revision,json=rateRevision,proto3" json:"rate_revision,omitempty"`
+	AgreementAmount *Money `protobuf:"bytes,7,opt,name=agreement_amount,json=agreementAmount,proto3" json:"agreement_amount,omitempty"`
+	ReportingAmount *Money `protobuf:"bytes,8,opt,name=reporting_amount,json=reportingAmount,proto3" json:"reporting_amount,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FxAffectedTransaction) Reset() {
+	*x = FxAffectedTransaction{}
+	mi := &file_tranche_v1_grant_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FxAffectedTransaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FxAffectedTransaction) ProtoMessage() {}
+
+func (x *FxAffectedTransaction) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_grant_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FxAffectedTransaction.ProtoReflect.Descriptor instead.
+func (*FxAffectedTransaction) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *FxAffectedTransaction) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *FxAffectedTransaction) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+func (x *FxAffectedTransaction) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *FxAffectedTransaction) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *FxAffectedTransaction) GetValueDate() string {
+	if x != nil {
+		return x.ValueDate
+	}
+	return ""
+}
+
+func (x *FxAffectedTransaction) GetRateRevision() int32 {
+	if x != nil {
+		return x.RateRevision
+	}
+	return 0
+}
+
+func (x *FxAffectedTransaction) GetAgreementAmount() *Money {
+	if x != nil {
+		return x.AgreementAmount
+	}
+	return nil
+}
+
+func (x *FxAffectedTransaction) GetReportingAmount() *Money {
+	if x != nil {
+		return x.ReportingAmount
+	}
+	return nil
+}
+
+type ListFxAffectedTransactionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Currency      string                 `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	QuoteCurrency string                 `protobuf:"bytes,2,opt,name=quote_currency,json=quoteCurrency,proto3" json:"quote_currency,omitempty"`
+	Date          string                 `protobuf:"bytes,3,opt,name=date,proto3" json:"date,omitempty"`
+	PageSize      int32                  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFxAffectedTransactionsRequest) Reset() {
+	*x = ListFxAffectedTransactionsRequest{}
+	mi := &file_tranche_v1_grant_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFxAffectedTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFxAffectedTransactionsRequest) ProtoMessage() {}
+
+func (x *ListFxAffectedTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_grant_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFxAffectedTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*ListFxAffectedTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListFxAffectedTransactionsRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *ListFxAffectedTransactionsRequest) GetQuoteCurrency() string {
+	if x != nil {
+		return x.QuoteCurrency
+	}
+	return ""
+}
+
+func (x *ListFxAffectedTransactionsRequest) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *ListFxAffectedTransactionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFxAffectedTransactionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListFxAffectedTransactionsResponse struct {
+	state                protoimpl.MessageState   `protogen:"open.v1"`
+	AffectedTransactions []*FxAffectedTransaction `protobuf:"bytes,1,rep,name=affected_transactions,json=affectedTransactions,proto3" json:"affected_transactions,omitempty"`
+	NextPageToken        string                   `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ListFxAffectedTransactionsResponse) Reset() {
+	*x = ListFxAffectedTransactionsResponse{}
+	mi := &file_tranche_v1_grant_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFxAffectedTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFxAffectedTransactionsResponse) ProtoMessage() {}
+
+func (x *ListFxAffectedTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_grant_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFxAffectedTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*ListFxAffectedTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListFxAffectedTransactionsResponse) GetAffectedTransactions() []*FxAffectedTransaction {
+	if x != nil {
+		return x.AffectedTransactions
+	}
+	return nil
+}
+
+func (x *ListFxAffectedTransactionsResponse) GetNextPageToken() string {
 	if x != nil {
 		return x.NextPageToken
 	}
@@ -1869,7 +2272,7 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\tagreement\x18\x02 \x01(\v2\x14.tranche.v1.BalancesR\tagreement\x122\n" +
 	"\treporting\x18\x03 \x01(\v2\x14.tranche.v1.BalancesR\treporting\x12A\n" +
 	"\x0freceipt_matches\x18\x04 \x03(\v2\x18.tranche.v1.ReceiptMatchR\x0ereceiptMatches\x12/\n" +
-	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xeb\x01\n" +
+	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xf1\x02\n" +
 	"\x06FxRate\x12-\n" +
 	"\bcurrency\x18\x01 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{3}$R\bcurrency\x128\n" +
@@ -1877,7 +2280,13 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"^[A-Z]{3}$R\rquoteCurrency\x127\n" +
 	"\x04date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\x04date\x12\x1d\n" +
 	"\x04rate\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18(R\x04rate\x12 \n" +
-	"\x06source\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06source\"M\n" +
+	"\x06source\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06source\x120\n" +
+	"\x14confirm_large_change\x18\x06 \x01(\bR\x12confirmLargeChange\x12\x1a\n" +
+	"\brevision\x18\a \x01(\x05R\brevision\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x1e\n" +
+	"\n" +
+	"superseded\x18\t \x01(\bR\n" +
+	"superseded\"M\n" +
 	"\x14CreateFxRatesRequest\x125\n" +
 	"\x05rates\x18\x01 \x03(\v2\x12.tranche.v1.FxRateB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x05rates\"1\n" +
 	"\x15CreateFxRatesResponse\x12\x18\n" +
@@ -1891,6 +2300,42 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"g\n" +
 	"\x13ListFxRatesResponse\x12(\n" +
 	"\x05rates\x18\x01 \x03(\v2\x12.tranche.v1.FxRateR\x05rates\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x01\n" +
+	"\x16SupersedeFxRateRequest\x12.\n" +
+	"\x04rate\x18\x01 \x01(\v2\x12.tranche.v1.FxRateB\x06\xbaH\x03\xc8\x01\x01R\x04rate\x12\"\n" +
+	"\x06reason\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x06reason\x12(\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\trequestId\"\xf5\x01\n" +
+	"\x17SupersedeFxRateResponse\x12&\n" +
+	"\x04rate\x18\x01 \x01(\v2\x12.tranche.v1.FxRateR\x04rate\x122\n" +
+	"\n" +
+	"superseded\x18\x02 \x01(\v2\x12.tranche.v1.FxRateR\n" +
+	"superseded\x12V\n" +
+	"\x15affected_transactions\x18\x03 \x03(\v2!.tranche.v1.FxAffectedTransactionR\x14affectedTransactions\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\"\xd8\x02\n" +
+	"\x15FxAffectedTransaction\x12%\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x19\n" +
+	"\bgrant_id\x18\x02 \x01(\tR\agrantId\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12)\n" +
+	"\x06amount\x18\x04 \x01(\v2\x11.tranche.v1.MoneyR\x06amount\x12\x1d\n" +
+	"\n" +
+	"value_date\x18\x05 \x01(\tR\tvalueDate\x12#\n" +
+	"\rrate_revision\x18\x06 \x01(\x05R\frateRevision\x12<\n" +
+	"\x10agreement_amount\x18\a \x01(\v2\x11.tranche.v1.MoneyR\x0fagreementAmount\x12<\n" +
+	"\x10reporting_amount\x18\b \x01(\v2\x11.tranche.v1.MoneyR\x0freportingAmount\"\x97\x02\n" +
+	"!ListFxAffectedTransactionsRequest\x12-\n" +
+	"\bcurrency\x18\x01 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[A-Z]{3}$R\bcurrency\x128\n" +
+	"\x0equote_currency\x18\x02 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[A-Z]{3}$R\rquoteCurrency\x127\n" +
+	"\x04date\x18\x03 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\x04date\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"\xa4\x01\n" +
+	"\"ListFxAffectedTransactionsResponse\x12V\n" +
+	"\x15affected_transactions\x18\x01 \x03(\v2!.tranche.v1.FxAffectedTransactionR\x14affectedTransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x94\b\n" +
 	"\fGrantService\x12e\n" +
 	"\vCreateGrant\x12\x1e.tranche.v1.CreateGrantRequest\x1a\x1f.tranche.v1.CreateGrantResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
@@ -1903,10 +2348,12 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\x11RecordTransaction\x12$.tranche.v1.RecordTransactionRequest\x1a%.tranche.v1.RecordTransactionResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/grants/{grant_id}/transactions\x12\x89\x01\n" +
 	"\x10ListTransactions\x12#.tranche.v1.ListTransactionsRequest\x1a$.tranche.v1.ListTransactionsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/grants/{grant_id}/transactions\x12\x9b\x01\n" +
 	"\x17BatchRecordTransactions\x12*.tranche.v1.BatchRecordTransactionsRequest\x1a+.tranche.v1.BatchRecordTransactionsResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/transactions:batchRecord\x12\x8e\x01\n" +
-	"\x11GetReconciliation\x12$.tranche.v1.GetReconciliationRequest\x1a%.tranche.v1.GetReconciliationResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/grants/{grant_id}/reconciliation2\xe4\x01\n" +
+	"\x11GetReconciliation\x12$.tranche.v1.GetReconciliationRequest\x1a%.tranche.v1.GetReconciliationResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/grants/{grant_id}/reconciliation2\x8c\x04\n" +
 	"\rFxRateService\x12m\n" +
 	"\rCreateFxRates\x12 .tranche.v1.CreateFxRatesRequest\x1a!.tranche.v1.CreateFxRatesResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/fx-rates\x12d\n" +
-	"\vListFxRates\x12\x1e.tranche.v1.ListFxRatesRequest\x1a\x1f.tranche.v1.ListFxRatesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/fx-ratesB<Z:github.com/tranche-ledger/tranche/api/tranche/v1;tranchev1b\x06proto3"
+	"\vListFxRates\x12\x1e.tranche.v1.ListFxRatesRequest\x1a\x1f.tranche.v1.ListFxRatesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/fx-rates\x12}\n" +
+	"\x0fSupersedeFxRate\x12\".tranche.v1.SupersedeFxRateRequest\x1a#.tranche.v1.SupersedeFxRateResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/fx-rates:supersede\x12\xa6\x01\n" +
+	"\x1aListFxAffectedTransactions\x12-.tranche.v1.ListFxAffectedTransactionsRequest\x1a..tranche.v1.ListFxAffectedTransactionsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/fx-rates:affectedTransactionsB<Z:github.com/tranche-ledger/tranche/api/tranche/v1;tranchev1b\x06proto3"
 
 var (
 	file_tranche_v1_grant_proto_rawDescOnce sync.Once
@@ -1920,101 +2367,118 @@ func file_tranche_v1_grant_proto_rawDescGZIP() []byte {
 	return file_tranche_v1_grant_proto_rawDescData
 }
 
-var file_tranche_v1_grant_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_tranche_v1_grant_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tranche_v1_grant_proto_goTypes = []any{
-	(*Allocation)(nil),                      // 0: tranche.v1.Allocation
-	(*Grant)(nil),                           // 1: tranche.v1.Grant
-	(*CreateGrantRequest)(nil),              // 2: tranche.v1.CreateGrantRequest
-	(*CreateGrantResponse)(nil),             // 3: tranche.v1.CreateGrantResponse
-	(*GetGrantRequest)(nil),                 // 4: tranche.v1.GetGrantRequest
-	(*GetGrantResponse)(nil),                // 5: tranche.v1.GetGrantResponse
-	(*ListGrantsRequest)(nil),               // 6: tranche.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),              // 7: tranche.v1.ListGrantsResponse
-	(*SetAllocationsRequest)(nil),           // 8: tranche.v1.SetAllocationsRequest
-	(*SetAllocationsResponse)(nil),          // 9: tranche.v1.SetAllocationsResponse
-	(*Transaction)(nil),                     // 10: tranche.v1.Transaction
-	(*RecordTransactionRequest)(nil),        // 11: tranche.v1.RecordTransactionRequest
-	(*RecordTransactionResponse)(nil),       // 12: tranche.v1.RecordTransactionResponse
-	(*ListTransactionsRequest)(nil),         // 13: tranche.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),        // 14: tranche.v1.ListTransactionsResponse
-	(*BatchRecordTransactionsRequest)(nil),  // 15: tranche.v1.BatchRecordTransactionsRequest
-	(*BatchRecordTransactionsResponse)(nil), // 16: tranche.v1.BatchRecordTransactionsResponse
-	(*GetReconciliationRequest)(nil),        // 17: tranche.v1.GetReconciliationRequest
-	(*Balances)(nil),                        // 18: tranche.v1.Balances
-	(*ReceiptMatch)(nil),                    // 19: tranche.v1.ReceiptMatch
-	(*GetReconciliationResponse)(nil),       // 20: tranche.v1.GetReconciliationResponse
-	(*FxRate)(nil),                          // 21: tranche.v1.FxRate
-	(*CreateFxRatesRequest)(nil),            // 22: tranche.v1.CreateFxRatesRequest
-	(*CreateFxRatesResponse)(nil),           // 23: tranche.v1.CreateFxRatesResponse
-	(*ListFxRatesRequest)(nil),              // 24: tranche.v1.ListFxRatesRequest
-	(*ListFxRatesResponse)(nil),             // 25: tranche.v1.ListFxRatesResponse
-	(*Money)(nil),                           // 26: tranche.v1.Money
-	(*timestamppb.Timestamp)(nil),           // 27: google.protobuf.Timestamp
+	(*Allocation)(nil),                         // 0: tranche.v1.Allocation
+	(*Grant)(nil),                              // 1: tranche.v1.Grant
+	(*CreateGrantRequest)(nil),                 // 2: tranche.v1.CreateGrantRequest
+	(*CreateGrantResponse)(nil),                // 3: tranche.v1.CreateGrantResponse
+	(*GetGrantRequest)(nil),                    // 4: tranche.v1.GetGrantRequest
+	(*GetGrantResponse)(nil),                   // 5: tranche.v1.GetGrantResponse
+	(*ListGrantsRequest)(nil),                  // 6: tranche.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),                 // 7: tranche.v1.ListGrantsResponse
+	(*SetAllocationsRequest)(nil),              // 8: tranche.v1.SetAllocationsRequest
+	(*SetAllocationsResponse)(nil),             // 9: tranche.v1.SetAllocationsResponse
+	(*Transaction)(nil),                        // 10: tranche.v1.Transaction
+	(*RecordTransactionRequest)(nil),           // 11: tranche.v1.RecordTransactionRequest
+	(*RecordTransactionResponse)(nil),          // 12: tranche.v1.RecordTransactionResponse
+	(*ListTransactionsRequest)(nil),            // 13: tranche.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),           // 14: tranche.v1.ListTransactionsResponse
+	(*BatchRecordTransactionsRequest)(nil),     // 15: tranche.v1.BatchRecordTransactionsRequest
+	(*BatchRecordTransactionsResponse)(nil),    // 16: tranche.v1.BatchRecordTransactionsResponse
+	(*GetReconciliationRequest)(nil),           // 17: tranche.v1.GetReconciliationRequest
+	(*Balances)(nil),                           // 18: tranche.v1.Balances
+	(*ReceiptMatch)(nil),                       // 19: tranche.v1.ReceiptMatch
+	(*GetReconciliationResponse)(nil),          // 20: tranche.v1.GetReconciliationResponse
+	(*FxRate)(nil),                             // 21: tranche.v1.FxRate
+	(*CreateFxRatesRequest)(nil),               // 22: tranche.v1.CreateFxRatesRequest
+	(*CreateFxRatesResponse)(nil),              // 23: tranche.v1.CreateFxRatesResponse
+	(*ListFxRatesRequest)(nil),                 // 24: tranche.v1.ListFxRatesRequest
+	(*ListFxRatesResponse)(nil),                // 25: tranche.v1.ListFxRatesResponse
+	(*SupersedeFxRateRequest)(nil),             // 26: tranche.v1.SupersedeFxRateRequest
+	(*SupersedeFxRateResponse)(nil),            // 27: tranche.v1.SupersedeFxRateResponse
+	(*FxAffectedTransaction)(nil),              // 28: tranche.v1.FxAffectedTransaction
+	(*ListFxAffectedTransactionsRequest)(nil),  // 29: tranche.v1.ListFxAffectedTransactionsRequest
+	(*ListFxAffectedTransactionsResponse)(nil), // 30: tranche.v1.ListFxAffectedTransactionsResponse
+	(*Money)(nil),                              // 31: tranche.v1.Money
+	(*timestamppb.Timestamp)(nil),              // 32: google.protobuf.Timestamp
 }
 var file_tranche_v1_grant_proto_depIdxs = []int32{
-	26, // 0: tranche.v1.Allocation.amount:type_name -> tranche.v1.Money
-	26, // 1: tranche.v1.Grant.pledged:type_name -> tranche.v1.Money
+	31, // 0: tranche.v1.Allocation.amount:type_name -> tranche.v1.Money
+	31, // 1: tranche.v1.Grant.pledged:type_name -> tranche.v1.Money
 	0,  // 2: tranche.v1.Grant.allocations:type_name -> tranche.v1.Allocation
-	27, // 3: tranche.v1.Grant.create_time:type_name -> google.protobuf.Timestamp
+	32, // 3: tranche.v1.Grant.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: tranche.v1.CreateGrantRequest.grant:type_name -> tranche.v1.Grant
 	1,  // 5: tranche.v1.CreateGrantResponse.grant:type_name -> tranche.v1.Grant
 	1,  // 6: tranche.v1.GetGrantResponse.grant:type_name -> tranche.v1.Grant
 	1,  // 7: tranche.v1.ListGrantsResponse.grants:type_name -> tranche.v1.Grant
 	0,  // 8: tranche.v1.SetAllocationsRequest.allocations:type_name -> tranche.v1.Allocation
 	1,  // 9: tranche.v1.SetAllocationsResponse.grant:type_name -> tranche.v1.Grant
-	26, // 10: tranche.v1.Transaction.amount:type_name -> tranche.v1.Money
-	27, // 11: tranche.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
-	26, // 12: tranche.v1.Transaction.agreement_amount:type_name -> tranche.v1.Money
-	26, // 13: tranche.v1.Transaction.reporting_amount:type_name -> tranche.v1.Money
+	31, // 10: tranche.v1.Transaction.amount:type_name -> tranche.v1.Money
+	32, // 11: tranche.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
+	31, // 12: tranche.v1.Transaction.agreement_amount:type_name -> tranche.v1.Money
+	31, // 13: tranche.v1.Transaction.reporting_amount:type_name -> tranche.v1.Money
 	10, // 14: tranche.v1.RecordTransactionRequest.transaction:type_name -> tranche.v1.Transaction
 	10, // 15: tranche.v1.RecordTransactionResponse.transaction:type_name -> tranche.v1.Transaction
 	10, // 16: tranche.v1.ListTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
 	10, // 17: tranche.v1.BatchRecordTransactionsRequest.transactions:type_name -> tranche.v1.Transaction
 	10, // 18: tranche.v1.BatchRecordTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
-	27, // 19: tranche.v1.GetReconciliationRequest.as_of:type_name -> google.protobuf.Timestamp
-	26, // 20: tranche.v1.Balances.pledged:type_name -> tranche.v1.Money
-	26, // 21: tranche.v1.Balances.committed:type_name -> tranche.v1.Money
-	26, // 22: tranche.v1.Balances.disbursed:type_name -> tranche.v1.Money
-	26, // 23: tranche.v1.Balances.received:type_name -> tranche.v1.Money
-	26, // 24: tranche.v1.Balances.spent:type_name -> tranche.v1.Money
-	26, // 25: tranche.v1.Balances.undisbursed_commitment:type_name -> tranche.v1.Money
-	26, // 26: tranche.v1.Balances.unspent_balance:type_name -> tranche.v1.Money
-	26, // 27: tranche.v1.ReceiptMatch.disbursed:type_name -> tranche.v1.Money
-	26, // 28: tranche.v1.ReceiptMatch.received:type_name -> tranche.v1.Money
-	26, // 29: tranche.v1.ReceiptMatch.variance:type_name -> tranche.v1.Money
-	26, // 30: tranche.v1.ReceiptMatch.fx_difference:type_name -> tranche.v1.Money
-	26, // 31: tranche.v1.ReceiptMatch.real_difference:type_name -> tranche.v1.Money
+	32, // 19: tranche.v1.GetReconciliationRequest.as_of:type_name -> google.protobuf.Timestamp
+	31, // 20: tranche.v1.Balances.pledged:type_name -> tranche.v1.Money
+	31, // 21: tranche.v1.Balances.committed:type_name -> tranche.v1.Money
+	31, // 22: tranche.v1.Balances.disbursed:type_name -> tranche.v1.Money
+	31, // 23: tranche.v1.Balances.received:type_name -> tranche.v1.Money
+	31, // 24: tranche.v1.Balances.spent:type_name -> tranche.v1.Money
+	31, // 25: tranche.v1.Balances.undisbursed_commitment:type_name -> tranche.v1.Money
+	31, // 26: tranche.v1.Balances.unspent_balance:type_name -> tranche.v1.Money
+	31, // 27: tranche.v1.ReceiptMatch.disbursed:type_name -> tranche.v1.Money
+	31, // 28: tranche.v1.ReceiptMatch.received:type_name -> tranche.v1.Money
+	31, // 29: tranche.v1.ReceiptMatch.variance:type_name -> tranche.v1.Money
+	31, // 30: tranche.v1.ReceiptMatch.fx_difference:type_name -> tranche.v1.Money
+	31, // 31: tranche.v1.ReceiptMatch.real_difference:type_name -> tranche.v1.Money
 	18, // 32: tranche.v1.GetReconciliationResponse.agreement:type_name -> tranche.v1.Balances
 	18, // 33: tranche.v1.GetReconciliationResponse.reporting:type_name -> tranche.v1.Balances
 	19, // 34: tranche.v1.GetReconciliationResponse.receipt_matches:type_name -> tranche.v1.ReceiptMatch
-	27, // 35: tranche.v1.GetReconciliationResponse.as_of:type_name -> google.protobuf.Timestamp
+	32, // 35: tranche.v1.GetReconciliationResponse.as_of:type_name -> google.protobuf.Timestamp
 	21, // 36: tranche.v1.CreateFxRatesRequest.rates:type_name -> tranche.v1.FxRate
 	21, // 37: tranche.v1.ListFxRatesResponse.rates:type_name -> tranche.v1.FxRate
-	2,  // 38: tranche.v1.GrantService.CreateGrant:input_type -> tranche.v1.CreateGrantRequest
-	4,  // 39: tranche.v1.GrantService.GetGrant:input_type -> tranche.v1.GetGrantRequest
-	6,  // 40: tranche.v1.GrantService.ListGrants:input_type -> tranche.v1.ListGrantsRequest
-	8,  // 41: tranche.v1.GrantService.SetAllocations:input_type -> tranche.v1.SetAllocationsRequest
-	11, // 42: tranche.v1.GrantService.RecordTransaction:input_type -> tranche.v1.RecordTransactionRequest
-	13, // 43: tranche.v1.GrantService.ListTransactions:input_type -> tranche.v1.ListTransactionsRequest
-	15, // 44: tranche.v1.GrantService.BatchRecordTransactions:input_type -> tranche.v1.BatchRecordTransactionsRequest
-	17, // 45: tranche.v1.GrantService.GetReconciliation:input_type -> tranche.v1.GetReconciliationRequest
-	22, // 46: tranche.v1.FxRateService.CreateFxRates:input_type -> tranche.v1.CreateFxRatesRequest
-	24, // 47: tranche.v1.FxRateService.ListFxRates:input_type -> tranche.v1.ListFxRatesRequest
-	3,  // 48: tranche.v1.GrantService.CreateGrant:output_type -> tranche.v1.CreateGrantResponse
-	5,  // 49: tranche.v1.GrantService.GetGrant:output_type -> tranche.v1.GetGrantResponse
-	7,  // 50: tranche.v1.GrantService.ListGrants:output_type -> tranche.v1.ListGrantsResponse
-	9,  // 51: tranche.v1.GrantService.SetAllocations:output_type -> tranche.v1.SetAllocationsResponse
-	12, // 52: tranche.v1.GrantService.RecordTransaction:output_type -> tranche.v1.RecordTransactionResponse
-	14, // 53: tranche.v1.GrantService.ListTransactions:output_type -> tranche.v1.ListTransactionsResponse
-	16, // 54: tranche.v1.GrantService.BatchRecordTransactions:output_type -> tranche.v1.BatchRecordTransactionsResponse
-	20, // 55: tranche.v1.GrantService.GetReconciliation:output_type -> tranche.v1.GetReconciliationResponse
-	23, // 56: tranche.v1.FxRateService.CreateFxRates:output_type -> tranche.v1.CreateFxRatesResponse
-	25, // 57: tranche.v1.FxRateService.ListFxRates:output_type -> tranche.v1.ListFxRatesResponse
-	48, // [48:58] is the sub-list for method output_type
-	38, // [38:48] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	21, // 38: tranche.v1.SupersedeFxRateRequest.rate:type_name -> tranche.v1.FxRate
+	21, // 39: tranche.v1.SupersedeFxRateResponse.rate:type_name -> tranche.v1.FxRate
+	21, // 40: tranche.v1.SupersedeFxRateResponse.superseded:type_name -> tranche.v1.FxRate
+	28, // 41: tranche.v1.SupersedeFxRateResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
+	31, // 42: tranche.v1.FxAffectedTransaction.amount:type_name -> tranche.v1.Money
+	31, // 43: tranche.v1.FxAffectedTransaction.agreement_amount:type_name -> tranche.v1.Money
+	31, // 44: tranche.v1.FxAffectedTransaction.reporting_amount:type_name -> tranche.v1.Money
+	28, // 45: tranche.v1.ListFxAffectedTransactionsResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
+	2,  // 46: tranche.v1.GrantService.CreateGrant:input_type -> tranche.v1.CreateGrantRequest
+	4,  // 47: tranche.v1.GrantService.GetGrant:input_type -> tranche.v1.GetGrantRequest
+	6,  // 48: tranche.v1.GrantService.ListGrants:input_type -> tranche.v1.ListGrantsRequest
+	8,  // 49: tranche.v1.GrantService.SetAllocations:input_type -> tranche.v1.SetAllocationsRequest
+	11, // 50: tranche.v1.GrantService.RecordTransaction:input_type -> tranche.v1.RecordTransactionRequest
+	13, // 51: tranche.v1.GrantService.ListTransactions:input_type -> tranche.v1.ListTransactionsRequest
+	15, // 52: tranche.v1.GrantService.BatchRecordTransactions:input_type -> tranche.v1.BatchRecordTransactionsRequest
+	17, // 53: tranche.v1.GrantService.GetReconciliation:input_type -> tranche.v1.GetReconciliationRequest
+	22, // 54: tranche.v1.FxRateService.CreateFxRates:input_type -> tranche.v1.CreateFxRatesRequest
+	24, // 55: tranche.v1.FxRateService.ListFxRates:input_type -> tranche.v1.ListFxRatesRequest
+	26, // 56: tranche.v1.FxRateService.SupersedeFxRate:input_type -> tranche.v1.SupersedeFxRateRequest
+	29, // 57: tranche.v1.FxRateService.ListFxAffectedTransactions:input_type -> tranche.v1.ListFxAffectedTransactionsRequest
+	3,  // 58: tranche.v1.GrantService.CreateGrant:output_type -> tranche.v1.CreateGrantResponse
+	5,  // 59: tranche.v1.GrantService.GetGrant:output_type -> tranche.v1.GetGrantResponse
+	7,  // 60: tranche.v1.GrantService.ListGrants:output_type -> tranche.v1.ListGrantsResponse
+	9,  // 61: tranche.v1.GrantService.SetAllocations:output_type -> tranche.v1.SetAllocationsResponse
+	12, // 62: tranche.v1.GrantService.RecordTransaction:output_type -> tranche.v1.RecordTransactionResponse
+	14, // 63: tranche.v1.GrantService.ListTransactions:output_type -> tranche.v1.ListTransactionsResponse
+	16, // 64: tranche.v1.GrantService.BatchRecordTransactions:output_type -> tranche.v1.BatchRecordTransactionsResponse
+	20, // 65: tranche.v1.GrantService.GetReconciliation:output_type -> tranche.v1.GetReconciliationResponse
+	23, // 66: tranche.v1.FxRateService.CreateFxRates:output_type -> tranche.v1.CreateFxRatesResponse
+	25, // 67: tranche.v1.FxRateService.ListFxRates:output_type -> tranche.v1.ListFxRatesResponse
+	27, // 68: tranche.v1.FxRateService.SupersedeFxRate:output_type -> tranche.v1.SupersedeFxRateResponse
+	30, // 69: tranche.v1.FxRateService.ListFxAffectedTransactions:output_type -> tranche.v1.ListFxAffectedTransactionsResponse
+	58, // [58:70] is the sub-list for method output_type
+	46, // [46:58] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_tranche_v1_grant_proto_init() }
@@ -2029,7 +2493,7 @@ func file_tranche_v1_grant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tranche_v1_grant_proto_rawDesc), len(file_tranche_v1_grant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -397,8 +397,10 @@ var GrantService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	FxRateService_CreateFxRates_FullMethodName = "/tranche.v1.FxRateService/CreateFxRates"
-	FxRateService_ListFxRates_FullMethodName   = "/tranche.v1.FxRateService/ListFxRates"
+	FxRateService_CreateFxRates_FullMethodName              = "/tranche.v1.FxRateService/CreateFxRates"
+	FxRateService_ListFxRates_FullMethodName                = "/tranche.v1.FxRateService/ListFxRates"
+	FxRateService_SupersedeFxRate_FullMethodName            = "/tranche.v1.FxRateService/SupersedeFxRate"
+	FxRateService_ListFxAffectedTransactions_FullMethodName = "/tranche.v1.FxRateService/ListFxAffectedTransactions"
 )
 
 // FxRateServiceClient is the client API for FxRateService service.
@@ -409,6 +411,15 @@ const (
 type FxRateServiceClient interface {
 	CreateFxRates(ctx context.Context, in *CreateFxRatesRequest, opts ...grpc.CallOption) (*CreateFxRatesResponse, error)
 	ListFxRates(ctx context.Context, in *ListFxRatesRequest, opts ...grpc.CallOption) (*ListFxRatesResponse, error)
+	// SupersedeFxRate corrects a wrong rate: the correcting rate, with its
+	// reason, becomes the pair's rate for that date from then on; the rate it
+	// supersedes stays stored as it was. Entries already converted keep their
+	// figures; the answer lists those converted with a superseded rate.
+	SupersedeFxRate(ctx context.Context, in *SupersedeFxRateRequest, opts ...grpc.CallOption) (*SupersedeFxRateResponse, error)
+	// ListFxAffectedTransactions lists the journal entries converted with a
+	// superseded rate of a pair and date, not reversed yet, so that they can be
+	// reversed and recorded again.
+	ListFxAffectedTransactions(ctx context.Context, in *ListFxAffectedTransactionsRequest, opts ...grpc.CallOption) (*ListFxAffectedTransactionsResponse, error)
 }
 
 type fxRateServiceClient struct {
@@ -439,6 +450,26 @@ func (c *fxRateServiceClient) ListFxRates(ctx context.Context, in *ListFxRatesRe
 	return out, nil
 }
 
+func (c *fxRateServiceClient) SupersedeFxRate(ctx context.Context, in *SupersedeFxRateRequest, opts ...grpc.CallOption) (*SupersedeFxRateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SupersedeFxRateResponse)
+	err := c.cc.Invoke(ctx, FxRateService_SupersedeFxRate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fxRateServiceClient) ListFxAffectedTransactions(ctx context.Context, in *ListFxAffectedTransactionsRequest, opts ...grpc.CallOption) (*ListFxAffectedTransactionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFxAffectedTransactionsResponse)
+	err := c.cc.Invoke(ctx, FxRateService_ListFxAffectedTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FxRateServiceServer is the server API for FxRateService service.
 // All implementations must embed UnimplementedFxRateServiceServer
 // for forward compatibility.
@@ -447,6 +478,15 @@ func (c *fxRateServiceClient) ListFxRates(ctx context.Context, in *ListFxRatesRe
 type FxRateServiceServer interface {
 	CreateFxRates(context.Context, *CreateFxRatesRequest) (*CreateFxRatesResponse, error)
 	ListFxRates(context.Context, *ListFxRatesRequest) (*ListFxRatesResponse, error)
+	// SupersedeFxRate corrects a wrong rate: the correcting rate, with its
+	// reason, becomes the pair's rate for that date from then on; the rate it
+	// supersedes stays stored as it was. Entries already converted keep their
+	// figures; the answer lists those converted with a superseded rate.
+	SupersedeFxRate(context.Context, *SupersedeFxRateRequest) (*SupersedeFxRateResponse, error)
+	// ListFxAffectedTransactions lists the journal entries converted with a
+	// superseded rate of a pair and date, not reversed yet, so that they can be
+	// reversed and recorded again.
+	ListFxAffectedTransactions(context.Context, *ListFxAffectedTransactionsRequest) (*ListFxAffectedTransactionsResponse, error)
 	mustEmbedUnimplementedFxRateServiceServer()
 }
 
@@ -462,6 +502,12 @@ func (UnimplementedFxRateServiceServer) CreateFxRates(context.Context, *CreateFx
 }
 func (UnimplementedFxRateServiceServer) ListFxRates(context.Context, *ListFxRatesRequest) (*ListFxRatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListFxRates not implemented")
+}
+func (UnimplementedFxRateServiceServer) SupersedeFxRate(context.Context, *SupersedeFxRateRequest) (*SupersedeFxRateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SupersedeFxRate not implemented")
+}
+func (UnimplementedFxRateServiceServer) ListFxAffectedTransactions(context.Context, *ListFxAffectedTransactionsRequest) (*ListFxAffectedTransactionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFxAffectedTransactions not implemented")
 }
 func (UnimplementedFxRateServiceServer) mustEmbedUnimplementedFxRateServiceServer() {}
 func (UnimplementedFxRateServiceServer) testEmbeddedByValue()                       {}
@@ -520,6 +566,42 @@ func _FxRateService_ListFxRates_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FxRateService_SupersedeFxRate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SupersedeFxRateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FxRateServiceServer).SupersedeFxRate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FxRateService_SupersedeFxRate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FxRateServiceServer).SupersedeFxRate(ctx, req.(*SupersedeFxRateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FxRateService_ListFxAffectedTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFxAffectedTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FxRateServiceServer).ListFxAffectedTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FxRateService_ListFxAffectedTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FxRateServiceServer).ListFxAffectedTransactions(ctx, req.(*ListFxAffectedTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FxRateService_ServiceDesc is the grpc.ServiceDesc for FxRateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -534,6 +616,14 @@ var FxRateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListFxRates",
 			Handler:    _FxRateService_ListFxRates_Handler,
+		},
+		{
+			MethodName: "SupersedeFxRate",
+			Handler:    _FxRateService_SupersedeFxRate_Handler,
+		},
+		{
+			MethodName: "ListFxAffectedTransactions",
+			Handler:    _FxRateService_ListFxAffectedTransactions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
