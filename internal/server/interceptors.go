@@ -170,13 +170,13 @@ func (ic *interceptor) authenticate(ctx context.Context, method string) (context
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return ctx, status.Error(codes.Unauthenticated, "missing bearer token (Authorization: Bearer <token>)")
+		return ctx, status.Error(codes.Unauthenticated, errMissingToken)
 	}
-	secret, ok := strings.CutPrefix(vals[0], "Bearer ")
+	secret, ok := bearerToken(vals[0])
 	if !ok {
-		return ctx, status.Error(codes.Unauthenticated, "authorization must be a bearer token")
+		return ctx, status.Error(codes.Unauthenticated, errNotBearer)
 	}
-	p, err := ic.tokens.Authenticate(ctx, strings.TrimSpace(secret))
+	p, err := ic.tokens.Authenticate(ctx, secret)
 	if err != nil {
 		return ctx, toStatus(ctx, ic.log, err)
 	}
@@ -185,4 +185,20 @@ func (ic *interceptor) authenticate(ctx context.Context, method string) (context
 		*who = p
 	}
 	return audit.WithCall(ctx, audit.Call{Method: method, RequestID: requestIDFrom(ctx)}), nil
+}
+
+const (
+	errMissingToken = "missing bearer token (Authorization: Bearer <token>)"
+	errNotBearer    = "authorization must be a bearer token"
+)
+
+// bearerToken returns the token of an Authorization value "Bearer <token>".
+// The scheme is case-insensitive (RFC 7235), so "bearer" is accepted too.
+func bearerToken(authorization string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
