@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"buf.build/go/protovalidate"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -54,6 +56,25 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	log.ErrorContext(ctx, "internal error", "err", err, "request_id", requestIDFrom(ctx))
 	return status.Errorf(codes.Internal, "internal error (request id %s)", requestIDFrom(ctx))
+}
+
+// httpStatus maps an error the REST gateway is about to answer: one found at
+// the HTTP edge, while reading or decoding the request, or returned by the
+// gRPC call. A body too large is 413; the rest is as toStatus says.
+func httpStatus(ctx context.Context, log *slog.Logger, r *http.Request, err error) error {
+	if b, ok := r.Body.(*requestBody); ok && b.fault != nil {
+		err = b.fault // the structured error behind the gateway's flattened one
+	}
+	var custom *runtime.HTTPStatusError
+	if errors.As(err, &custom) {
+		return &runtime.HTTPStatusError{HTTPStatus: custom.HTTPStatus, Err: toStatus(ctx, log, custom.Err)}
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge,
+			Err: status.Errorf(codes.ResourceExhausted, "request body larger than %d bytes", tooLarge.Limit)}
+	}
+	return toStatus(ctx, log, err)
 }
 
 func badRequest(msg string, vs []apperr.Violation) error {

@@ -56,6 +56,7 @@ type Server struct {
 	health *health.Server
 	ready  atomic.Bool
 	reg    *prometheus.Registry
+	tokens *token.Store // the HTTP edge refuses bad tokens before reading a body
 }
 
 // New wires the services over pool.
@@ -68,7 +69,7 @@ func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
 	s := &Server{
-		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg,
+		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg, tokens: tokens,
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
@@ -196,7 +197,7 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 }
 
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
+	mux := runtime.NewServeMux(append(s.gatewayOptions(),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "X-Request-Id") {
 				return "x-request-id", true
@@ -209,7 +210,7 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 			}
 			return "", false
 		}),
-	)
+	)...)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterOrganizationServiceHandler,
 		pb.RegisterAuditServiceHandler,
@@ -224,7 +225,7 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 	return mux, nil
 }
 
-func (s *Server) httpHandler(gw http.Handler) http.Handler {
+func (s *Server) httpHandler(gw *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -240,6 +241,6 @@ func (s *Server) httpHandler(gw http.Handler) http.Handler {
 		w.Write(api.OpenAPI)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", gw)
+	mux.Handle("/", s.edge(gw))
 	return mux
 }
