@@ -60,10 +60,17 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 
 // httpStatus maps an error the REST gateway is about to answer: one found at
 // the HTTP edge, while reading or decoding the request, or returned by the
-// gRPC call. A body too large is 413; the rest is as toStatus says.
+// gRPC call. A body too large is 413; bad JSON or query parameters are
+// INVALID_ARGUMENT naming the fields; the rest is as toStatus says.
 func httpStatus(ctx context.Context, log *slog.Logger, r *http.Request, err error) error {
+	// The generated gateway code flattens decoding errors into a message:
+	// find the structured error behind it.
 	if b, ok := r.Body.(*requestBody); ok && b.fault != nil {
-		err = b.fault // the structured error behind the gateway's flattened one
+		err = b.fault
+	} else if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
+		if q := queryFault(ctx, r); q != nil {
+			err = q
+		}
 	}
 	var custom *runtime.HTTPStatusError
 	if errors.As(err, &custom) {

@@ -10,6 +10,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // maxBodyBytes bounds a REST request body. The largest legitimate request
@@ -76,10 +77,17 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// gatewayOptions configures the gateway's errors: every error the gateway
-// answers goes through httpStatus (errors.go).
+// gatewayOptions configures how the gateway decodes requests and answers
+// errors: every error it answers goes through httpStatus (errors.go).
 func (s *Server) gatewayOptions() []runtime.ServeMuxOption {
 	return []runtime.ServeMuxOption{
+		// Answers are marshalled as grpc-gateway's default marshaler does;
+		// request bodies are decoded strictly (restinput.go).
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true}},
+		}}),
+		// A process-wide setting in grpc-gateway; every tranche mux sets the same.
+		runtime.SetQueryParameterParser(strictQuery{}),
 		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 			// A request refused before its gRPC call has no request id from
 			// the interceptor: answer with the one the edge chose.
