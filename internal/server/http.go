@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -79,7 +81,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 
 // gatewayOptions configures how the gateway decodes requests and answers
 // errors: every error it answers goes through httpStatus (errors.go).
-func (s *Server) gatewayOptions() []runtime.ServeMuxOption {
+func (s *Server) gatewayOptions(routes *routeProbe) []runtime.ServeMuxOption {
 	return []runtime.ServeMuxOption{
 		// Answers are marshalled as grpc-gateway's default marshaler does;
 		// request bodies are decoded strictly (restinput.go).
@@ -96,5 +98,68 @@ func (s *Server) gatewayOptions() []runtime.ServeMuxOption {
 			}
 			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, httpStatus(ctx, s.log, r, err))
 		}),
+		// A known path with a method it does not take is 405 with the methods
+		// it does take (grpc-gateway answers 501 and lists none).
+		runtime.WithRoutingErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+			if code != http.StatusMethodNotAllowed {
+				runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, code)
+				return
+			}
+			allow := strings.Join(routes.allowed(r), ", ")
+			w.Header().Set("Allow", allow)
+			runtime.HTTPError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code,
+				Err: status.Errorf(codes.Unimplemented, "method %s is not allowed here; allowed: %s", r.Method, allow)})
+		}),
 	}
 }
+
+// registerFunc adds one service's REST routes to a gateway mux.
+type registerFunc func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+
+// routeProbe tells which methods the gateway routes for a path: a second mux
+// with the same routes whose handlers only note that they matched. It is
+// consulted only for a 405, which must list the allowed methods (RFC 9110).
+type routeProbe struct {
+	mux *runtime.ServeMux
+}
+
+type probeHit struct{}
+
+func newRouteProbe(ctx context.Context, conn *grpc.ClientConn, registers []registerFunc) (*routeProbe, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMiddlewares(func(runtime.HandlerFunc) runtime.HandlerFunc {
+			return func(_ http.ResponseWriter, r *http.Request, _ map[string]string) {
+				if hit, ok := r.Context().Value(probeHit{}).(*bool); ok {
+					*hit = true
+				}
+			}
+		}),
+		runtime.WithRoutingErrorHandler(func(context.Context, *runtime.ServeMux, runtime.Marshaler, http.ResponseWriter, *http.Request, int) {}),
+	)
+	for _, register := range registers {
+		if err := register(ctx, mux, conn); err != nil {
+			return nil, err
+		}
+	}
+	return &routeProbe{mux: mux}, nil
+}
+
+func (p *routeProbe) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		hit := false
+		probe := (&http.Request{Method: m, URL: r.URL, Header: http.Header{}}).
+			WithContext(context.WithValue(r.Context(), probeHit{}, &hit))
+		p.mux.ServeHTTP(discardResponse{}, probe)
+		if hit {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+type discardResponse struct{}
+
+func (discardResponse) Header() http.Header         { return http.Header{} }
+func (discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (discardResponse) WriteHeader(int)             {}

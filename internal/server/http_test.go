@@ -289,3 +289,35 @@ func (h *harness) auditEvents(tb testing.TB, authorization string) int {
 	}
 	return len(events)
 }
+
+// A method a known path does not take is 405 with an Allow header listing the
+// ones it does; an unknown path stays 404.
+func TestMethodNotAllowedListsAllowedMethods(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := "Bearer " + h.secret(t, auth.Admin, "")
+	grant := "/v1/grants/0190a0a0-0000-7000-8000-000000000000"
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{"DELETE", "/v1/grants", 405, "GET, POST"},
+		{"PUT", "/v1/organizations", 405, "GET, POST"},
+		{"PUT", grant, 405, "GET"},
+		{"DELETE", "/v1/transactions:batchRecord", 405, "POST"},
+		{"PATCH", grant + "/transactions", 405, "GET, POST"},
+		{"POST", "/v1/audit-events:verify", 405, "GET"},
+		{"GET", "/v1/nothing-here", 404, ""},
+		{"DELETE", "/v1/nothing-here", 404, ""},
+		{"GET", "/v1/grants/x/nothing", 404, ""},
+	} {
+		r := h.rest(t, tc.method, tc.path, admin, nil)
+		if r.code != tc.code || r.header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d Allow %q (%s)", tc.method, tc.path, r.code, r.header.Get("Allow"), tc.code, tc.allow, r.raw)
+		}
+		if want := map[int]int{405: 12, 404: 5}[tc.code]; r.grpcCode() != want {
+			t.Errorf("%s %s: body code %d, want %d", tc.method, tc.path, r.grpcCode(), want)
+		}
+	}
+}

@@ -196,8 +196,21 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 	return nil
 }
 
+// gatewayServices are the services served over REST.
+var gatewayServices = []registerFunc{
+	pb.RegisterOrganizationServiceHandler,
+	pb.RegisterAuditServiceHandler,
+	pb.RegisterRoadmapServiceHandler,
+	pb.RegisterGrantServiceHandler,
+	pb.RegisterFxRateServiceHandler,
+}
+
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(append(s.gatewayOptions(),
+	routes, err := newRouteProbe(ctx, conn, gatewayServices)
+	if err != nil {
+		return nil, fmt.Errorf("registering gateway: %w", err)
+	}
+	mux := runtime.NewServeMux(append(s.gatewayOptions(routes),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "X-Request-Id") {
 				return "x-request-id", true
@@ -211,13 +224,7 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 			return "", false
 		}),
 	)...)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		pb.RegisterOrganizationServiceHandler,
-		pb.RegisterAuditServiceHandler,
-		pb.RegisterRoadmapServiceHandler,
-		pb.RegisterGrantServiceHandler,
-		pb.RegisterFxRateServiceHandler,
-	} {
+	for _, register := range gatewayServices {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("registering gateway: %w", err)
 		}
