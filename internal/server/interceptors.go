@@ -58,7 +58,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // interceptor chains recovery → logging (with metrics) → authentication →
-// validation for unary calls; stream is the same for server streams.
+// text check and validation for unary calls; stream is the same for server
+// streams.
 type interceptor struct {
 	log       *slog.Logger
 	tokens    *token.Store
@@ -80,7 +81,7 @@ func (ic *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServe
 		return nil, err
 	}
 	if m, ok := req.(proto.Message); ok {
-		if err := ic.validator.Validate(m); err != nil {
+		if err := checkRequest(ic.validator, m); err != nil {
 			return nil, toStatus(ctx, ic.log, err)
 		}
 	}
@@ -102,7 +103,7 @@ func (w *wrappedStream) RecvMsg(m any) error {
 		return err
 	}
 	if pm, ok := m.(proto.Message); ok {
-		if err := w.validator.Validate(pm); err != nil {
+		if err := checkRequest(w.validator, pm); err != nil {
 			return toStatus(w.ctx, w.log, err)
 		}
 	}
@@ -124,6 +125,15 @@ func (ic *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, validator: ic.validator, log: ic.log})
 	return toStatus(ctx, ic.log, err)
+}
+
+// checkRequest refuses bad text in any string field (textcheck.go), then
+// checks the message's validation rules.
+func checkRequest(v protovalidate.Validator, m proto.Message) error {
+	if err := checkText(m); err != nil {
+		return err
+	}
+	return v.Validate(m)
 }
 
 // begin assigns the request id (the caller's x-request-id, or a new one),

@@ -196,12 +196,20 @@ func (w *jsonWalker) element(dec *json.Decoder, md protoreflect.MessageDescripto
 	}
 	probe := append(append(append([]byte(`{"`), fd.JSONName()...), `":`...), raw...)
 	probe = append(probe, '}')
-	if err := protojson.Unmarshal(probe, dynamicpb.NewMessage(md)); err != nil {
+	m := dynamicpb.NewMessage(md)
+	if err := protojson.Unmarshal(probe, m); err != nil {
 		desc := expected(fd)
 		if fd.Kind() == protoreflect.StringKind && bytes.HasPrefix(bytes.TrimLeft(raw, "[ \t\r\n"), []byte(`"`)) {
-			desc = "must be valid UTF-8 text" // a string, but a bad one
+			desc = badText // a string, but not UTF-8
 		}
 		w.add(path, desc)
+		return true
+	}
+	// While here, name a NUL too, as the text check would once decoded.
+	if v := m.Get(fd); fd.Kind() == protoreflect.StringKind && !fd.IsMap() {
+		if (fd.IsList() && !goodText(v.List().Get(0).String())) || (!fd.IsList() && !goodText(v.String())) {
+			w.add(path, badText)
+		}
 	}
 	return true
 }

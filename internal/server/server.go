@@ -74,6 +74,7 @@ func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) 
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
 			grpc.MaxRecvMsgSize(16<<20),
+			grpc.ForceServerCodecV2(textCodec{}), // bad UTF-8 reaches the text check
 		),
 		health: health.NewServer(),
 	}
