@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -57,40 +58,9 @@ func TestBadTextIsRefusedNamingTheField(t *testing.T) {
 	h := newHarness(t)
 	admin := h.as(t, auth.Admin, "")
 	bearer := "Bearer " + h.secret(t, auth.Admin, "")
-	orgs := pb.NewOrganizationServiceClient(h.conn)
-	roadmaps := pb.NewRoadmapServiceClient(h.conn)
-	grants := pb.NewGrantServiceClient(h.conn)
-	n := 0
-	rid := func() string { n++; return fmt.Sprint("r-", n) }
-	org := func(kind string) string {
-		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: rid()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.Organization.Id
-	}
-	donor, ngo := org("DONOR"), org("IMPLEMENTER")
-	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{RequestId: rid(), Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
-		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := roadmaps.CreateMilestone(admin, &pb.CreateMilestoneRequest{RoadmapId: rm.Roadmap.Id, RequestId: rid(), Milestone: &pb.Milestone{
-		Code: "M-1", Title: "Clearance", ActivityType: "CLEARANCE", FundingRequirement: &pb.Money{Amount: "1000.00", Currency: "USD"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := h.fixture(t, admin)
+	grantID, rm, ms := fx.grantID, fx.roadmapID, fx.milestoneID
 	usd := func(a string) *pb.Money { return &pb.Money{Amount: a, Currency: "USD"} }
-	g, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id, DonorOrgId: donor,
-		RecipientOrgId: ngo, Reference: "G-1", Title: "Grant", Currency: "USD", Pledged: usd("1000.00"), StartDate: "2024-01-01", EndDate: "2025-12-31"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grantID := g.Grant.Id
-	if _, err := grants.RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: grantID, RequestId: rid(),
-		Transaction: &pb.Transaction{Type: "COMMITMENT", Amount: usd("1000.00"), ValueDate: "2024-02-01"}}); err != nil {
-		t.Fatal(err)
-	}
 	entry := func(ref string) *pb.Transaction {
 		return &pb.Transaction{GrantId: grantID, Type: "DISBURSEMENT", Amount: usd("1.00"), ValueDate: "2024-03-01", Reference: ref}
 	}
@@ -117,8 +87,8 @@ func TestBadTextIsRefusedNamingTheField(t *testing.T) {
 			&pb.CreateRoadmapRequest{RequestId: "\x00", Roadmap: &pb.Roadmap{Country: "AFG", Title: "S\x00",
 				StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}},
 			[]string{"roadmap.title", "requestId"}},
-		{"/tranche.v1.RoadmapService/CreateMilestone", "/v1/roadmaps/" + rm.Roadmap.Id + "/milestones",
-			&pb.CreateMilestoneRequest{RoadmapId: rm.Roadmap.Id, RequestId: "m-2", Milestone: &pb.Milestone{
+		{"/tranche.v1.RoadmapService/CreateMilestone", "/v1/roadmaps/" + rm + "/milestones",
+			&pb.CreateMilestoneRequest{RoadmapId: rm, RequestId: "m-2", Milestone: &pb.Milestone{
 				Code: "M-2", Title: bad, ActivityType: "CLEARANCE", FundingRequirement: &pb.Money{Amount: "1.00", Currency: "US\x00"}}},
 			[]string{"milestone.title", "milestone.fundingRequirement.currency"}},
 		{"/tranche.v1.GrantService/RecordTransaction", "/v1/grants/" + grantID + "/transactions",
@@ -127,7 +97,7 @@ func TestBadTextIsRefusedNamingTheField(t *testing.T) {
 			[]string{"transaction.note", "requestId"}},
 		{"/tranche.v1.GrantService/SetAllocations", "/v1/grants/" + grantID + ":setAllocations",
 			&pb.SetAllocationsRequest{GrantId: grantID, RequestId: "a\x00", Allocations: []*pb.Allocation{
-				{MilestoneId: ms.Milestone.Id, Amount: usd("1.00")}, {MilestoneId: bad, Amount: usd("1.00")}}},
+				{MilestoneId: ms, Amount: usd("1.00")}, {MilestoneId: bad, Amount: usd("1.00")}}},
 			[]string{"allocations[1].milestoneId", "requestId"}},
 		{"/tranche.v1.GrantService/BatchRecordTransactions", "/v1/transactions:batchRecord",
 			&pb.BatchRecordTransactionsRequest{RequestId: "b" + bad, Transactions: []*pb.Transaction{
@@ -222,4 +192,99 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+type fixture struct {
+	roadmapID, milestoneID, grantID string
+}
+
+// fixture sets up a roadmap with a milestone and a committed grant.
+func (h *harness) fixture(t *testing.T, admin context.Context) fixture {
+	t.Helper()
+	orgs := pb.NewOrganizationServiceClient(h.conn)
+	roadmaps := pb.NewRoadmapServiceClient(h.conn)
+	grants := pb.NewGrantServiceClient(h.conn)
+	n := 0
+	rid := func() string { n++; return fmt.Sprint("r-", n) }
+	org := func(kind string) string {
+		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: rid()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Organization.Id
+	}
+	donor, ngo := org("DONOR"), org("IMPLEMENTER")
+	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{RequestId: rid(), Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
+		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := roadmaps.CreateMilestone(admin, &pb.CreateMilestoneRequest{RoadmapId: rm.Roadmap.Id, RequestId: rid(), Milestone: &pb.Milestone{
+		Code: "M-1", Title: "Clearance", ActivityType: "CLEARANCE", FundingRequirement: &pb.Money{Amount: "1000.00", Currency: "USD"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usd := func(a string) *pb.Money { return &pb.Money{Amount: a, Currency: "USD"} }
+	g, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id, DonorOrgId: donor,
+		RecipientOrgId: ngo, Reference: "G-1", Title: "Grant", Currency: "USD", Pledged: usd("1000.00"), StartDate: "2024-01-01", EndDate: "2025-12-31"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grants.RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: g.Grant.Id, RequestId: rid(),
+		Transaction: &pb.Transaction{Type: "COMMITMENT", Amount: usd("1000.00"), ValueDate: "2024-02-01"}}); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{roadmapID: rm.Roadmap.Id, milestoneID: ms.Milestone.Id, grantID: g.Grant.Id}
+}
+
+// A 1 MB string is refused by the field's rules, never a 500, and the answer
+// does not quote it back: messages that cite a bad value are clipped.
+func TestMegabyteStringIsRefusedBriefly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	bearer := "Bearer " + h.secret(t, auth.Admin, "")
+	fx := h.fixture(t, admin)
+	big := strings.Repeat("x", 1<<20)
+	usd := &pb.Money{Amount: "1.00", Currency: "USD"}
+	const brief = 8 << 10
+	before := h.auditEvents(t, bearer)
+	for _, tc := range []struct {
+		method, path string
+		req          proto.Message
+		want         string
+	}{
+		{"/tranche.v1.OrganizationService/CreateOrganization", "/v1/organizations",
+			&pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: big, Kind: "DONOR"}, RequestId: "o-1"},
+			"organization.name"},
+		{"/tranche.v1.GrantService/RecordTransaction", "/v1/grants/" + fx.grantID + "/transactions",
+			&pb.RecordTransactionRequest{GrantId: fx.grantID, RequestId: "t-1", Transaction: &pb.Transaction{
+				Type: big, Amount: usd, ValueDate: "2024-03-01"}},
+			"transaction.type"},
+		{"/tranche.v1.GrantService/BatchRecordTransactions", "/v1/transactions:batchRecord",
+			&pb.BatchRecordTransactionsRequest{RequestId: "b-1", Transactions: []*pb.Transaction{{
+				GrantId: big, Type: "DISBURSEMENT", Amount: usd, ValueDate: "2024-03-01"}}},
+			"transactions[0].grantId"},
+		{"/tranche.v1.RoadmapService/CreateMilestone", "/v1/roadmaps/" + fx.roadmapID + "/milestones",
+			&pb.CreateMilestoneRequest{RoadmapId: fx.roadmapID, RequestId: "m-1", Milestone: &pb.Milestone{
+				Code: "M-2", Title: "Survey", ActivityType: big, FundingRequirement: usd}},
+			"milestone.activityType"},
+	} {
+		err := h.conn.Invoke(admin, tc.method, tc.req, new(pb.CreateOrganizationResponse))
+		st := status.Convert(err)
+		if size := proto.Size(st.Proto()); st.Code() != codes.InvalidArgument || !slicesEqual(violationFields(err), []string{tc.want}) || size > brief {
+			t.Errorf("gRPC %s: %v, fields %q (%d bytes), want %s", tc.method, st.Code(), violationFields(err), size, tc.want)
+		}
+		body, err := protojson.Marshal(tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := h.rest(t, "POST", tc.path, bearer, bytes.NewReader(body))
+		if r.code != 400 || !slicesEqual(fieldsOf(r), []string{tc.want}) || len(r.raw) > brief {
+			t.Errorf("REST %s: %d, fields %q (%d bytes), want %s", tc.path, r.code, fieldsOf(r), len(r.raw), tc.want)
+		}
+	}
+	if after := h.auditEvents(t, bearer); after != before {
+		t.Errorf("%d audit events written", after-before)
+	}
 }
