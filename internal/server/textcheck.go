@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -40,11 +41,13 @@ func walkText(m protoreflect.Message, prefix string, vs *[]apperr.Violation) {
 		if !m.Has(fd) || (fd.Kind() != protoreflect.StringKind && fd.Message() == nil) {
 			continue
 		}
-		path := joinPath(prefix, fd.JSONName())
+		// Paths are built only for nested messages and bad values: most
+		// requests are clean, and this runs for every one.
+		path := func() string { return joinPath(prefix, fd.JSONName()) }
 		switch v := m.Get(fd); {
 		case fd.IsList():
 			for j := range v.List().Len() {
-				textValue(fd, v.List().Get(j), fmt.Sprintf("%s[%d]", path, j), vs)
+				textValue(fd, v.List().Get(j), func() string { return fmt.Sprintf("%s[%d]", path(), j) }, vs)
 			}
 		case fd.IsMap():
 			mp := v.Map()
@@ -52,9 +55,9 @@ func walkText(m protoreflect.Message, prefix string, vs *[]apperr.Violation) {
 			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool { keys = append(keys, k); return true })
 			slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(a.String(), b.String()) })
 			for _, k := range keys {
-				p := fmt.Sprintf("%s[%q]", path, strings.ToValidUTF8(k.String(), "\uFFFD"))
+				p := func() string { return fmt.Sprintf("%s[%q]", path(), strings.ToValidUTF8(k.String(), "\uFFFD")) }
 				if fd.MapKey().Kind() == protoreflect.StringKind && !goodText(k.String()) {
-					*vs = append(*vs, apperr.Violation{Field: p, Description: "key " + badText})
+					*vs = append(*vs, apperr.Violation{Field: p(), Description: "key " + badText})
 				}
 				textValue(fd.MapValue(), mp.Get(k), p, vs)
 			}
@@ -64,14 +67,14 @@ func walkText(m protoreflect.Message, prefix string, vs *[]apperr.Violation) {
 	}
 }
 
-func textValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, vs *[]apperr.Violation) {
+func textValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path func() string, vs *[]apperr.Violation) {
 	switch {
 	case fd.Kind() == protoreflect.StringKind:
 		if !goodText(v.String()) {
-			*vs = append(*vs, apperr.Violation{Field: path, Description: badText})
+			*vs = append(*vs, apperr.Violation{Field: path(), Description: badText})
 		}
 	case fd.Message() != nil:
-		walkText(v.Message(), path, vs)
+		walkText(v.Message(), path(), vs)
 	}
 }
 
@@ -84,14 +87,14 @@ func goodText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRu
 // refuses with the field's path like any other bad text.
 type textCodec struct{}
 
-func (textCodec) Name() string { return "proto" }
+func (textCodec) Name() string { return grpcproto.Name }
 
-func (textCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return encoding.GetCodecV2("proto").Marshal(v)
-}
+var protoCodec = encoding.GetCodecV2(grpcproto.Name)
+
+func (textCodec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
 
 func (textCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	err := encoding.GetCodecV2("proto").Unmarshal(data, v)
+	err := protoCodec.Unmarshal(data, v)
 	m, ok := v.(proto.Message)
 	if err == nil || !ok {
 		return err
