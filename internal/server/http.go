@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -82,14 +83,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 // gatewayOptions configures how the gateway decodes requests and answers
 // errors: every error it answers goes through httpStatus (errors.go).
 func (s *Server) gatewayOptions(routes *routeProbe) []runtime.ServeMuxOption {
-	return []runtime.ServeMuxOption{
+	opts := []runtime.ServeMuxOption{
 		// Answers are marshalled as grpc-gateway's default marshaler does;
 		// request bodies are decoded strictly (restinput.go).
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true}},
 		}}),
-		// A process-wide setting in grpc-gateway; every tranche mux sets the same.
-		runtime.SetQueryParameterParser(strictQuery{}),
 		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 			// A request refused before its gRPC call has no request id from
 			// the interceptor: answer with the one the edge chose.
@@ -111,7 +110,13 @@ func (s *Server) gatewayOptions(routes *routeProbe) []runtime.ServeMuxOption {
 				Err: status.Errorf(codes.Unimplemented, "method %s is not allowed here; allowed: %s", r.Method, allow)})
 		}),
 	}
+	// The query parser is a process-wide variable in grpc-gateway: set it
+	// once, not while another server's gateway is reading it.
+	setQueryParser.Do(func() { opts = append(opts, runtime.SetQueryParameterParser(strictQuery{})) })
+	return opts
 }
+
+var setQueryParser sync.Once
 
 // registerFunc adds one service's REST routes to a gateway mux.
 type registerFunc func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
