@@ -25,6 +25,7 @@ type harness struct {
 	db     *testdb.DB
 	conn   *grpc.ClientConn
 	addr   string // the gRPC listener, for clients with a connection of their own
+	http   string // the REST listener
 	tokens *token.Store
 }
 
@@ -38,14 +39,15 @@ func newHarness(tb testing.TB) *harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	addr := make(chan string, 1)
+	addr := make(chan [2]string, 1)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var runErr error
-	go func() { runErr = srv.Run(ctx, func(g, _ string) { addr <- g }); close(done) }()
+	go func() { runErr = srv.Run(ctx, func(g, hh string) { addr <- [2]string{g, hh} }); close(done) }()
 	h := &harness{db: db, tokens: tokens}
 	select {
-	case h.addr = <-addr:
+	case a := <-addr:
+		h.addr, h.http = a[0], a[1]
 	case <-done:
 		stop()
 		tb.Fatalf("server did not start: %v", runErr)

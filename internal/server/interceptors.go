@@ -58,7 +58,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // interceptor chains recovery → logging (with metrics) → authentication →
-// validation for unary calls; stream is the same for server streams.
+// text check and validation for unary calls; stream is the same for server
+// streams.
 type interceptor struct {
 	log       *slog.Logger
 	tokens    *token.Store
@@ -80,7 +81,7 @@ func (ic *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServe
 		return nil, err
 	}
 	if m, ok := req.(proto.Message); ok {
-		if err := ic.validator.Validate(m); err != nil {
+		if err := checkRequest(ic.validator, m); err != nil {
 			return nil, toStatus(ctx, ic.log, err)
 		}
 	}
@@ -102,7 +103,7 @@ func (w *wrappedStream) RecvMsg(m any) error {
 		return err
 	}
 	if pm, ok := m.(proto.Message); ok {
-		if err := w.validator.Validate(pm); err != nil {
+		if err := checkRequest(w.validator, pm); err != nil {
 			return toStatus(w.ctx, w.log, err)
 		}
 	}
@@ -124,6 +125,15 @@ func (ic *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	}
 	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, validator: ic.validator, log: ic.log})
 	return toStatus(ctx, ic.log, err)
+}
+
+// checkRequest refuses bad text in any string field (textcheck.go), then
+// checks the message's validation rules.
+func checkRequest(v protovalidate.Validator, m proto.Message) error {
+	if err := checkText(m); err != nil {
+		return err
+	}
+	return v.Validate(m)
 }
 
 // begin assigns the request id (the caller's x-request-id, or a new one),
@@ -170,13 +180,13 @@ func (ic *interceptor) authenticate(ctx context.Context, method string) (context
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return ctx, status.Error(codes.Unauthenticated, "missing bearer token (Authorization: Bearer <token>)")
+		return ctx, status.Error(codes.Unauthenticated, errMissingToken)
 	}
-	secret, ok := strings.CutPrefix(vals[0], "Bearer ")
+	secret, ok := bearerToken(vals[0])
 	if !ok {
-		return ctx, status.Error(codes.Unauthenticated, "authorization must be a bearer token")
+		return ctx, status.Error(codes.Unauthenticated, errNotBearer)
 	}
-	p, err := ic.tokens.Authenticate(ctx, strings.TrimSpace(secret))
+	p, err := ic.tokens.Authenticate(ctx, secret)
 	if err != nil {
 		return ctx, toStatus(ctx, ic.log, err)
 	}
@@ -185,4 +195,20 @@ func (ic *interceptor) authenticate(ctx context.Context, method string) (context
 		*who = p
 	}
 	return audit.WithCall(ctx, audit.Call{Method: method, RequestID: requestIDFrom(ctx)}), nil
+}
+
+const (
+	errMissingToken = "missing bearer token (Authorization: Bearer <token>)"
+	errNotBearer    = "authorization must be a bearer token"
+)
+
+// bearerToken returns the token of an Authorization value "Bearer <token>".
+// The scheme is case-insensitive (RFC 7235), so "bearer" is accepted too.
+func bearerToken(authorization string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }

@@ -57,6 +57,7 @@ type Server struct {
 	health *health.Server
 	ready  atomic.Bool
 	reg    *prometheus.Registry
+	tokens *token.Store // the HTTP edge refuses bad tokens before reading a body
 }
 
 // Stores are the domains the server exposes, built once by the caller
@@ -81,11 +82,12 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
 	s := &Server{
-		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg,
+		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg, tokens: tokens,
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
 			grpc.MaxRecvMsgSize(16<<20),
+			grpc.ForceServerCodecV2(textCodec{}), // bad UTF-8 reaches the text check
 		),
 		health: health.NewServer(),
 	}
@@ -211,8 +213,21 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 	return nil
 }
 
+// gatewayServices are the services served over REST.
+var gatewayServices = []registerFunc{
+	pb.RegisterOrganizationServiceHandler,
+	pb.RegisterAuditServiceHandler,
+	pb.RegisterRoadmapServiceHandler,
+	pb.RegisterGrantServiceHandler,
+	pb.RegisterFxRateServiceHandler,
+}
+
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
+	routes, err := newRouteProbe(ctx, conn, gatewayServices)
+	if err != nil {
+		return nil, fmt.Errorf("registering gateway: %w", err)
+	}
+	mux := runtime.NewServeMux(append(s.gatewayOptions(routes),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "X-Request-Id") {
 				return "x-request-id", true
@@ -225,14 +240,8 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 			}
 			return "", false
 		}),
-	)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		pb.RegisterOrganizationServiceHandler,
-		pb.RegisterAuditServiceHandler,
-		pb.RegisterRoadmapServiceHandler,
-		pb.RegisterGrantServiceHandler,
-		pb.RegisterFxRateServiceHandler,
-	} {
+	)...)
+	for _, register := range gatewayServices {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("registering gateway: %w", err)
 		}
@@ -240,7 +249,7 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 	return mux, nil
 }
 
-func (s *Server) httpHandler(gw http.Handler) http.Handler {
+func (s *Server) httpHandler(gw *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -256,6 +265,6 @@ func (s *Server) httpHandler(gw http.Handler) http.Handler {
 		w.Write(api.OpenAPI)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", gw)
+	mux.Handle("/", s.edge(gw))
 	return mux
 }
