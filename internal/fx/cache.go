@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
+
+	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
 // Cache keeps every stored rate in memory, so that recording a journal entry
@@ -32,7 +34,7 @@ type Snapshot struct {
 }
 
 // Current returns the cached table, loading it on first use.
-func (c *Cache) Current(ctx context.Context, q Querier) (*Snapshot, error) {
+func (c *Cache) Current(ctx context.Context, q postgres.Querier) (*Snapshot, error) {
 	if cur := c.cur.Load(); cur != nil {
 		return cur, nil
 	}
@@ -45,7 +47,7 @@ func (c *Cache) Current(ctx context.Context, q Querier) (*Snapshot, error) {
 // a connection could deadlock). Concurrent refreshes may read the same rows;
 // the snapshot with the higher Seq wins, and it holds every rate up to its
 // Seq.
-func (c *Cache) Refresh(ctx context.Context, q Querier) (*Snapshot, error) {
+func (c *Cache) Refresh(ctx context.Context, q postgres.Querier) (*Snapshot, error) {
 	old := c.cur.Load()
 	if old == nil {
 		old = &Snapshot{Table: &Table{byPair: map[[2]string][]Rate{}}}

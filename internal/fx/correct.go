@@ -20,12 +20,18 @@ import (
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
 
-// SupersedeInput is a correcting rate as a client sends it: the pair and
-// date of the rate it corrects, the right rate, and why.
+// SupersedeInput is a correcting rate, parsed: the pair and date of the rate
+// it corrects, the right rate, and why. It is the whole request, so
+// violations name its fields relative to the request: those of the rate
+// under "rate." (rate.rate, rate.date, rate.confirmLargeChange), then reason
+// and requestId.
 type SupersedeInput struct {
-	Currency, QuoteCurrency, Date, Rate, Source string
-	ConfirmLargeChange                          bool
-	Reason                                      string
+	Currency, QuoteCurrency string
+	Date                    time.Time       // the zero time: none given (refused)
+	Rate                    decimal.Decimal // zero: none given (refused as not positive)
+	Source                  string
+	ConfirmLargeChange      bool
+	Reason                  string
 }
 
 // Correction is what Supersede did: the correcting rate, the rate it
@@ -72,26 +78,17 @@ func (s *Store) Supersede(ctx context.Context, in SupersedeInput, requestID stri
 		return Correction{}, err
 	}
 	var v apperr.Validator
-	d, rate := checkPairDateRate(&v, "rate.", in.Currency, in.QuoteCurrency, in.Date)
-	r, err := money.ParseDecimal(in.Rate)
-	if err == nil {
-		err = CheckRate(r)
-	}
-	if err != nil {
-		v.Add("rate.rate", "%v", err)
-	}
-	v.Check(len(in.Source) <= 200, "rate.source", "at most 200 characters")
-	reason := strings.TrimSpace(in.Reason)
-	v.Check(reason != "", "reason", "required: say why the rate is wrong")
-	v.Check(len(reason) <= 2000, "reason", "at most 2000 characters")
+	rate := checkInput(&v, func(f string) string { return "rate." + f }, in.Currency, in.QuoteCurrency, in.Date, in.Rate, in.Source)
+	rate.Reason = v.Text("reason", in.Reason, false, 2000)
+	v.Check(rate.Reason != "", "reason", "required: say why the rate is wrong")
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Correction{}, err
 	}
-	rate.Rate, rate.Source, rate.Reason = r, in.Source, reason
+	d, day := rate.Date, rate.Date.Format(time.DateOnly)
 	var out Correction
 	var replayed string
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		replayed = ""
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writersLock); err != nil {
 			return err
@@ -107,11 +104,11 @@ func (s *Store) Supersede(ctx context.Context, in SupersedeInput, requestID stri
 			return err
 		}
 		if len(revs) == 0 {
-			return fmt.Errorf("no %s/%s rate for %s to supersede: %w", rate.Currency, rate.QuoteCurrency, in.Date, apperr.ErrNotFound)
+			return fmt.Errorf("no %s/%s rate for %s to supersede: %w", rate.Currency, rate.QuoteCurrency, day, apperr.ErrNotFound)
 		}
 		old := revs[len(revs)-1]
 		if old.Rate.Equal(rate.Rate) {
-			return apperr.Invalid("rate.rate", "%s is already the %s/%s rate for %s", rate.Rate, rate.Currency, rate.QuoteCurrency, in.Date)
+			return apperr.Invalid("rate.rate", "%s is already the %s/%s rate for %s", rate.Rate, rate.Currency, rate.QuoteCurrency, day)
 		}
 		change := correctionChange{Rate: rate, Supersedes: old}
 		t, err := Load(ctx, tx, []string{rate.Currency, rate.QuoteCurrency}, d)
@@ -146,17 +143,29 @@ func (s *Store) Supersede(ctx context.Context, in SupersedeInput, requestID stri
 	return out, nil
 }
 
-// checkPairDateRate checks a pair and date, naming fields with prefix, and
-// returns the date and a Rate holding them.
-func checkPairDateRate(v *apperr.Validator, prefix, currency, quote, date string) (time.Time, Rate) {
+// checkPair checks a pair of currencies and a date, naming fields with f,
+// and returns a Rate holding them.
+func checkPair(v *apperr.Validator, f func(string) string, currency, quote string, d time.Time) Rate {
 	_, errC := money.Currency(currency)
-	v.Check(errC == nil, prefix+"currency", "unknown ISO 4217 currency %q", currency)
+	v.Check(errC == nil, f("currency"), "unknown ISO 4217 currency %q", currency)
 	_, errQ := money.Currency(quote)
-	v.Check(errQ == nil, prefix+"quoteCurrency", "unknown ISO 4217 currency %q", quote)
-	v.Check(currency != quote, prefix+"quoteCurrency", "must differ from currency")
-	d, errD := time.Parse(time.DateOnly, date)
-	v.Check(errD == nil, prefix+"date", "not a date (YYYY-MM-DD): %q", date)
-	return d, Rate{Currency: currency, QuoteCurrency: quote, Date: d}
+	v.Check(errQ == nil, f("quoteCurrency"), "unknown ISO 4217 currency %q", quote)
+	v.Check(currency != quote, f("quoteCurrency"), "must differ from currency")
+	v.Date(f("date"), d, true)
+	return Rate{Currency: currency, QuoteCurrency: quote, Date: d}
+}
+
+// checkInput checks a rate to store, new or correcting: its pair and date,
+// the rate's plausibility and its source, naming fields with f. It returns
+// the Rate, its source trimmed.
+func checkInput(v *apperr.Validator, f func(string) string, currency, quote string, d time.Time, rate decimal.Decimal, source string) Rate {
+	r := checkPair(v, f, currency, quote, d)
+	if err := CheckRate(rate); err != nil {
+		v.Add(f("rate"), "%v", err)
+	}
+	r.Rate = rate
+	r.Source = v.Text(f("source"), source, false, 200)
+	return r
 }
 
 // rateID names one revision of a rate, as audit events and request ids
@@ -166,7 +175,7 @@ func rateID(r Rate) string {
 }
 
 // revisions reads every revision of a pair's rate for date d, in order.
-func revisions(ctx context.Context, q Querier, currency, quote string, d time.Time) ([]Rate, error) {
+func revisions(ctx context.Context, q postgres.Querier, currency, quote string, d time.Time) ([]Rate, error) {
 	rows, err := q.Query(ctx, `SELECT currency, quote_currency, date, rate, source, revision, reason FROM fx_rates
 		WHERE currency = $1 AND quote_currency = $2 AND date = $3 ORDER BY revision`, currency, quote, d)
 	if err != nil {
@@ -217,12 +226,14 @@ func (s *Store) readCorrection(ctx context.Context, id string) (Correction, erro
 // converting between the pair's currencies with a value date from that date
 // on is examined (a full scan of the journal, filtered by currency): a
 // correction is rare, and the answer must not depend on later rates.
-func (s *Store) ListAffected(ctx context.Context, currency, quote, date string, pageSize int, pageToken string) ([]Affected, string, error) {
+//
+// Violations name the fields currency, quoteCurrency and date.
+func (s *Store) ListAffected(ctx context.Context, currency, quote string, d time.Time, pageSize int, pageToken string) ([]Affected, string, error) {
 	if err := auth.FromContext(ctx).Require(auth.Coordinator, auth.Auditor); err != nil {
 		return nil, "", err
 	}
 	var v apperr.Validator
-	d, _ := checkPairDateRate(&v, "", currency, quote, date)
+	checkPair(&v, func(f string) string { return f }, currency, quote, d)
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}

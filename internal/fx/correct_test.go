@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/testdb"
 )
 
 func supersede(rate, reason string) fx.SupersedeInput {
-	return fx.SupersedeInput{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: rate, Reason: reason}
+	return fx.SupersedeInput{Currency: "EUR", QuoteCurrency: "USD", Date: ymd("2024-01-01"), Rate: decimal.RequireFromString(rate), Reason: reason}
 }
 
 // After a correction, every way of reading the table (Load, a cache filled
@@ -27,8 +29,8 @@ func TestCorrectionIsTheEffectiveRate(t *testing.T) {
 	s := fx.New(db.App)
 	ctx := coordinator()
 	if _, err := s.Create(ctx, []fx.RateInput{
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"},
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-02", Rate: "0.91"},
+		rateIn("EUR", "USD", "2024-01-01", "0.90"),
+		rateIn("EUR", "USD", "2024-01-02", "0.91"),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +82,10 @@ func TestCorrectionIsTheEffectiveRate(t *testing.T) {
 	if fmt.Sprint(listed) != want {
 		t.Fatalf("listed %v\nwant   %s", listed, want)
 	}
-	if n, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.93"}}); err != nil || n != 0 {
+	if n, err := s.Create(ctx, []fx.RateInput{rateIn("EUR", "USD", "2024-01-01", "0.93")}); err != nil || n != 0 {
 		t.Fatalf("resending the correction: %d, %v", n, err)
 	}
-	if _, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"}}); !errors.Is(err, apperr.ErrAlreadyExists) {
+	if _, err := s.Create(ctx, []fx.RateInput{rateIn("EUR", "USD", "2024-01-01", "0.90")}); !errors.Is(err, apperr.ErrAlreadyExists) {
 		t.Fatalf("resending the superseded rate: %v", err)
 	}
 }
@@ -94,7 +96,7 @@ func TestConcurrentCorrections(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	s := fx.New(db.App)
-	if _, err := s.Create(coordinator(), []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"}}); err != nil {
+	if _, err := s.Create(coordinator(), []fx.RateInput{rateIn("EUR", "USD", "2024-01-01", "0.90")}); err != nil {
 		t.Fatal(err)
 	}
 	const writers = 8
@@ -133,5 +135,41 @@ func TestConcurrentCorrections(t *testing.T) {
 	}
 	if revs != writers+2 || gaps != 0 || events != writers+1 {
 		t.Fatalf("%d revisions (%d gaps), %d audit events; want %d, 0, %d", revs, gaps, events, writers+2, writers+1)
+	}
+}
+
+// A correction's violations name its fields relative to the request it is
+// (rate.date, rate.rate, reason), in order, before anything is read.
+func TestSupersedeViolationsNameRequestFields(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	if _, err := s.Create(coordinator(), []fx.RateInput{rateIn("EUR", "USD", "2024-01-01", "0.90")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		edit      func(*fx.SupersedeInput)
+		requestID string
+		want      string
+	}{
+		{"no date", func(in *fx.SupersedeInput) { in.Date = time.Time{} }, "r", "[rate.date]"},
+		{"a date before 1990", func(in *fx.SupersedeInput) { in.Date = ymd("1900-01-01") }, "r", "[rate.date]"},
+		{"no rate", func(in *fx.SupersedeInput) { in.Rate = decimal.Decimal{} }, "r", "[rate.rate]"},
+		{"unknown currency", func(in *fx.SupersedeInput) { in.Currency = "XXX" }, "r", "[rate.currency]"},
+		{"source with NUL", func(in *fx.SupersedeInput) { in.Source = "\x00" }, "r", "[rate.source]"},
+		{"blank reason", func(in *fx.SupersedeInput) { in.Reason = " \t" }, "r", "[reason]"},
+		{"everything", func(in *fx.SupersedeInput) { in.QuoteCurrency, in.Rate, in.Reason = "EUR", decimal.New(1, -9), "" }, "",
+			"[rate.quoteCurrency rate.rate reason requestId]"},
+	} {
+		in := supersede("0.91", "typo")
+		tc.edit(&in)
+		_, err := s.Supersede(coordinator(), in, tc.requestID)
+		if got := fmt.Sprint(violations(t, err)); got != tc.want {
+			t.Errorf("%s: violations on %s, want %s (%v)", tc.name, got, tc.want, err)
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 1 {
+		t.Fatalf("%d rates stored, want 1", n)
 	}
 }

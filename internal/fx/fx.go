@@ -42,7 +42,6 @@ import (
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
-	"github.com/tranche-ledger/tranche/internal/money"
 	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 )
@@ -64,12 +63,22 @@ type Rate struct {
 	Superseded bool `json:"-"`
 }
 
-// RateInput is a rate as a client sends it. ConfirmLargeChange accepts a
-// rate more than LargeChange away from the pair's previous one.
+// RateInput is a rate to store, parsed. Violations name its fields as an
+// FxRate's JSON does (date, rate, confirmLargeChange), prefixed with its
+// position in the list given ([1].rate); a violation of the list as a whole
+// has the empty field name.
 type RateInput struct {
-	Currency, QuoteCurrency, Date, Rate, Source string
-	ConfirmLargeChange                          bool
+	Currency, QuoteCurrency string
+	Date                    time.Time       // the zero time: none given (refused)
+	Rate                    decimal.Decimal // zero: none given (refused as not positive)
+	Source                  string
+	// ConfirmLargeChange accepts a rate more than LargeChange away from the
+	// pair's previous one.
+	ConfirmLargeChange bool
 }
+
+// MaxRates is how many rates one Create stores at most.
+const MaxRates = 10000
 
 // Store keeps rates.
 type Store struct{ pool *pgxpool.Pool }
@@ -93,35 +102,22 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 		return 0, err
 	}
 	var v apperr.Validator
+	v.Check(len(in) > 0 && len(in) <= MaxRates, "", "between 1 and %d rates, got %d", MaxRates, len(in))
 	rates := make([]Rate, 0, len(in))
-	first := map[pairDate]int{} // the index of the first rate given for each pair and date
+	first := map[pairDate]int{} // the position of the first rate given for each pair and date
 	for i, r := range in {
-		f := fmt.Sprintf("rates[%d].", i)
-		_, errC := money.Currency(r.Currency)
-		v.Check(errC == nil, f+"currency", "unknown ISO 4217 currency %q", r.Currency)
-		_, errQ := money.Currency(r.QuoteCurrency)
-		v.Check(errQ == nil, f+"quoteCurrency", "unknown ISO 4217 currency %q", r.QuoteCurrency)
-		v.Check(r.Currency != r.QuoteCurrency, f+"quoteCurrency", "must differ from currency")
-		d, errD := time.Parse(time.DateOnly, r.Date)
-		v.Check(errD == nil, f+"date", "not a date (YYYY-MM-DD): %q", r.Date)
-		rate, errR := money.ParseDecimal(r.Rate)
-		if errR == nil {
-			errR = CheckRate(rate)
-		}
-		if errR != nil {
-			v.Add(f+"rate", "%v", errR)
-		}
-		v.Check(len(r.Source) <= 200, f+"source", "at most 200 characters")
-		if errD == nil {
-			k := pairDate{r.Currency, r.QuoteCurrency, r.Date}
+		f := func(name string) string { return fmt.Sprintf("[%d].%s", i, name) }
+		x := checkInput(&v, f, r.Currency, r.QuoteCurrency, r.Date, r.Rate, r.Source)
+		if !r.Date.IsZero() {
+			k := pairDate{r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly)}
 			if j, dup := first[k]; dup {
-				v.Add(f+"rate", "rates[%d] already gives the %s/%s rate for %s (%s); a request holds one rate per pair and date",
-					j, r.Currency, r.QuoteCurrency, r.Date, in[j].Rate)
+				v.Add(f("rate"), "rate %d of this request already gives the %s/%s rate for %s (%s); a request holds one rate per pair and date",
+					j, r.Currency, r.QuoteCurrency, k.date, in[j].Rate)
 			} else {
 				first[k] = i
 			}
 		}
-		rates = append(rates, Rate{Currency: r.Currency, QuoteCurrency: r.QuoteCurrency, Date: d, Rate: rate, Source: r.Source})
+		rates = append(rates, x)
 	}
 	if err := v.Err(); err != nil {
 		return 0, err
@@ -165,8 +161,8 @@ func (s *Store) Create(ctx context.Context, in []RateInput) (int, error) {
 			case !ok:
 				stored, fresh = append(stored, r), append(fresh, i)
 			case !old.Equal(r.Rate):
-				return fmt.Errorf("rates[%d].rate: a %s/%s rate for %s is already recorded as %s (given %s); rates are append-only facts, "+
-					"corrected with POST /v1/fx-rates:supersede: %w",
+				return fmt.Errorf("rate %d of this request (%s/%s %s): already recorded as %s (given %s); rates are append-only facts, "+
+					"corrected by a superseding rate (POST /v1/fx-rates:supersede): %w",
 					i, r.Currency, r.QuoteCurrency, r.Date.Format(time.DateOnly), old, r.Rate, apperr.ErrAlreadyExists)
 			}
 		}
@@ -236,7 +232,7 @@ func checkChanges(ctx context.Context, tx pgx.Tx, in []RateInput, rates []Rate, 
 			continue
 		}
 		out[k].LargeChangeConfirmed = in[i].ConfirmLargeChange
-		v.Check(in[i].ConfirmLargeChange, fmt.Sprintf("rates[%d].confirmLargeChange", i),
+		v.Check(in[i].ConfirmLargeChange, fmt.Sprintf("[%d].confirmLargeChange", i),
 			"%s differs by more than a factor of %s from the previous %s/%s rate, %s of %s; set confirmLargeChange if it is right",
 			r.Rate, LargeChange, r.Currency, r.QuoteCurrency, prev.Rate.Round(12), prev.Date.Format(time.DateOnly))
 	}
@@ -304,14 +300,9 @@ func NewTable(rates ...Rate) *Table {
 	return t
 }
 
-// Querier is what Load needs: a pool or a transaction.
-type Querier interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}
-
 // Load reads the rate of each pair and date (its highest revision) between
 // the given currencies, dated on or before upTo.
-func Load(ctx context.Context, q Querier, currencies []string, upTo time.Time) (*Table, error) {
+func Load(ctx context.Context, q postgres.Querier, currencies []string, upTo time.Time) (*Table, error) {
 	cs := slices.Compact(slices.Sorted(slices.Values(currencies)))
 	if len(cs) < 2 {
 		return NewTable(), nil
@@ -321,7 +312,7 @@ func Load(ctx context.Context, q Querier, currencies []string, upTo time.Time) (
 
 // load reads the rates matching where, in date and revision order, so that
 // put keeps each date's highest revision.
-func load(ctx context.Context, q Querier, where string, args ...any) (*Table, error) {
+func load(ctx context.Context, q postgres.Querier, where string, args ...any) (*Table, error) {
 	rows, err := q.Query(ctx, `SELECT currency, quote_currency, date, rate, revision FROM fx_rates `+where+` ORDER BY date, revision`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("loading FX rates: %w", err)

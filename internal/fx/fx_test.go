@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -25,11 +26,11 @@ func TestListPages(t *testing.T) {
 	s := fx.New(db.App)
 	coord := auth.WithPrincipal(context.Background(), auth.Principal{TokenID: "t", Role: auth.Coordinator})
 	in := []fx.RateInput{
-		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.80"},
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-06-01", Rate: "0.92"},
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"},
-		{Currency: "EUR", QuoteCurrency: "GBP", Date: "2024-03-01", Rate: "1.17"},
-		{Currency: "JPY", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "150"},
+		rateIn("GBP", "USD", "2024-01-01", "0.80"),
+		rateIn("EUR", "USD", "2024-06-01", "0.92"),
+		rateIn("EUR", "USD", "2024-01-01", "0.90"),
+		rateIn("EUR", "GBP", "2024-03-01", "1.17"),
+		rateIn("JPY", "USD", "2024-01-01", "150"),
 	}
 	if _, err := s.Create(coord, in); err != nil {
 		t.Fatal(err)
@@ -63,6 +64,20 @@ func TestListPages(t *testing.T) {
 	}
 }
 
+// ymd parses a test's date literal (YYYY-MM-DD).
+func ymd(s string) time.Time {
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err) // a typo in a test's literal
+	}
+	return d
+}
+
+// rateIn is a rate to store, from a test's literals.
+func rateIn(cur, quote, date, rate string) fx.RateInput {
+	return fx.RateInput{Currency: cur, QuoteCurrency: quote, Date: ymd(date), Rate: decimal.RequireFromString(rate)}
+}
+
 func coordinator() context.Context {
 	return auth.WithPrincipal(context.Background(), auth.Principal{TokenID: "t", Role: auth.Coordinator})
 }
@@ -94,19 +109,17 @@ func violations(t *testing.T, err error) []string {
 // identical, is refused with nothing written.
 func TestCreateRefusesTwoRatesForOnePairAndDate(t *testing.T) {
 	t.Parallel()
-	eur := func(date, rate string) fx.RateInput {
-		return fx.RateInput{Currency: "EUR", QuoteCurrency: "USD", Date: date, Rate: rate}
-	}
+	eur := func(date, rate string) fx.RateInput { return rateIn("EUR", "USD", date, rate) }
 	for _, tc := range []struct {
 		name   string
 		in     []fx.RateInput
 		fields []string // nil: accepted
 	}{
-		{"different values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.91")}, []string{"rates[1].rate"}},
-		{"identical values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.90")}, []string{"rates[1].rate"}},
-		{"third repeats first", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.90"), eur("2024-01-01", "0.9")}, []string{"rates[2].rate"}},
+		{"different values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.91")}, []string{"[1].rate"}},
+		{"identical values", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-01", "0.90")}, []string{"[1].rate"}},
+		{"third repeats first", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.90"), eur("2024-01-01", "0.9")}, []string{"[2].rate"}},
 		{"two dates", []fx.RateInput{eur("2024-01-01", "0.90"), eur("2024-01-02", "0.91")}, nil},
-		{"both directions", []fx.RateInput{eur("2024-01-01", "0.90"), {Currency: "USD", QuoteCurrency: "EUR", Date: "2024-01-01", Rate: "1.11"}}, nil},
+		{"both directions", []fx.RateInput{eur("2024-01-01", "0.90"), rateIn("USD", "EUR", "2024-01-01", "1.11")}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -138,18 +151,18 @@ func TestCreateAgainstStoredRate(t *testing.T) {
 	db := testdb.New(t)
 	s := fx.New(db.App)
 	ctx := coordinator()
-	if _, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"}}); err != nil {
+	if _, err := s.Create(ctx, []fx.RateInput{rateIn("EUR", "USD", "2024-01-01", "0.90")}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.Create(ctx, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.900"}})
+	n, err := s.Create(ctx, []fx.RateInput{rateIn("EUR", "USD", "2024-01-01", "0.900")})
 	if err != nil || n != 0 {
 		t.Fatalf("resending a stored rate: created %d, %v", n, err)
 	}
 	_, err = s.Create(ctx, []fx.RateInput{
-		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.80"},
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.95"},
+		rateIn("GBP", "USD", "2024-01-01", "0.80"),
+		rateIn("EUR", "USD", "2024-01-01", "0.95"),
 	})
-	if !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rates[1].rate") || !strings.Contains(err.Error(), "0.9 ") {
+	if !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rate 1 of this request (EUR/USD 2024-01-01)") || !strings.Contains(err.Error(), "0.9 ") {
 		t.Fatalf("a conflicting rate: %v", err)
 	}
 	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 1 {
@@ -176,8 +189,8 @@ func TestCreateConcurrentConflictingRates(t *testing.T) {
 			<-start
 			// GBP/USD gives every request a rate of its own besides the conflict.
 			_, errs[i] = s.Create(coordinator(), []fx.RateInput{
-				{Currency: "GBP", QuoteCurrency: "USD", Date: fmt.Sprintf("2024-02-%02d", i+1), Rate: "0.80"},
-				{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: fmt.Sprintf("0.90%02d", i)},
+				rateIn("GBP", "USD", fmt.Sprintf("2024-02-%02d", i+1), "0.80"),
+				rateIn("EUR", "USD", "2024-01-01", fmt.Sprintf("0.90%02d", i)),
 			})
 		})
 	}
@@ -190,7 +203,7 @@ func TestCreateConcurrentConflictingRates(t *testing.T) {
 			t.Fatalf("requests %d and %d both succeeded", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rates[1].rate"):
+		case !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "rate 1 of this request (EUR/USD 2024-01-01)"):
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
@@ -224,12 +237,12 @@ func TestCreateRefusesImplausibleRates(t *testing.T) {
 	db := testdb.New(t)
 	s := fx.New(db.App)
 	_, err := s.Create(coordinator(), []fx.RateInput{
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0." + strings.Repeat("0", 36) + "1"}, // 1e-37
-		{Currency: "IRR", QuoteCurrency: "KWD", Date: "2024-01-01", Rate: "3250000"},
-		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "1000000000000000"},
-		{Currency: "JPY", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "150.1234567890123456"},
+		rateIn("EUR", "USD", "2024-01-01", "0."+strings.Repeat("0", 36)+"1"), // 1e-37
+		rateIn("IRR", "KWD", "2024-01-01", "3250000"),
+		rateIn("GBP", "USD", "2024-01-01", "1000000000000000"),
+		rateIn("JPY", "USD", "2024-01-01", "150.1234567890123456"),
 	})
-	if got := fmt.Sprint(violations(t, err)); got != "[rates[0].rate rates[2].rate rates[3].rate]" {
+	if got := fmt.Sprint(violations(t, err)); got != "[[0].rate [2].rate [3].rate]" {
 		t.Fatalf("violations on %s (%v)", got, err)
 	}
 	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 0 {
@@ -243,7 +256,9 @@ func TestCreateRefusesImplausibleRates(t *testing.T) {
 func TestCreateLargeChangeNeedsConfirmation(t *testing.T) {
 	t.Parallel()
 	rate := func(cur, quote, date, r string, confirm bool) fx.RateInput {
-		return fx.RateInput{Currency: cur, QuoteCurrency: quote, Date: date, Rate: r, ConfirmLargeChange: confirm}
+		in := rateIn(cur, quote, date, r)
+		in.ConfirmLargeChange = confirm
+		return in
 	}
 	stored := []fx.RateInput{
 		rate("EUR", "USD", "2024-01-01", "0.90", false),
@@ -257,15 +272,15 @@ func TestCreateLargeChangeNeedsConfirmation(t *testing.T) {
 	}{
 		{"small change", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.95", false)}, "", ""},
 		{"exactly 1.5 times", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.35", false)}, "", ""},
-		{"up", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.36", false)}, "rates[0].confirmLargeChange", "0.9 of 2024-01-01"},
-		{"down", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", false)}, "rates[0].confirmLargeChange", "0.9 of 2024-01-01"},
+		{"up", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "1.36", false)}, "[0].confirmLargeChange", "0.9 of 2024-01-01"},
+		{"down", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", false)}, "[0].confirmLargeChange", "0.9 of 2024-01-01"},
 		{"confirmed", []fx.RateInput{rate("EUR", "USD", "2024-02-01", "0.09", true)}, "", ""},
-		{"against the inverse pair", []fx.RateInput{rate("GBP", "USD", "2024-02-01", "1.25", false)}, "rates[0].confirmLargeChange", "0.8 of 2024-01-01"},
+		{"against the inverse pair", []fx.RateInput{rate("GBP", "USD", "2024-02-01", "1.25", false)}, "[0].confirmLargeChange", "0.8 of 2024-01-01"},
 		{"earlier in the request", []fx.RateInput{rate("CHF", "USD", "2024-01-01", "0.88", false), rate("CHF", "USD", "2024-01-02", "8.8", false)},
-			"rates[1].confirmLargeChange", "0.88 of 2024-01-01"},
+			"[1].confirmLargeChange", "0.88 of 2024-01-01"},
 		{"no previous rate (the next one does not count)", []fx.RateInput{rate("EUR", "USD", "2023-12-31", "9.0", false)}, "", ""},
 		{"earlier in the request, given later", []fx.RateInput{rate("EUR", "USD", "2023-12-31", "0.90", false), rate("EUR", "USD", "2023-12-30", "9.0", false)},
-			"rates[0].confirmLargeChange", "9 of 2023-12-30"},
+			"[0].confirmLargeChange", "9 of 2023-12-30"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -295,5 +310,55 @@ func TestCreateLargeChangeNeedsConfirmation(t *testing.T) {
 				t.Fatalf("%d rates stored, want %d", n, len(stored))
 			}
 		})
+	}
+}
+
+// Create names each bad field by the rate's position in the list ([1].date),
+// the list itself by the empty name, in request order, and writes nothing;
+// a refusal that mentions another rate names it by its position too. A
+// rate's date lies within the service's plausible range and its source is
+// checked as text.
+func TestCreateViolationsNameListPositions(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := fx.New(db.App)
+	ok := rateIn("GBP", "USD", "2024-01-01", "0.80")
+	with := func(r fx.RateInput, edit func(*fx.RateInput)) fx.RateInput { edit(&r); return r }
+	eur := rateIn("EUR", "USD", "2024-01-01", "0.90")
+	for _, tc := range []struct {
+		name    string
+		in      []fx.RateInput
+		want    string
+		message string // in the refusal
+	}{
+		{"no rates", nil, `[""]`, "between 1 and 10000 rates, got 0"},
+		{"no date", []fx.RateInput{ok, with(eur, func(r *fx.RateInput) { r.Date = time.Time{} })}, `["[1].date"]`, "required"},
+		{"a date before 1990", []fx.RateInput{rateIn("EUR", "USD", "1989-12-31", "0.9")}, `["[0].date"]`, "outside 1990-01-01 to 2099-12-31"},
+		{"a date after 2099", []fx.RateInput{rateIn("EUR", "USD", "2100-01-01", "0.9")}, `["[0].date"]`, "outside"},
+		{"no rate", []fx.RateInput{with(eur, func(r *fx.RateInput) { r.Rate = decimal.Decimal{} })}, `["[0].rate"]`, "must be positive"},
+		{"one currency", []fx.RateInput{rateIn("USD", "USD", "2024-01-01", "1")}, `["[0].quoteCurrency"]`, "must differ"},
+		{"source too long", []fx.RateInput{with(eur, func(r *fx.RateInput) { r.Source = strings.Repeat("é", 201) })}, `["[0].source"]`, "at most 200"},
+		{"NUL in the source", []fx.RateInput{with(eur, func(r *fx.RateInput) { r.Source = "EC\x00B" })}, `["[0].source"]`, "without NUL"},
+		{"a repeated rate names the first", []fx.RateInput{eur, ok, rateIn("EUR", "USD", "2024-01-01", "0.91")}, `["[2].rate"]`,
+			"rate 0 of this request already gives the EUR/USD rate for 2024-01-01 (0.9)"},
+		{"in request order", []fx.RateInput{rateIn("XXX", "USD", "2024-01-01", "1"), ok, rateIn("EUR", "USD", "1900-01-01", "0")},
+			`["[0].currency" "[2].date" "[2].rate"]`, ""},
+	} {
+		_, err := s.Create(coordinator(), tc.in)
+		if got := fmt.Sprintf("%q", violations(t, err)); got != tc.want || !strings.Contains(err.Error(), tc.message) {
+			t.Errorf("%s: violations on %s: %v; want %s with %q", tc.name, got, err, tc.want, tc.message)
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates`); n != 0 {
+		t.Fatalf("%d rates written", n)
+	}
+	// The source is stored trimmed; 200 characters of any script are fine.
+	long := strings.Repeat("é", 200)
+	if _, err := s.Create(coordinator(), []fx.RateInput{with(eur, func(r *fx.RateInput) { r.Source = "  ECB " }),
+		with(ok, func(r *fx.RateInput) { r.Source = long })}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM fx_rates WHERE source IN ('ECB', $1)`, long); n != 2 {
+		t.Fatalf("%d sources stored as given (trimmed), want 2", n)
 	}
 }

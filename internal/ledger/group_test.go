@@ -135,12 +135,12 @@ func TestNewRatesReachCachedServers(t *testing.T) {
 	g := w.grant("EUR", "FX", "0")
 	w.record(w.donor(g), g, "COMMITMENT", "1000.00", "EUR", "2024-02-01", "") // fills the cache
 	other := fx.New(w.db.App)                                                 // another server's rate writer
-	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-03-01", Rate: "0.80"}})).must(t)
+	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: day("2024-03-01"), Rate: d("0.80")}})).must(t)
 	tx := w.record(w.donor(g), g, "DISBURSEMENT", "100.00", "EUR", "2024-03-15", "D-1")
 	eq(t, "disbursement in USD", tx.ReportingAmount, "125.00") // 100 / 0.80, not 100 / 0.90
 	eq(t, "rate used", tx.ReportingRate, "0.80")
 
-	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-04-01", Rate: "0.50", ConfirmLargeChange: true}})).must(t)
+	try(other.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: day("2024-04-01"), Rate: d("0.50"), ConfirmLargeChange: true}})).must(t)
 	got := try(w.l.BatchRecord(w.donor(g), []ledger.EntryInput{{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("100.00", "EUR"), ValueDate: day("2024-04-02"), Reference: "D-2"}}, "fx-batch")).must(t)
 	eq(t, "batch disbursement in USD", got[0].ReportingAmount, "200.00") // 100 / 0.50
 
@@ -225,8 +225,8 @@ func TestSmallPoolKeepsMovingWhileRatesChange(t *testing.T) {
 	errs := make(chan error, 100)
 	wg.Go(func() {
 		for i := range 20 {
-			day := time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i).Format(time.DateOnly)
-			if _, err := rates.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: day, Rate: "0.9" + fmt.Sprint(i%10)}}); err != nil {
+			date := time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i)
+			if _, err := rates.Create(coord, []fx.RateInput{{Currency: "EUR", QuoteCurrency: "USD", Date: date, Rate: d("0.9" + fmt.Sprint(i%10))}}); err != nil {
 				errs <- err
 				return
 			}

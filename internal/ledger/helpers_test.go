@@ -115,12 +115,12 @@ func newWorld(t testing.TB) *world {
 	w.m2 = try(w.roadmaps.CreateMilestone(coord, id(w.roadmap.ID), roadmap.MilestoneInput{Code: "M-2", Title: "Risk education in Kandahar",
 		ActivityType: "EORE", FundingRequirement: amt("1000000.00", "USD")}, w.req())).must(t)
 	try(fx.New(db.App).Create(coord, []fx.RateInput{
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90", Source: "test"},
-		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-06-01", Rate: "0.92", Source: "test"},
-		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.80", Source: "test"},
-		{Currency: "GBP", QuoteCurrency: "USD", Date: "2024-02-02", Rate: "0.78", Source: "test"},
-		{Currency: "JPY", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "150", Source: "test"},
-		{Currency: "KWD", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.307", Source: "test"},
+		{Currency: "EUR", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: d("0.90"), Source: "test"},
+		{Currency: "EUR", QuoteCurrency: "USD", Date: day("2024-06-01"), Rate: d("0.92"), Source: "test"},
+		{Currency: "GBP", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: d("0.80"), Source: "test"},
+		{Currency: "GBP", QuoteCurrency: "USD", Date: day("2024-02-02"), Rate: d("0.78"), Source: "test"},
+		{Currency: "JPY", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: d("150"), Source: "test"},
+		{Currency: "KWD", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: d("0.307"), Source: "test"},
 	})).must(t)
 	return w
 }

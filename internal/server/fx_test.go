@@ -304,3 +304,98 @@ func TestSupersedeRate(t *testing.T) {
 		t.Fatalf("paged affected %v, want %v", pages, want)
 	}
 }
+
+// FX requests name every bad field by its request path, whether the server
+// cannot read it (a date, a rate) or fx refuses it (rates by their position
+// in the list, a correction's fields relative to the request), and write
+// nothing; a rate conflicting with a stored one is refused naming its
+// position in the request.
+func TestFxViolationsNameRequestPaths(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	coordinator := h.as(t, auth.Coordinator, "")
+	fxs := pb.NewFxRateServiceClient(h.conn)
+	if _, err := fxs.CreateFxRates(coordinator, &pb.CreateFxRatesRequest{Rates: []*pb.FxRate{
+		{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-01-01", Rate: "0.90"}}}); err != nil {
+		t.Fatal(err)
+	}
+	rate := func(cur, quote, date, r string) *pb.FxRate {
+		return &pb.FxRate{Currency: cur, QuoteCurrency: quote, Date: date, Rate: r}
+	}
+	ok := rate("GBP", "USD", "2024-01-01", "0.80")
+	for _, tc := range []struct {
+		name  string
+		rates []*pb.FxRate
+		want  string
+	}{
+		{"no rates", nil, "[rates]"},
+		{"unknown currency", []*pb.FxRate{ok, rate("XXX", "USD", "2024-01-01", "0.9")}, "[rates[1].currency]"},
+		{"one currency", []*pb.FxRate{rate("USD", "USD", "2024-01-01", "1")}, "[rates[0].quoteCurrency]"},
+		{"not a date", []*pb.FxRate{ok, rate("EUR", "USD", "2024-02-30", "0.9")}, "[rates[1].date]"},
+		{"a date before 1990", []*pb.FxRate{rate("EUR", "USD", "1989-12-31", "0.9")}, "[rates[0].date]"},
+		{"no rate", []*pb.FxRate{rate("EUR", "USD", "2024-02-01", "")}, "[rates[0].rate]"},
+		{"not a number", []*pb.FxRate{rate("EUR", "USD", "2024-02-01", "0.9x")}, "[rates[0].rate]"},
+		{"zero", []*pb.FxRate{rate("EUR", "USD", "2024-02-01", "0")}, "[rates[0].rate]"},
+		{"implausible", []*pb.FxRate{rate("EUR", "USD", "2024-02-01", "0.000000001")}, "[rates[0].rate]"},
+		{"source too long", []*pb.FxRate{{Currency: "EUR", QuoteCurrency: "USD", Date: "2024-02-01", Rate: "0.9", Source: strings.Repeat("x", 201)}},
+			"[rates[0].source]"},
+		{"NUL in the source", []*pb.FxRate{ok, {Currency: "EUR", QuoteCurrency: "USD", Date: "2024-02-01", Rate: "0.9", Source: "EC\x00B"}},
+			"[rates[1].source]"},
+		{"two rates for one pair and date", []*pb.FxRate{ok, rate("GBP", "USD", "2024-01-01", "0.81")}, "[rates[1].rate]"},
+		{"large change unconfirmed", []*pb.FxRate{ok, rate("EUR", "USD", "2024-02-01", "9.0")}, "[rates[1].confirmLargeChange]"},
+		{"several, in request order", []*pb.FxRate{rate("XXX", "USD", "2024-01-01", "0.9"), rate("EUR", "USD", "2024-02-01", "0")},
+			"[rates[0].currency rates[1].rate]"},
+	} {
+		_, err := fxs.CreateFxRates(coordinator, &pb.CreateFxRatesRequest{Rates: tc.rates})
+		if got := fmt.Sprint(fields(t, err)); got != tc.want {
+			t.Errorf("%s: violations on %s, want %s (%v)", tc.name, got, tc.want, err)
+		}
+	}
+	_, err := fxs.CreateFxRates(coordinator, &pb.CreateFxRatesRequest{Rates: []*pb.FxRate{ok, rate("EUR", "USD", "2024-01-01", "0.95")}})
+	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "rate 1 of this request (EUR/USD 2024-01-01): already recorded as 0.9 ") {
+		t.Errorf("a rate conflicting with a stored one: %v", err)
+	}
+
+	fix := func(edit func(*pb.SupersedeFxRateRequest)) *pb.SupersedeFxRateRequest {
+		r := &pb.SupersedeFxRateRequest{Rate: rate("EUR", "USD", "2024-01-01", "0.91"), Reason: "typo", RequestId: "fix"}
+		edit(r)
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		req  *pb.SupersedeFxRateRequest
+		want string
+	}{
+		{"not a date", fix(func(r *pb.SupersedeFxRateRequest) { r.Rate.Date = "2024-02-30" }), "[rate.date]"},
+		{"a date before 1990", fix(func(r *pb.SupersedeFxRateRequest) { r.Rate.Date = "1900-01-01" }), "[rate.date]"},
+		{"unknown currency", fix(func(r *pb.SupersedeFxRateRequest) { r.Rate.QuoteCurrency = "XXX" }), "[rate.quoteCurrency]"},
+		{"not a number", fix(func(r *pb.SupersedeFxRateRequest) { r.Rate.Rate = "nine" }), "[rate.rate]"},
+		{"zero", fix(func(r *pb.SupersedeFxRateRequest) { r.Rate.Rate = "0.0" }), "[rate.rate]"},
+		{"blank reason and bad source", fix(func(r *pb.SupersedeFxRateRequest) { r.Reason, r.Rate.Source = " ", "a\x00b" }),
+			"[rate.source reason]"},
+	} {
+		_, err := fxs.SupersedeFxRate(coordinator, tc.req)
+		if got := fmt.Sprint(fields(t, err)); got != tc.want {
+			t.Errorf("supersede, %s: violations on %s, want %s (%v)", tc.name, got, tc.want, err)
+		}
+	}
+	for _, tc := range []struct {
+		name, currency, date, want string
+	}{
+		{"not a date", "EUR", "2024-02-30", "[date]"},
+		{"unknown currency", "XXX", "2024-01-01", "[currency]"},
+	} {
+		_, err := fxs.ListFxAffectedTransactions(coordinator, &pb.ListFxAffectedTransactionsRequest{Currency: tc.currency, QuoteCurrency: "USD", Date: tc.date})
+		if got := fmt.Sprint(fields(t, err)); got != tc.want {
+			t.Errorf("affected, %s: violations on %s, want %s (%v)", tc.name, got, tc.want, err)
+		}
+	}
+
+	var rates, events int
+	if err := h.db.Owner.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM fx_rates), (SELECT count(*) FROM audit_events WHERE entity_type LIKE 'fx%')`).Scan(&rates, &events); err != nil {
+		t.Fatal(err)
+	}
+	if rates != 1 || events != 1 {
+		t.Fatalf("%d rates and %d FX audit events after refused requests, want the first request's 1 and 1", rates, events)
+	}
+}

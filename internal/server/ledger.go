@@ -211,15 +211,23 @@ type fxService struct {
 	fx *fx.Store
 }
 
+// CreateFxRates parses each rate under rates[i]. An empty rate never gets
+// here (the proto requires one); it would parse as zero, which fx refuses as
+// not positive, on the same field.
 func (s *fxService) CreateFxRates(ctx context.Context, req *pb.CreateFxRatesRequest) (*pb.CreateFxRatesResponse, error) {
+	var p parser
 	in := make([]fx.RateInput, len(req.GetRates()))
 	for i, r := range req.GetRates() {
-		in[i] = fx.RateInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(), Rate: r.GetRate(), Source: r.GetSource(),
-			ConfirmLargeChange: r.GetConfirmLargeChange()}
+		f := fmt.Sprintf("rates[%d].", i)
+		in[i] = fx.RateInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: p.date(f+"date", r.GetDate()),
+			Rate: p.decimal(f+"rate", r.GetRate()), Source: r.GetSource(), ConfirmLargeChange: r.GetConfirmLargeChange()}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	n, err := s.fx.Create(ctx, in)
 	if err != nil {
-		return nil, err
+		return nil, domainErr(err, "rates.")
 	}
 	return &pb.CreateFxRatesResponse{Created: int32(n)}, nil
 }
@@ -253,19 +261,29 @@ func fxAffectedPB(list []fx.Affected) []*pb.FxAffectedTransaction {
 
 func (s *fxService) SupersedeFxRate(ctx context.Context, req *pb.SupersedeFxRateRequest) (*pb.SupersedeFxRateResponse, error) {
 	r := req.GetRate()
-	c, err := s.fx.Supersede(ctx, fx.SupersedeInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: r.GetDate(),
-		Rate: r.GetRate(), Source: r.GetSource(), ConfirmLargeChange: r.GetConfirmLargeChange(), Reason: req.GetReason()}, req.GetRequestId())
-	if err != nil {
+	var p parser
+	in := fx.SupersedeInput{Currency: r.GetCurrency(), QuoteCurrency: r.GetQuoteCurrency(), Date: p.date("rate.date", r.GetDate()),
+		Rate: p.decimal("rate.rate", r.GetRate()), Source: r.GetSource(), ConfirmLargeChange: r.GetConfirmLargeChange(), Reason: req.GetReason()}
+	if err := p.err(); err != nil {
 		return nil, err
+	}
+	c, err := s.fx.Supersede(ctx, in, req.GetRequestId())
+	if err != nil {
+		return nil, domainErr(err, "") // SupersedeInput names fields by request path already
 	}
 	return &pb.SupersedeFxRateResponse{Rate: fxRatePB(c.Rate), Superseded: fxRatePB(c.Superseded),
 		AffectedTransactions: fxAffectedPB(c.Affected), NextPageToken: c.NextPageToken}, nil
 }
 
 func (s *fxService) ListFxAffectedTransactions(ctx context.Context, req *pb.ListFxAffectedTransactionsRequest) (*pb.ListFxAffectedTransactionsResponse, error) {
-	list, next, err := s.fx.ListAffected(ctx, req.GetCurrency(), req.GetQuoteCurrency(), req.GetDate(), int(req.GetPageSize()), req.GetPageToken())
-	if err != nil {
+	var p parser
+	d := p.date("date", req.GetDate())
+	if err := p.err(); err != nil {
 		return nil, err
+	}
+	list, next, err := s.fx.ListAffected(ctx, req.GetCurrency(), req.GetQuoteCurrency(), d, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, domainErr(err, "")
 	}
 	return &pb.ListFxAffectedTransactionsResponse{AffectedTransactions: fxAffectedPB(list), NextPageToken: next}, nil
 }
