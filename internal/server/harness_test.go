@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -83,4 +85,49 @@ func (h *harness) as(tb testing.TB, role auth.Role, org string) context.Context 
 func testStores(pool *pgxpool.Pool) Stores {
 	return Stores{Pool: pool, Tokens: token.New(pool), Organizations: org.New(pool), Roadmaps: roadmap.New(pool),
 		Ledger: ledger.New(pool), FX: fx.New(pool)}
+}
+
+type fixture struct {
+	donorOrgID, ngoOrgID            string
+	roadmapID, milestoneID, grantID string
+}
+
+// fixture sets up, as admin, a donor and an implementer, a roadmap (USD)
+// with a milestone, and a grant between them pledged and committed 1000 USD.
+func (h *harness) fixture(t *testing.T, admin context.Context) fixture {
+	t.Helper()
+	orgs := pb.NewOrganizationServiceClient(h.conn)
+	roadmaps := pb.NewRoadmapServiceClient(h.conn)
+	grants := pb.NewGrantServiceClient(h.conn)
+	n := 0
+	rid := func() string { n++; return fmt.Sprint("r-", n) }
+	org := func(kind string) string {
+		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: rid()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Organization.Id
+	}
+	donor, ngo := org("DONOR"), org("IMPLEMENTER")
+	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{RequestId: rid(), Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
+		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := roadmaps.CreateMilestone(admin, &pb.CreateMilestoneRequest{RoadmapId: rm.Roadmap.Id, RequestId: rid(), Milestone: &pb.Milestone{
+		Code: "M-1", Title: "Clearance", ActivityType: "CLEARANCE", FundingRequirement: &pb.Money{Amount: "1000.00", Currency: "USD"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usd := func(a string) *pb.Money { return &pb.Money{Amount: a, Currency: "USD"} }
+	g, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id, DonorOrgId: donor,
+		RecipientOrgId: ngo, Reference: "G-1", Title: "Grant", Currency: "USD", Pledged: usd("1000.00"), StartDate: "2024-01-01", EndDate: "2025-12-31"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grants.RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: g.Grant.Id, RequestId: rid(),
+		Transaction: &pb.Transaction{Type: "COMMITMENT", Amount: usd("1000.00"), ValueDate: "2024-02-01"}}); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{donorOrgID: donor, ngoOrgID: ngo, roadmapID: rm.Roadmap.Id, milestoneID: ms.Milestone.Id, grantID: g.Grant.Id}
 }

@@ -5,30 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/auth"
 )
-
-// violations are the fields a status's BadRequest names, in order.
-func violations(err error) []string {
-	st, _ := status.FromError(err)
-	if st.Code() != codes.InvalidArgument {
-		return []string{"not INVALID_ARGUMENT: " + st.Code().String()}
-	}
-	var out []string
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				out = append(out, v.GetField())
-			}
-		}
-	}
-	return out
-}
 
 // Text the edge cannot read, and rules the domain refuses, are both named
 // by their request path, in request order, and write nothing.
@@ -36,31 +15,12 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	admin := h.as(t, auth.Admin, "")
-	orgs := pb.NewOrganizationServiceClient(h.conn)
-	roadmaps := pb.NewRoadmapServiceClient(h.conn)
+	f := h.fixture(t, admin)
 	grants := pb.NewGrantServiceClient(h.conn)
 	n := 0
 	rid := func() string { n++; return fmt.Sprint("p-", n) }
-	mkOrg := func(kind string) string {
-		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind + rid(), Kind: kind}, RequestId: rid()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.Organization.Id
-	}
-	donor, ngo := mkOrg("DONOR"), mkOrg("IMPLEMENTER")
-	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
-		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}, RequestId: rid()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	usd := func(a string) *pb.Money { return &pb.Money{Amount: a, Currency: "USD"} }
-	g, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id, DonorOrgId: donor,
-		RecipientOrgId: ngo, Reference: "G-1", Title: "Grant", Currency: "USD", Pledged: usd("1000.00"), StartDate: "2024-01-01", EndDate: "2025-12-31"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grantID := g.Grant.Id
+	grantID := f.grantID
 	entry := func(edit func(*pb.Transaction)) *pb.Transaction {
 		tx := &pb.Transaction{GrantId: grantID, Type: "COMMITMENT", Amount: usd("10.00"), ValueDate: "2024-03-01"}
 		edit(tx)
@@ -93,20 +53,20 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 		{"milestone not an id", func(tx *pb.Transaction) { tx.MilestoneId = strings.Repeat("z", 36) }, "milestoneId"},
 	}
 	for _, tc := range tests {
-		if got := violations(record(entry(tc.edit))); fmt.Sprint(got) != fmt.Sprint([]string{"transaction." + tc.field}) {
+		if got := fields(t, record(entry(tc.edit))); fmt.Sprint(got) != fmt.Sprint([]string{"transaction." + tc.field}) {
 			t.Errorf("record, %s: violations %v, want transaction.%s", tc.name, got, tc.field)
 		}
-		if got := violations(batch(entry(tc.edit))); fmt.Sprint(got) != fmt.Sprint([]string{"transactions[1]." + tc.field}) {
+		if got := fields(t, batch(entry(tc.edit))); fmt.Sprint(got) != fmt.Sprint([]string{"transactions[1]." + tc.field}) {
 			t.Errorf("batch, %s: violations %v, want transactions[1].%s", tc.name, got, tc.field)
 		}
 	}
 	// Several bad fields of a grant come in the grant's field order.
 	for range 5 {
-		_, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id,
-			DonorOrgId: donor, RecipientOrgId: donor, Reference: " ", Title: "T", Currency: "USD", Pledged: usd("-1.00"),
+		_, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: f.roadmapID,
+			DonorOrgId: f.donorOrgID, RecipientOrgId: f.donorOrgID, Reference: " ", Title: "T", Currency: "USD", Pledged: usd("-1.00"),
 			StartDate: "2025-01-01", EndDate: "2024-01-01"}})
 		want := []string{"grant.recipientOrgId", "grant.reference", "grant.pledged.amount", "grant.endDate"}
-		if got := violations(err); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := fields(t, err); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("grant with four bad fields: %v, want %v", got, want)
 		}
 	}
@@ -114,7 +74,7 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Transactions) != 1 { // the pledge
+	if len(list.Transactions) != 2 { // the fixture's pledge and commitment
 		t.Fatalf("refused requests wrote entries: %d in the journal", len(list.Transactions))
 	}
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -192,49 +190,6 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-type fixture struct {
-	roadmapID, milestoneID, grantID string
-}
-
-// fixture sets up a roadmap with a milestone and a committed grant.
-func (h *harness) fixture(t *testing.T, admin context.Context) fixture {
-	t.Helper()
-	orgs := pb.NewOrganizationServiceClient(h.conn)
-	roadmaps := pb.NewRoadmapServiceClient(h.conn)
-	grants := pb.NewGrantServiceClient(h.conn)
-	n := 0
-	rid := func() string { n++; return fmt.Sprint("r-", n) }
-	org := func(kind string) string {
-		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: rid()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.Organization.Id
-	}
-	donor, ngo := org("DONOR"), org("IMPLEMENTER")
-	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{RequestId: rid(), Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
-		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := roadmaps.CreateMilestone(admin, &pb.CreateMilestoneRequest{RoadmapId: rm.Roadmap.Id, RequestId: rid(), Milestone: &pb.Milestone{
-		Code: "M-1", Title: "Clearance", ActivityType: "CLEARANCE", FundingRequirement: &pb.Money{Amount: "1000.00", Currency: "USD"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	usd := func(a string) *pb.Money { return &pb.Money{Amount: a, Currency: "USD"} }
-	g, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: rm.Roadmap.Id, DonorOrgId: donor,
-		RecipientOrgId: ngo, Reference: "G-1", Title: "Grant", Currency: "USD", Pledged: usd("1000.00"), StartDate: "2024-01-01", EndDate: "2025-12-31"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := grants.RecordTransaction(admin, &pb.RecordTransactionRequest{GrantId: g.Grant.Id, RequestId: rid(),
-		Transaction: &pb.Transaction{Type: "COMMITMENT", Amount: usd("1000.00"), ValueDate: "2024-02-01"}}); err != nil {
-		t.Fatal(err)
-	}
-	return fixture{roadmapID: rm.Roadmap.Id, milestoneID: ms.Milestone.Id, grantID: g.Grant.Id}
 }
 
 // A 1 MB string is refused by the field's rules, never a 500, and the answer
