@@ -2,15 +2,12 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/paging"
 )
 
 // Filter narrows a listing.
@@ -26,7 +23,7 @@ type Filter struct {
 // List returns events in id order (the order they were written), one page at
 // a time. Donors and implementers see only events that concern their own
 // organisation: acted by it, or naming it as a subject.
-func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]Event, string, error) {
+func (s *Store) List(ctx context.Context, f Filter) ([]Event, string, error) {
 	p := auth.FromContext(ctx)
 	if err := p.Require(auth.Coordinator, auth.Auditor, auth.Donor, auth.Implementer); err != nil {
 		return nil, "", err
@@ -35,19 +32,9 @@ func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]Event, string, e
 	if p.Role.BoundToOrg() {
 		org = p.OrgID
 	}
-	size := f.PageSize
-	if size <= 0 {
-		size = 100
-	}
-	var after int64
-	if f.PageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(f.PageToken)
-		if err == nil {
-			after, err = strconv.ParseInt(string(b), 10, 64)
-		}
-		if err != nil {
-			return nil, "", apperr.Invalid("pageToken", "malformed page token")
-		}
+	after, size, err := paging.StartAfter(f.PageToken, f.PageSize, 100, parseID)
+	if err != nil {
+		return nil, "", err
 	}
 	var from, to *time.Time
 	if !f.From.IsZero() {
@@ -56,7 +43,7 @@ func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]Event, string, e
 	if !f.To.IsZero() {
 		to = &f.To
 	}
-	rows, err := pool.Query(ctx, `SELECT `+eventColumns+` FROM audit_events
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM audit_events
 		WHERE id > $1
 		  AND ($2 = '' OR entity_type = $2)
 		  AND ($3 = '' OR entity_id = $3)
@@ -81,10 +68,16 @@ func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]Event, string, e
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("listing audit events: %w", err)
 	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(out[size-1].ID, 10)))
-	}
+	out, next := paging.Next(out, size, func(e Event) string { return strconv.FormatInt(e.ID, 10) })
 	return out, next, nil
+}
+
+// parseID reads the event id a page token carries; the empty key lists from
+// the start.
+func parseID(key string) (int64, bool) {
+	if key == "" {
+		return 0, true
+	}
+	id, err := strconv.ParseInt(key, 10, 64)
+	return id, err == nil && id > 0
 }

@@ -187,7 +187,7 @@ func sums(col string) string {
 
 func checkChain(t *testing.T, w *world) {
 	t.Helper()
-	r, err := audit.Verify(context.Background(), w.db.App, audit.NewSealer(w.db.App))
+	r, err := audit.New(w.db.App).Verify(context.Background())
 	if err != nil || !r.Verified {
 		t.Fatalf("audit chain: %+v %v", r, err)
 	}

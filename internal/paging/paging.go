@@ -1,5 +1,7 @@
-// Package paging implements the keyset page tokens of lists ordered by UUIDv7
-// id: the token is the last id of the previous page, opaque to clients.
+// Package paging implements the keyset page tokens of every list: a token is
+// the sort key of the last item of the previous page, opaque to clients.
+// Lists ordered by UUIDv7 id use Start; lists ordered by another key (a
+// sequence number, a composite key) use StartAfter with a parser of their key.
 package paging
 
 import (
@@ -13,25 +15,42 @@ import (
 // Start decodes a page token into the id to list after, and applies the
 // default page size to size ≤ 0.
 func Start(token string, size, defaultSize int) (after string, n int, err error) {
+	return StartAfter(token, size, defaultSize, func(key string) (string, bool) {
+		if key == "" {
+			return uuid.Nil.String(), true
+		}
+		return key, uuid.Validate(key) == nil
+	})
+}
+
+// StartAfter decodes a page token into the key to list after, checked and
+// converted by parse (an empty token gives parse("")), and applies the default
+// page size to size ≤ 0. A token that does not decode, or whose key parse
+// refuses, is INVALID_ARGUMENT naming pageToken.
+func StartAfter[K any](token string, size, defaultSize int, parse func(key string) (K, bool)) (after K, n int, err error) {
 	if size <= 0 {
 		size = defaultSize
 	}
-	if token == "" {
-		return uuid.Nil.String(), size, nil
-	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || uuid.Validate(string(b)) != nil {
-		return "", 0, apperr.Invalid("pageToken", "malformed page token")
+	if err == nil {
+		var ok bool
+		if after, ok = parse(string(b)); ok {
+			return after, size, nil
+		}
 	}
-	return string(b), size, nil
+	var zero K
+	return zero, 0, apperr.Invalid("pageToken", "malformed page token")
 }
 
+// Token is the page token of the given sort key.
+func Token(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+
 // Next trims a result fetched with LIMIT size+1 to size and returns the token
-// of the next page, empty on the last page.
-func Next[T any](items []T, size int, id func(T) string) ([]T, string) {
+// of the next page, empty on the last page. key gives an item's sort key.
+func Next[T any](items []T, size int, key func(T) string) ([]T, string) {
 	if len(items) <= size {
 		return items, ""
 	}
 	items = items[:size]
-	return items, base64.RawURLEncoding.EncodeToString([]byte(id(items[size-1])))
+	return items, Token(key(items[size-1]))
 }

@@ -67,8 +67,9 @@ func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
+	auditStore := audit.New(pool)
 	s := &Server{
-		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg,
+		cfg: cfg, log: log, pool: pool, sealer: auditStore.Sealer(), reg: reg,
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
@@ -78,7 +79,7 @@ func New(cfg Config, pool *pgxpool.Pool, tokens *token.Store, log *slog.Logger) 
 	}
 	s.sealer.Log = log
 	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: org.New(pool)})
-	pb.RegisterAuditServiceServer(s.grpc, &auditService{pool: pool, sealer: s.sealer})
+	pb.RegisterAuditServiceServer(s.grpc, &auditService{audit: auditStore})
 	l := ledger.New(pool)
 	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{l: l})
 	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: l})
