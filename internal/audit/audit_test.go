@@ -244,6 +244,10 @@ func TestListFiltersAndPages(t *testing.T) {
 	if err != nil || len(byEntity) != 1 {
 		t.Fatalf("filter by entity: %d (%v)", len(byEntity), err)
 	}
+	var inv *apperr.InvalidError
+	if _, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{EntityID: a.ID}); !errors.As(err, &inv) || inv.Violations[0].Field != "entityType" {
+		t.Fatalf("entityId without entityType: %v, want INVALID_ARGUMENT naming entityType", err)
+	}
 	future, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{From: time.Now().Add(time.Hour)})
 	if err != nil || len(future) != 0 {
 		t.Fatalf("time filter: %d (%v)", len(future), err)

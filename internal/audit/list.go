@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/paging"
 )
@@ -37,33 +38,34 @@ const (
 	grantTypes  = `'grant', 'transaction', 'transaction_batch'`
 )
 
-// query collects a statement's conditions and arguments.
-type query struct {
-	where []string
-	args  []any
-}
+// query collects a statement's arguments.
+type query struct{ args []any }
 
 func (q *query) arg(v any) string {
 	q.args = append(q.args, v)
 	return "$" + strconv.Itoa(len(q.args))
 }
 
-func (q *query) and(cond string) { q.where = append(q.where, cond) }
-
-// visibility adds the condition that limits a donor or an implementer to the
-// events about what it reads.
-func (q *query) visibility(p auth.Principal) {
+// visibility returns the conditions, any of which makes an event visible to
+// p; none for the roles that see everything. Each is a branch of the listing
+// with an index of its own (migration 006).
+func (q *query) visibility(p auth.Principal) []string {
 	switch p.Role {
 	case auth.Donor:
 		org := q.arg(p.OrgID)
-		q.and(`(entity_type IN (` + publicTypes + `)
-		   OR (entity_type IN (` + grantTypes + `, 'token') AND subject_orgs[1] = ` + org + `))`)
+		return []string{
+			`entity_type IN (` + publicTypes + `)`,
+			`entity_type IN (` + grantTypes + `, 'token') AND subject_orgs[1] = ` + org,
+		}
 	case auth.Implementer:
 		org := q.arg(p.OrgID)
-		q.and(`(entity_type IN (` + publicTypes + `)
-		   OR (entity_type = 'token' AND subject_orgs[1] = ` + org + `)
-		   OR (entity_type IN (` + grantTypes + `) AND subject_orgs[2] = ` + org + `))`)
+		return []string{
+			`entity_type IN (` + publicTypes + `)`,
+			`entity_type IN ('token') AND subject_orgs[1] = ` + org,
+			`entity_type IN (` + grantTypes + `) AND subject_orgs[2] = ` + org,
+		}
 	}
+	return []string{"true"}
 }
 
 // List returns events in id order (the order they were written), one page at
@@ -73,32 +75,48 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Event, string, error) {
 	if err := p.Require(auth.Coordinator, auth.Auditor, auth.Donor, auth.Implementer); err != nil {
 		return nil, "", err
 	}
+	if f.EntityID != "" && f.EntityType == "" {
+		// An id names an entity of one type; audit_events_entity leads with it.
+		return nil, "", apperr.Invalid("entityType", "required with entityId")
+	}
 	after, size, err := paging.StartAfter(f.PageToken, f.PageSize, 100, parseID)
 	if err != nil {
 		return nil, "", err
 	}
 	// Only the filters given go into the statement, so each combination is a
-	// statement of its own whose plan can use the index that fits it.
+	// statement of its own whose plan (generic ones too) can use its index.
 	var q query
-	q.and("id > " + q.arg(after))
+	filters := "id > " + q.arg(after)
 	if f.EntityType != "" {
-		q.and("entity_type = " + q.arg(f.EntityType))
+		filters += " AND entity_type = " + q.arg(f.EntityType)
 	}
 	if f.EntityID != "" {
-		q.and("entity_id = " + q.arg(f.EntityID))
+		filters += " AND entity_id = " + q.arg(f.EntityID)
 	}
 	if f.ActorTokenID != "" {
-		q.and("actor_token_id = " + q.arg(f.ActorTokenID))
+		filters += " AND actor_token_id = " + q.arg(f.ActorTokenID)
 	}
 	if !f.From.IsZero() {
-		q.and("occurred_at >= " + q.arg(f.From))
+		filters += " AND occurred_at >= " + q.arg(f.From)
 	}
 	if !f.To.IsZero() {
-		q.and("occurred_at < " + q.arg(f.To))
+		filters += " AND occurred_at < " + q.arg(f.To)
 	}
-	q.visibility(p)
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE `+strings.Join(q.where, " AND ")+
-		` ORDER BY id LIMIT `+q.arg(size+1), q.args...)
+	visible := q.visibility(p)
+	limit := q.arg(size + 1)
+	// One branch per visibility condition over sealed events, each read in id
+	// order from its index and cut at the page size, and one over the few
+	// events still pending sealing; the page is the first of their union.
+	branch := func(cond string) string {
+		return `(SELECT * FROM audit_events WHERE ` + cond + ` AND ` + filters + ` ORDER BY id LIMIT ` + limit + `)`
+	}
+	var branches []string
+	for _, v := range visible {
+		branches = append(branches, branch(`seq IS NOT NULL AND `+v))
+	}
+	branches = append(branches, branch(`seq IS NULL AND ((`+strings.Join(visible, `) OR (`)+`))`))
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM (`+strings.Join(branches, ` UNION ALL `)+
+		`) e ORDER BY id LIMIT `+limit, q.args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing audit events: %w", err)
 	}

@@ -259,19 +259,35 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 	if err != nil {
 		return nil, "", err
 	}
-	donor, recipient := f.DonorOrgID, f.RecipientOrgID
-	ownDonor, ownRecipient := "", ""
-	switch p.Role {
-	case auth.Donor:
-		ownDonor = p.OrgID
-	case auth.Implementer:
-		ownRecipient = p.OrgID
+	// Only the filters given go into the statement, compared as uuids, so
+	// every plan of it (generic ones too) can use the filter's index; a
+	// malformed id is the caller's error, not the database's.
+	var v apperr.Validator
+	for _, x := range [][2]string{{"roadmapId", f.RoadmapID}, {"donorOrgId", f.DonorOrgID}, {"recipientOrgId", f.RecipientOrgID}} {
+		v.Check(x[1] == "" || uuid.Validate(x[1]) == nil, x[0], "not an id: %q", x[1])
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+grantFrom+`
-		WHERE g.id > $1 AND ($2 = '' OR g.roadmap_id::text = $2) AND ($3 = '' OR g.donor_org_id::text = $3)
-		  AND ($4 = '' OR g.recipient_org_id::text = $4) AND ($5 = '' OR g.donor_org_id::text = $5)
-		  AND ($6 = '' OR g.recipient_org_id::text = $6)
-		ORDER BY g.id LIMIT $7`, after, f.RoadmapID, donor, recipient, ownDonor, ownRecipient, size+1)
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	where, args := "g.id > $1", []any{after}
+	filter := func(column, id string) {
+		if id != "" {
+			args = append(args, id)
+			where += fmt.Sprintf(" AND g.%s = $%d", column, len(args))
+		}
+	}
+	filter("roadmap_id", f.RoadmapID)
+	filter("donor_org_id", f.DonorOrgID)
+	filter("recipient_org_id", f.RecipientOrgID)
+	switch p.Role { // a donor lists the grants it gives, an implementer those it receives
+	case auth.Donor:
+		filter("donor_org_id", p.OrgID)
+	case auth.Implementer:
+		filter("recipient_org_id", p.OrgID)
+	}
+	args = append(args, size+1)
+	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+grantFrom+` WHERE `+where+
+		fmt.Sprintf(` ORDER BY g.id LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
