@@ -287,13 +287,17 @@ func (s *grantService) GetReconciliation(ctx context.Context, req *pb.GetReconci
 	if req.AsOf != nil {
 		asOf = req.GetAsOf().AsTime()
 	}
-	r, err := s.l.Reconcile(ctx, req.GetGrantId(), asOf)
+	r, err := s.l.ReconcilePage(ctx, req.GetGrantId(), asOf, ledger.MatchPage{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
 	c := r.Agreement.Currency
 	resp := &pb.GetReconciliationResponse{GrantId: r.GrantID, Agreement: balancesPB(r.Agreement), Reporting: balancesPB(r.Reporting),
-		AsOf: timestamppb.New(r.AsOf)}
+		AsOf: timestamppb.New(r.AsOf), NextPageToken: r.NextPageToken}
+	for _, m := range r.Summary {
+		resp.ReceiptMatchSummary = append(resp.ReceiptMatchSummary, &pb.ReceiptMatchSummary{Status: m.Status, Count: int32(m.Count),
+			Disbursed: moneyPB(m.Disbursed, c), Received: moneyPB(m.Received, c)})
+	}
 	for _, m := range r.Matches {
 		resp.ReceiptMatches = append(resp.ReceiptMatches, &pb.ReceiptMatch{Status: m.Status, DisbursementId: m.DisbursementID,
 			ReceiptIds: m.ReceiptIDs, Reference: m.Reference, Disbursed: moneyPB(m.Disbursed, c), Received: moneyPB(m.Received, c),
