@@ -161,7 +161,7 @@ func cmdVerify(ctx context.Context, args []string, e map[string]string, stdout i
 		return err
 	}
 	defer db.Close()
-	r, err := audit.Verify(ctx, db.pool, audit.NewSealer(db.pool))
+	r, err := audit.New(db.pool).Verify(ctx)
 	if err != nil {
 		return err
 	}

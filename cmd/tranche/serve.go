@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
@@ -30,7 +31,7 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	tokens := token.New(db.pool)
 	tokens.CacheTTL = cfg.TokenCacheTTL
 	stores := server.Stores{Pool: db.pool, Tokens: tokens, Organizations: org.New(db.pool), Roadmaps: roadmap.New(db.pool),
-		Ledger: ledger.New(db.pool), FX: fx.New(db.pool)}
+		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: audit.New(db.pool)}
 	srv, err := server.New(server.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout}, stores, log)
 	if err != nil {
 		return err

@@ -2,17 +2,21 @@ package audit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/org"
+	"github.com/tranche-ledger/tranche/internal/paging"
 	"github.com/tranche-ledger/tranche/internal/postgres"
 	"github.com/tranche-ledger/tranche/internal/testdb"
 )
@@ -41,7 +45,7 @@ func mutate(t testing.TB, db *testdb.DB, n int, prefix string) {
 
 func verify(t *testing.T, db *testdb.DB) audit.Result {
 	t.Helper()
-	r, err := audit.Verify(context.Background(), db.App, audit.NewSealer(db.App))
+	r, err := audit.New(db.App).Verify(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +214,9 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	}
 }
 
-func TestListVisibility(t *testing.T) {
+// TestListFiltersAndPages covers the filters and paging; who sees what is
+// TestListVisibility's.
+func TestListFiltersAndPages(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	s := org.New(db.App)
@@ -221,8 +227,9 @@ func TestListVisibility(t *testing.T) {
 	if _, err := s.Create(coordinator(), org.Organization{Name: "Donor B", Kind: "DONOR"}, "b"); err != nil {
 		t.Fatal(err)
 	}
+	store := audit.New(db.App)
 	list := func(p auth.Principal, f audit.Filter) ([]audit.Event, error) {
-		ev, _, err := audit.List(auth.WithPrincipal(context.Background(), p), db.App, f)
+		ev, _, err := store.List(auth.WithPrincipal(context.Background(), p), f)
 		return ev, err
 	}
 	all, err := list(auth.Principal{Role: auth.Auditor}, audit.Filter{})
@@ -230,12 +237,16 @@ func TestListVisibility(t *testing.T) {
 		t.Fatalf("auditor sees %d events (%v), want 2", len(all), err)
 	}
 	mine, err := list(auth.Principal{Role: auth.Donor, OrgID: a.ID}, audit.Filter{})
-	if err != nil || len(mine) != 1 || mine[0].EntityID != a.ID {
-		t.Fatalf("donor A sees %+v (%v), want only its own organisation", mine, err)
+	if err != nil || len(mine) != 2 {
+		t.Fatalf("donor A sees %+v (%v), want both organisations (every role reads organisations)", mine, err)
 	}
 	byEntity, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{EntityType: "organization", EntityID: a.ID})
 	if err != nil || len(byEntity) != 1 {
 		t.Fatalf("filter by entity: %d (%v)", len(byEntity), err)
+	}
+	var inv *apperr.InvalidError
+	if _, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{EntityID: a.ID}); !errors.As(err, &inv) || inv.Violations[0].Field != "entityType" {
+		t.Fatalf("entityId without entityType: %v, want INVALID_ARGUMENT naming entityType", err)
 	}
 	future, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{From: time.Now().Add(time.Hour)})
 	if err != nil || len(future) != 0 {
@@ -244,13 +255,19 @@ func TestListVisibility(t *testing.T) {
 	if _, err := list(auth.Principal{}, audit.Filter{}); err == nil {
 		t.Fatal("no principal may list")
 	}
-	page1, next, err := audit.List(auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor}), db.App, audit.Filter{PageSize: 1})
+	page1, next, err := store.List(auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor}), audit.Filter{PageSize: 1})
 	if err != nil || len(page1) != 1 || next == "" {
 		t.Fatalf("page 1: %d %q %v", len(page1), next, err)
 	}
-	page2, next2, err := audit.List(auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor}), db.App, audit.Filter{PageSize: 1, PageToken: next})
+	page2, next2, err := store.List(auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor}), audit.Filter{PageSize: 1, PageToken: next})
 	if err != nil || len(page2) != 1 || next2 != "" || page2[0].ID == page1[0].ID {
 		t.Fatalf("page 2: %+v %q %v", page2, next2, err)
+	}
+	for _, token := range []string{"%%", paging.Token("x"), paging.Token(uuid.NewString())} {
+		var inv *apperr.InvalidError
+		if _, _, err := store.List(auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor}), audit.Filter{PageToken: token}); !errors.As(err, &inv) || inv.Violations[0].Field != "pageToken" {
+			t.Errorf("page token %q: %v, want INVALID_ARGUMENT naming pageToken", token, err)
+		}
 	}
 }
 

@@ -244,15 +244,9 @@ type Result struct {
 	Detail        string
 }
 
-// Verify recomputes the chain from the first event, streaming, and reports
-// the first bad sequence number. It seals pending events first when sealer is
-// given.
-func Verify(ctx context.Context, pool *pgxpool.Pool, sealer *Sealer) (Result, error) {
-	if sealer != nil {
-		if _, err := sealer.SealPending(ctx); err != nil {
-			return Result{}, err
-		}
-	}
+// verify recomputes the chain from the first event, streaming, and reports
+// the first bad sequence number.
+func verify(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 	var r Result
 	// One repeatable-read snapshot, so the count and the chain agree.
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {

@@ -98,7 +98,7 @@ func TestBatchRecordIsAllOrNothing(t *testing.T) {
 		t.Fatalf("reversing one entry twice in a batch: %v", err)
 	}
 	try(w.l.BatchRecord(admin, []ledger.EntryInput{{GrantID: id(a.ID), Type: "REVERSAL", ReversesID: id(twice[0].ID), ValueDate: day("2024-03-03")}}, "batch-9")).must(t)
-	r := try(w.l.Reconcile(coord, a.ID, time.Time{})).must(t)
+	r := try(w.l.Reconcile(coord, id(a.ID), time.Time{})).must(t)
 	eq(t, "A disbursed", r.Agreement.Disbursed, "200.00")
 	checkReplay(t, w)
 }
@@ -118,7 +118,7 @@ func TestRecordRetryAndReuseOfRequestID(t *testing.T) {
 	if _, err := w.l.RecordTransaction(dn, in, "same"); !errors.Is(err, apperr.ErrAlreadyExists) {
 		t.Fatalf("same request id, other amount: %v", err)
 	}
-	r := try(w.l.Reconcile(coord, g.ID, time.Time{})).must(t)
+	r := try(w.l.Reconcile(coord, id(g.ID), time.Time{})).must(t)
 	eq(t, "committed", r.Agreement.Committed, "100.00")
 	checkReplay(t, w)
 }

@@ -56,7 +56,7 @@ func BenchmarkReconcile10k(b *testing.B) {
 			var lat []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				if _, err := w.l.Reconcile(coord, g.ID, time.Time{}); err != nil {
+				if _, err := w.l.Reconcile(coord, id(g.ID), time.Time{}); err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(t0))

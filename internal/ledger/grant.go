@@ -252,7 +252,7 @@ func (s *Store) GetGrant(ctx context.Context, id uuid.UUID) (Grant, error) {
 
 // GrantFilter narrows ListGrants.
 type GrantFilter struct {
-	RoadmapID, DonorOrgID, RecipientOrgID string
+	RoadmapID, DonorOrgID, RecipientOrgID uuid.UUID // uuid.Nil: any
 	PageSize                              int
 	PageToken                             string
 }
@@ -267,19 +267,27 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 	if err != nil {
 		return nil, "", err
 	}
-	donor, recipient := f.DonorOrgID, f.RecipientOrgID
-	ownDonor, ownRecipient := "", ""
-	switch p.Role {
-	case auth.Donor:
-		ownDonor = p.OrgID
-	case auth.Implementer:
-		ownRecipient = p.OrgID
+	// Only the filters given go into the statement, compared as uuids, so
+	// every plan of it (generic ones too) can use the filter's index.
+	where, args := "g.id > $1", []any{after}
+	filter := func(column, id string) {
+		if id != "" && id != uuid.Nil.String() {
+			args = append(args, id)
+			where += fmt.Sprintf(" AND g.%s = $%d", column, len(args))
+		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+grantFrom+`
-		WHERE g.id > $1 AND ($2 = '' OR g.roadmap_id::text = $2) AND ($3 = '' OR g.donor_org_id::text = $3)
-		  AND ($4 = '' OR g.recipient_org_id::text = $4) AND ($5 = '' OR g.donor_org_id::text = $5)
-		  AND ($6 = '' OR g.recipient_org_id::text = $6)
-		ORDER BY g.id LIMIT $7`, after, f.RoadmapID, donor, recipient, ownDonor, ownRecipient, size+1)
+	filter("roadmap_id", f.RoadmapID.String())
+	filter("donor_org_id", f.DonorOrgID.String())
+	filter("recipient_org_id", f.RecipientOrgID.String())
+	switch p.Role { // a donor lists the grants it gives, an implementer those it receives
+	case auth.Donor:
+		filter("donor_org_id", p.OrgID)
+	case auth.Implementer:
+		filter("recipient_org_id", p.OrgID)
+	}
+	args = append(args, size+1)
+	rows, err := s.pool.Query(ctx, `SELECT `+grantColumns+grantFrom+` WHERE `+where+
+		fmt.Sprintf(` ORDER BY g.id LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}

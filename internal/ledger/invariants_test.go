@@ -60,7 +60,7 @@ func TestConcurrentDisbursementsNeverExceedCommitment(t *testing.T) {
 	if ok.Load() != 10 || refused.Load() != 22 {
 		t.Fatalf("%d succeeded, %d refused; want 10 and 22", ok.Load(), refused.Load())
 	}
-	r := try(w.l.Reconcile(coord, g.ID, time.Time{})).must(t)
+	r := try(w.l.Reconcile(coord, id(g.ID), time.Time{})).must(t)
 	eq(t, "disbursed", r.Agreement.Disbursed, "10000.00")
 	checkReplay(t, w)
 	checkChain(t, w)
@@ -190,7 +190,7 @@ func sums(col string) string {
 
 func checkChain(t *testing.T, w *world) {
 	t.Helper()
-	r, err := audit.Verify(context.Background(), w.db.App, audit.NewSealer(w.db.App))
+	r, err := audit.New(w.db.App).Verify(context.Background())
 	if err != nil || !r.Verified {
 		t.Fatalf("audit chain: %+v %v", r, err)
 	}
@@ -341,7 +341,7 @@ func TestRolesOnLedger(t *testing.T) {
 			_, err := w.l.SetAllocations(ukDonor, id(eu.ID), nil, "a")
 			return err
 		}(), apperr.ErrNotFound},
-		{"other donor reconciles", func() error { _, err := w.l.Reconcile(ukDonor, eu.ID, time.Time{}); return err }(), apperr.ErrNotFound},
+		{"other donor reconciles", func() error { _, err := w.l.Reconcile(ukDonor, id(eu.ID), time.Time{}); return err }(), apperr.ErrNotFound},
 		{"other donor lists transactions", func() error { _, _, err := w.l.ListTransactions(ukDonor, id(eu.ID), "", 10, ""); return err }(), apperr.ErrNotFound},
 		{"implementer reports progress on its milestone", func() error {
 			_, err := w.roadmaps.ReportProgress(impl, id(w.m1.ID), d("1000"), day("2024-05-01"), "", "p1")

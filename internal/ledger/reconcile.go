@@ -3,16 +3,15 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/paging"
 )
 
 // Balances are a grant's figures in one currency. Every figure is a sum of
@@ -31,6 +30,9 @@ const (
 	ReceiptWithoutDisbursment = "RECEIPT_WITHOUT_DISBURSEMENT"
 )
 
+// MatchStatuses lists the statuses in the order summaries give them.
+var MatchStatuses = []string{Matched, AmountVariance, MissingReceipt, ReceiptWithoutDisbursment}
+
 // ReceiptMatch pairs a disbursement with the receipts citing its reference.
 // Amounts are in agreement currency; Variance = FXDifference + RealDifference.
 type ReceiptMatch struct {
@@ -42,18 +44,60 @@ type ReceiptMatch struct {
 	FXDifference, RealDifference  decimal.Decimal
 }
 
-// Reconciliation is a grant's figures as of a time.
+// MatchSummary totals the receipt matches of one status over every page.
+type MatchSummary struct {
+	Status              string
+	Count               int64
+	Disbursed, Received decimal.Decimal
+}
+
+// Receipt matches come a page at a time, so a grant with thousands of
+// disbursements still answers quickly and in bounded size.
+const (
+	DefaultMatchPageSize = 100
+	MaxMatchPageSize     = 1000
+)
+
+// MatchPage asks for one page of receipt matches: Size ≤ 0 means
+// DefaultMatchPageSize, more than MaxMatchPageSize means that; Token is the
+// NextPageToken of the page before, empty for the first.
+type MatchPage struct {
+	Size  int
+	Token string
+}
+
+// Reconciliation is a grant's figures as of a time: its balances, the
+// summary of all its receipt matches, and one page of them.
 type Reconciliation struct {
 	GrantID              string
 	AsOf                 time.Time
 	Agreement, Reporting Balances
-	Matches              []ReceiptMatch
+	// Summary has one entry per status of MatchStatuses, in that order.
+	Summary []MatchSummary
+	// Matches are ordered by payment reference, then disbursement (in
+	// recording order); a reference's receipts without a disbursement come
+	// first among its matches.
+	Matches       []ReceiptMatch
+	NextPageToken string
 }
 
 // Reconcile computes a grant's figures from its journal, as recorded up to
-// asOf (zero: now).
-func (s *Store) Reconcile(ctx context.Context, grantID string, asOf time.Time) (Reconciliation, error) {
-	g, err := s.readableGrant(ctx, grantID)
+// asOf (zero: now), with the first page of its receipt matches (of the
+// default size).
+func (s *Store) Reconcile(ctx context.Context, grantID uuid.UUID, asOf time.Time) (Reconciliation, error) {
+	return s.ReconcilePage(ctx, grantID, asOf, MatchPage{})
+}
+
+// ReconcilePage is Reconcile with the given page of receipt matches. Pages
+// taken at different times may see entries recorded in between; pass the
+// AsOf of the first answer to page through one state of the journal.
+func (s *Store) ReconcilePage(ctx context.Context, grantID uuid.UUID, asOf time.Time, page MatchPage) (Reconciliation, error) {
+	after, size, err := paging.StartAfter(page.Token, page.Size, DefaultMatchPageSize, parseMatchKey)
+	if err != nil {
+		return Reconciliation{}, err
+	}
+	size = min(size, MaxMatchPageSize)
+	g, err := s.readableGrant(ctx, grantID.String())
 	if err != nil {
 		return Reconciliation{}, err
 	}
@@ -61,7 +105,7 @@ func (s *Store) Reconcile(ctx context.Context, grantID string, asOf time.Time) (
 	if current {
 		asOf = time.Now()
 	}
-	rec := Reconciliation{GrantID: grantID, AsOf: asOf,
+	rec := Reconciliation{GrantID: g.ID, AsOf: asOf,
 		Agreement: Balances{Currency: g.Currency}, Reporting: Balances{Currency: g.ReportingCurrency}}
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if current {
@@ -69,16 +113,19 @@ func (s *Store) Reconcile(ctx context.Context, grantID string, asOf time.Time) (
 			a, r := &rec.Agreement, &rec.Reporting
 			if err := tx.QueryRow(ctx, `SELECT pledged, committed, disbursed, received, spent,
 				pledged_reporting, committed_reporting, disbursed_reporting, received_reporting, spent_reporting
-				FROM grant_balances WHERE grant_id = $1`, grantID).Scan(&a.Pledged, &a.Committed, &a.Disbursed, &a.Received, &a.Spent,
+				FROM grant_balances WHERE grant_id = $1`, g.ID).Scan(&a.Pledged, &a.Committed, &a.Disbursed, &a.Received, &a.Spent,
 				&r.Pledged, &r.Committed, &r.Disbursed, &r.Received, &r.Spent); err != nil {
 				return err
 			}
-		} else if err := sumJournal(ctx, tx, grantID, asOf, &rec); err != nil {
+		} else if err := sumJournal(ctx, tx, g.ID, asOf, &rec); err != nil {
 			return err
 		}
 		rec.Agreement.derive()
 		rec.Reporting.derive()
-		rec.Matches, err = matchReceipts(ctx, tx, *g, asOf)
+		if rec.Summary, err = summariseMatches(ctx, tx, *g, asOf, rec.Agreement.Disbursed, rec.Agreement.Received); err != nil {
+			return err
+		}
+		rec.Matches, rec.NextPageToken, err = matchPage(ctx, tx, *g, asOf, after, size)
 		return err
 	})
 	if err != nil {
@@ -127,179 +174,340 @@ func (b *Balances) derive() {
 	b.UnspentBalance = b.Received.Sub(b.Spent)
 }
 
-// liveFlows are the disbursements and receipts of grant $1 recorded by $2
-// and not reversed by then. The reversals are found with NOT IN over the same
-// grant's rows (a hashed subplan), so the plan does not depend on statistics.
-const liveFlows = `WITH f AS (
-	  SELECT id, type, reverses_id, reference, currency, amount, agreement_amount, value_date
-	  FROM transactions
-	  WHERE grant_id = $1 AND bucket IN ('DISBURSEMENT', 'RECEIPT') AND recorded_at <= $2
-	)
-	SELECT id, type, reference, currency, amount, agreement_amount, value_date FROM f
-	WHERE type <> 'REVERSAL' AND id NOT IN (SELECT reverses_id FROM f WHERE type = 'REVERSAL')`
-
-// matchReceipts pairs each live disbursement with the live receipts that cite
-// its payment reference (the first disbursement of a reference takes them; a
-// later one with the same reference shows as missing its receipt). PostgreSQL
-// groups the flows by reference in one pass and returns amounts as integer
-// minor units, so a grant with tens of thousands of entries stays cheap.
+// How receipts match disbursements: the live (recorded by asOf, not reversed
+// by then) disbursements and receipts of a grant fall into groups by payment
+// reference. In a group with a non-empty reference, the first disbursement
+// (in recording order) takes all the group's receipts, and any later one
+// shows as missing its receipt; a group without a disbursement, or with the
+// empty reference, shows its receipts as one match without a disbursement.
+// Matches are keyed (reference, disbursement id), a group's receipts without
+// a disbursement under the nil id, which sorts first.
 //
-// The FX difference is what the receipts would have been worth at the
-// disbursement's value date minus what they are worth at their own; the rest
-// of the variance is a real difference. Only receipts in a currency other
-// than the agreement's can carry one.
-func matchReceipts(ctx context.Context, q pgx.Tx, g Grant, asOf time.Time) ([]ReceiptMatch, error) {
-	minor, err := money.Currency(g.Currency)
-	if err != nil {
-		return nil, err
+// A page reads flows in that order from transactions_flows (grant_id,
+// reference, id), from where the previous page stopped, until it holds its
+// matches: about as many flows as it returns, however many the grant holds.
+// The summary on every page is one aggregate over the grant's flows, which
+// leaves the database as a handful of rows. Neither builds all the matches.
+
+// liveFlow is the condition on transactions t of grant $1 that makes t a live
+// disbursement or receipt as of $2.
+const liveFlow = `t.grant_id = $1 AND t.bucket IN ('DISBURSEMENT', 'RECEIPT') AND t.type <> 'REVERSAL'
+	AND t.recorded_at <= $2
+	AND NOT EXISTS (SELECT FROM transactions r WHERE r.reverses_id = t.id AND r.recorded_at <= $2)`
+
+// flow is a live disbursement or receipt.
+type flow struct {
+	id, typ, reference, currency string
+	amount, agreement            decimal.Decimal
+	valueDate                    time.Time
+}
+
+const flowColumns = `t.id::text, t.type, t.reference, t.currency, t.amount, t.agreement_amount, t.value_date`
+
+func scanFlow(r pgx.CollectableRow) (flow, error) {
+	var f flow
+	return f, r.Scan(&f.id, &f.typ, &f.reference, &f.currency, &f.amount, &f.agreement, &f.valueDate)
+}
+
+// matchKey is where a page of matches starts after: a match's reference and
+// disbursement id (uuid.Nil for receipts without a disbursement).
+type matchKey struct {
+	reference, id string
+	set           bool // false: from the start
+}
+
+// The page token carries the id first (fixed length), then the reference.
+func (k matchKey) token() string { return paging.Token(k.id + k.reference) }
+
+func parseMatchKey(s string) (matchKey, bool) {
+	if s == "" {
+		return matchKey{}, true
 	}
-	// One pass over the flows: each disbursement, then each reference's receipts
-	// summed. Amounts come back as integer minor units, ids as one string per
-	// reference, which keeps decoding cheap.
-	rows, err := q.Query(ctx, `
-		WITH live AS MATERIALIZED (`+liveFlows+`)
-		SELECT true, id::text, reference, (agreement_amount * $4)::bigint, value_date, false
-		FROM live WHERE type = 'DISBURSEMENT'
-		UNION ALL
-		SELECT false, string_agg(id::text, ',' ORDER BY id), reference, (sum(agreement_amount) * $4)::bigint, NULL, bool_or(currency <> $3)
-		FROM live WHERE type = 'RECEIPT' GROUP BY reference`,
-		g.ID, asOf, g.Currency, decimal.New(1, minor))
-	if err != nil {
-		return nil, err
+	if len(s) < 36 || uuid.Validate(s[:36]) != nil {
+		return matchKey{}, false
 	}
-	type receipts struct {
-		ids      []string
-		received decimal.Decimal
-		foreign  bool
-	}
-	var disbursements []ReceiptMatch
-	var dates []time.Time
-	byRef := map[string]*receipts{}
-	for rows.Next() {
-		var isDisbursement, foreign bool
-		var ids, ref string
-		var amount int64
-		var date *time.Time
-		if err := rows.Scan(&isDisbursement, &ids, &ref, &amount, &date, &foreign); err != nil {
-			rows.Close()
-			return nil, err
+	return matchKey{id: s[:36], reference: s[36:], set: true}, true
+}
+
+// matchPage returns up to size matches after the key, and the next page's
+// token. It reads flows in index order from the start of the key's reference
+// (whose earlier flows decide its matches) in chunks, and stops once the page
+// is full: it reads about what it returns, whatever the grant holds.
+func matchPage(ctx context.Context, tx pgx.Tx, g Grant, asOf time.Time, after matchKey, size int) ([]ReceiptMatch, string, error) {
+	chunk := 2*size + 16 // a page of one disbursement and one receipt per reference takes one chunk
+	from := matchKey{reference: after.reference, id: uuid.Nil.String()}
+	var page []*match
+	var pending []flow // flows of a reference not yet read to its end
+	for len(page) <= size {
+		rows, err := tx.Query(ctx, `SELECT `+flowColumns+` FROM transactions t
+			WHERE `+liveFlow+` AND (t.reference, t.id) > ($3, $4::uuid)
+			ORDER BY t.reference, t.id LIMIT $5`, g.ID, asOf, from.reference, from.id, chunk)
+		if err != nil {
+			return nil, "", err
 		}
-		if isDisbursement {
-			disbursements = append(disbursements, ReceiptMatch{DisbursementID: ids, Reference: ref, Disbursed: decimal.New(amount, -minor)})
-			dates = append(dates, *date)
-			continue
+		flows, err := pgx.CollectRows(rows, scanFlow)
+		if err != nil {
+			return nil, "", err
 		}
-		byRef[ref] = &receipts{ids: strings.Split(ids, ","), received: decimal.New(amount, -minor), foreign: foreign}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	// Disbursements in recording order (ids are time-ordered); the first of a
-	// reference takes its receipts.
-	order := make([]int, len(disbursements))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		return strings.Compare(disbursements[a].DisbursementID, disbursements[b].DisbursementID)
-	})
-	out := make([]ReceiptMatch, 0, len(disbursements)+len(byRef))
-	outDates := make([]time.Time, 0, len(disbursements))
-	foreign := map[string]int{} // reference → index in out, when its receipts need FX
-	for _, i := range order {
-		m := disbursements[i]
-		m.ReceiptIDs = []string{}
-		if r := byRef[m.Reference]; r != nil && m.Reference != "" {
-			m.ReceiptIDs, m.Received = r.ids, r.received
-			if r.foreign {
-				foreign[m.Reference] = len(out)
+		last := len(flows) < chunk
+		if len(flows) > 0 {
+			from = matchKey{reference: flows[len(flows)-1].reference, id: flows[len(flows)-1].id}
+		}
+		groups := byReference(append(pending, flows...))
+		pending = nil
+		if !last && len(groups) > 0 { // the last reference may go on in the next chunk
+			pending, groups = groups[len(groups)-1], groups[:len(groups)-1]
+		}
+		for _, group := range groups {
+			for _, m := range matchGroup(group) {
+				if after.set && m.key.reference == after.reference && m.key.id <= after.id {
+					continue // on an earlier page
+				}
+				page = append(page, m)
 			}
-			delete(byRef, m.Reference)
+		}
+		if last {
+			break
+		}
+	}
+	next := ""
+	if len(page) > size {
+		page, next = page[:size], page[size-1].key.token()
+	}
+	if err := splitFX(ctx, tx, g, page); err != nil {
+		return nil, "", err
+	}
+	out := make([]ReceiptMatch, len(page))
+	for i, m := range page {
+		out[i] = m.ReceiptMatch
+	}
+	return out, next, nil
+}
+
+// byReference cuts flows ordered by reference into one slice per reference.
+func byReference(flows []flow) [][]flow {
+	var groups [][]flow
+	for len(flows) > 0 {
+		n := 1
+		for n < len(flows) && flows[n].reference == flows[0].reference {
+			n++
+		}
+		groups, flows = append(groups, flows[:n]), flows[n:]
+	}
+	return groups
+}
+
+// match is a ReceiptMatch being built, with what paging and the FX split
+// need.
+type match struct {
+	ReceiptMatch
+	key       matchKey
+	valueDate time.Time // the disbursement's
+	receipts  []flow    // those it takes
+}
+
+// matchGroup returns the matches of one reference's flows (in id order), in
+// key order.
+func matchGroup(flows []flow) []*match {
+	ref := flows[0].reference
+	var ds, rs []flow
+	received := decimal.Zero
+	ids := []string{}
+	for _, f := range flows {
+		if f.typ == Receipt {
+			rs, ids, received = append(rs, f), append(ids, f.id), received.Add(f.agreement)
+		} else {
+			ds = append(ds, f)
+		}
+	}
+	var out []*match
+	if len(rs) > 0 && (len(ds) == 0 || ref == "") {
+		out = append(out, &match{key: matchKey{reference: ref, id: uuid.Nil.String(), set: true}, receipts: rs,
+			ReceiptMatch: ReceiptMatch{Status: ReceiptWithoutDisbursment, Reference: ref, ReceiptIDs: ids,
+				Received: received, Variance: received, RealDifference: received}})
+		rs = nil
+	}
+	for i, d := range ds {
+		m := &match{key: matchKey{reference: ref, id: d.id, set: true}, valueDate: d.valueDate,
+			ReceiptMatch: ReceiptMatch{Status: MissingReceipt, DisbursementID: d.id, Reference: ref, ReceiptIDs: []string{}, Disbursed: d.agreement}}
+		if i == 0 && len(rs) > 0 {
+			m.receipts, m.ReceiptIDs, m.Received = rs, ids, received
+			m.Status = Matched
+			if !received.Equal(d.agreement) {
+				m.Status = AmountVariance
+			}
 		}
 		m.Variance = m.Received.Sub(m.Disbursed)
 		m.RealDifference = m.Variance
-		switch {
-		case len(m.ReceiptIDs) == 0:
-			m.Status = MissingReceipt
-		case m.Variance.IsZero():
-			m.Status = Matched
-		default:
-			m.Status = AmountVariance
-		}
 		out = append(out, m)
-		outDates = append(outDates, dates[i])
 	}
-	if len(foreign) > 0 {
-		if err := splitFX(ctx, q, g, asOf, out, outDates, foreign); err != nil {
-			return nil, err
-		}
-	}
-	// Then receipts that cite no disbursement, by reference.
-	refs := slices.Sorted(maps.Keys(byRef))
-	for _, ref := range refs {
-		r := byRef[ref]
-		out = append(out, ReceiptMatch{Status: ReceiptWithoutDisbursment, Reference: ref, ReceiptIDs: r.ids,
-			Received: r.received, Variance: r.received, RealDifference: r.received})
-	}
-	return out, nil
+	return out
 }
 
-// splitFX values the foreign-currency receipts of the given matches at their
-// disbursement's date to separate the FX difference from the real one.
-func splitFX(ctx context.Context, q pgx.Tx, g Grant, asOf time.Time, out []ReceiptMatch, dates []time.Time, foreign map[string]int) error {
-	refs := make([]string, 0, len(foreign))
-	for ref := range foreign {
-		refs = append(refs, ref)
+// foreign tells whether a disbursement's receipts include one in another
+// currency than the agreement's: only those can carry an FX difference.
+func (m *match) foreign(agreementCurrency string) bool {
+	if m.DisbursementID == "" {
+		return false
 	}
-	rows, err := q.Query(ctx, `SELECT reference, currency, amount, agreement_amount FROM (`+liveFlows+`) live
-		WHERE type = 'RECEIPT' AND reference = ANY ($3)`, g.ID, asOf, refs)
-	if err != nil {
-		return err
-	}
-	type receipt struct {
-		ref, currency     string
-		amount, agreement decimal.Decimal
-	}
-	receipts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (receipt, error) {
-		var x receipt
-		return x, r.Scan(&x.ref, &x.currency, &x.amount, &x.agreement)
-	})
-	if err != nil {
-		return err
-	}
-	currencies := []string{g.Currency, g.ReportingCurrency}
-	var maxDate time.Time
-	for _, i := range foreign {
-		if dates[i].After(maxDate) {
-			maxDate = dates[i]
+	for _, r := range m.receipts {
+		if r.currency != agreementCurrency {
+			return true
 		}
 	}
-	for _, r := range receipts {
-		currencies = append(currencies, r.currency)
-	}
-	rates, err := fx.Load(ctx, q, currencies, maxDate)
-	if err != nil {
-		return err
-	}
-	atDisbursement := map[string]decimal.Decimal{}
-	for _, r := range receipts {
-		v := r.agreement
-		if r.currency != g.Currency {
-			if rate, err := rates.Rate(r.currency, g.Currency, g.ReportingCurrency, dates[foreign[r.ref]]); err == nil {
-				v = money.Convert(r.amount, rate, false, g.Currency)
+	return false
+}
+
+// splitFX separates, for the matches with receipts in another currency, the
+// FX difference from the real one: the receipts valued at the disbursement's
+// date against at their own. Such a match is MATCHED when the real difference
+// is zero. A receipt without a rate at that date keeps its own value.
+func splitFX(ctx context.Context, tx pgx.Tx, g Grant, ms []*match) error {
+	currencies := []string{g.Currency, g.ReportingCurrency}
+	var foreign []*match
+	var maxDate time.Time
+	for _, m := range ms {
+		if m.foreign(g.Currency) {
+			foreign = append(foreign, m)
+			if m.valueDate.After(maxDate) {
+				maxDate = m.valueDate
+			}
+			for _, r := range m.receipts {
+				currencies = append(currencies, r.currency)
 			}
 		}
-		atDisbursement[r.ref] = atDisbursement[r.ref].Add(v)
 	}
-	for ref, i := range foreign {
-		m := &out[i]
-		m.FXDifference = m.Received.Sub(atDisbursement[ref])
-		m.RealDifference = atDisbursement[ref].Sub(m.Disbursed)
+	if len(foreign) == 0 {
+		return nil
+	}
+	rates, err := fx.Load(ctx, tx, currencies, maxDate)
+	if err != nil {
+		return err
+	}
+	for _, m := range foreign {
+		atDisbursement := decimal.Zero
+		for _, r := range m.receipts {
+			v := r.agreement
+			if r.currency != g.Currency {
+				if rate, err := rates.Rate(r.currency, g.Currency, g.ReportingCurrency, m.valueDate); err == nil {
+					v = money.Convert(r.amount, rate, false, g.Currency)
+				}
+			}
+			atDisbursement = atDisbursement.Add(v)
+		}
+		m.FXDifference = m.Received.Sub(atDisbursement)
+		m.RealDifference = atDisbursement.Sub(m.Disbursed)
 		m.Status = Matched
 		if !m.RealDifference.IsZero() {
 			m.Status = AmountVariance
 		}
 	}
 	return nil
+}
+
+// summarySQL classifies the references of grant $1's flows live as of $2
+// (agreement currency $3) by their counts alone, in one pass, and totals each
+// class: a reference with one disbursement and one receipt in the agreement
+// currency is MATCHED or AMOUNT_VARIANCE by their amounts (d, r); one without
+// receipts holds nd matches missing their receipt; one without disbursements
+// one match without a disbursement; the empty reference both. Any other
+// reference (several disbursements or receipts, or a receipt in another
+// currency: which disbursement is first, what the FX split says) is named,
+// class DEFER, for Go to match as a page is. Amounts are only summed where
+// one row holds them: the rest follow from the grant's totals.
+const summarySQL = `
+	SELECT k, count(*), coalesce(sum(nd), 0)::bigint, coalesce(sum(nr), 0)::bigint, coalesce(sum(d), 0), coalesce(sum(r), 0),
+	       coalesce(array_agg(reference) FILTER (WHERE k = 'DEFER'), '{}')
+	FROM (
+	  SELECT *, CASE WHEN reference = '' THEN 'EMPTY' WHEN nd = 0 THEN 'RECEIPT_WITHOUT_DISBURSEMENT'
+	                 WHEN nr = 0 THEN 'MISSING_RECEIPT' WHEN nd > 1 OR nr > 1 OR other_currency THEN 'DEFER'
+	                 WHEN d = r THEN 'MATCHED' ELSE 'AMOUNT_VARIANCE' END AS k
+	  FROM (
+	    SELECT t.reference, count(*) FILTER (WHERE t.type = 'DISBURSEMENT') AS nd, count(*) FILTER (WHERE t.type = 'RECEIPT') AS nr,
+	           max(t.agreement_amount) FILTER (WHERE t.type = 'DISBURSEMENT') AS d,
+	           max(t.agreement_amount) FILTER (WHERE t.type = 'RECEIPT') AS r,
+	           bool_or(t.type = 'RECEIPT' AND t.currency <> $3) AS other_currency
+	    FROM transactions t WHERE ` + liveFlow + `
+	    GROUP BY t.reference
+	  ) g
+	) g
+	GROUP BY k`
+
+// summariseMatches counts and totals the matches of every status: summarySQL
+// for most references, and those it defers matched in Go as a page is, so the
+// summary and the pages agree by construction. Every live disbursement and
+// receipt is in exactly one match, so the amounts summarySQL does not sum
+// (disbursements missing their receipt, receipts without a disbursement) are
+// what the grant's disbursed and received totals leave.
+func summariseMatches(ctx context.Context, tx pgx.Tx, g Grant, asOf time.Time, disbursed, received decimal.Decimal) ([]MatchSummary, error) {
+	out := make([]MatchSummary, len(MatchStatuses))
+	byStatus := map[string]*MatchSummary{}
+	for i, st := range MatchStatuses {
+		out[i].Status = st
+		byStatus[st] = &out[i]
+	}
+	missing, orphan := byStatus[MissingReceipt], byStatus[ReceiptWithoutDisbursment]
+	rows, err := tx.Query(ctx, summarySQL, g.ID, asOf, g.Currency)
+	if err != nil {
+		return nil, err
+	}
+	var deferred []string
+	for rows.Next() {
+		var class string
+		var refs int64
+		var nd, nr int64
+		var d, r decimal.Decimal
+		var names []string
+		if err := rows.Scan(&class, &refs, &nd, &nr, &d, &r, &names); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		switch class {
+		case Matched, AmountVariance:
+			byStatus[class].Count, byStatus[class].Disbursed, byStatus[class].Received = refs, d, r
+		case MissingReceipt:
+			missing.Count += nd
+		case ReceiptWithoutDisbursment:
+			orphan.Count += refs
+		case "EMPTY":
+			missing.Count += nd
+			if nr > 0 {
+				orphan.Count++
+			}
+		case "DEFER":
+			deferred = names
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(deferred) > 0 {
+		rows, err := tx.Query(ctx, `SELECT `+flowColumns+` FROM transactions t WHERE `+liveFlow+` AND t.reference = ANY ($3)
+			ORDER BY t.reference, t.id`, g.ID, asOf, deferred)
+		if err != nil {
+			return nil, err
+		}
+		flows, err := pgx.CollectRows(rows, scanFlow)
+		if err != nil {
+			return nil, err
+		}
+		var ms []*match
+		for _, group := range byReference(flows) {
+			ms = append(ms, matchGroup(group)...)
+		}
+		if err := splitFX(ctx, tx, g, ms); err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			sum := byStatus[m.Status]
+			sum.Count++
+			sum.Disbursed, sum.Received = sum.Disbursed.Add(m.Disbursed), sum.Received.Add(m.Received)
+		}
+	}
+	for _, sum := range out {
+		disbursed, received = disbursed.Sub(sum.Disbursed), received.Sub(sum.Received)
+	}
+	missing.Disbursed, orphan.Received = missing.Disbursed.Add(disbursed), orphan.Received.Add(received)
+	return out, nil
 }

@@ -97,7 +97,7 @@ func TestOneTableThroughBothWritePaths(t *testing.T) {
 					done = append(done, got)
 				}
 			}
-			r := try(w.l.Reconcile(coord, g.ID, day(""))).must(t)
+			r := try(w.l.Reconcile(coord, id(g.ID), day(""))).must(t)
 			eq(t, "committed", r.Agreement.Committed, "100.00")
 			eq(t, "disbursed", r.Agreement.Disbursed, "0.00")
 			if len(done) != 3 {

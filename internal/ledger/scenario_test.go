@@ -34,7 +34,7 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	w.record(imp, eu, "RECEIPT", "200000.00", "EUR", "2024-07-03", "EU-T2") // partial; / 0.92 = 217 391.304… → 217 391.30
 
-	r := try(w.l.Reconcile(coord, eu.ID, time.Time{})).must(t)
+	r := try(w.l.Reconcile(coord, id(eu.ID), time.Time{})).must(t)
 	a, u := r.Agreement, r.Reporting
 	eq(t, "EU pledged", a.Pledged, "1000000.00")
 	eq(t, "EU committed", a.Committed, "900000.00")
@@ -65,11 +65,11 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	eq(t, "EU-T2 real", m2.RealDifference, "-100000.00")
 
 	// The running totals and the journal summed up to now agree.
-	summed := try(w.l.Reconcile(coord, eu.ID, time.Now())).must(t)
+	summed := try(w.l.Reconcile(coord, id(eu.ID), time.Now())).must(t)
 	if !sameBalances(summed.Agreement, r.Agreement) || !sameBalances(summed.Reporting, r.Reporting) {
 		t.Errorf("journal sums %+v %+v differ from running totals %+v %+v", summed.Agreement, summed.Reporting, r.Agreement, r.Reporting)
 	}
-	past := try(w.l.Reconcile(coord, eu.ID, beforePartial)).must(t)
+	past := try(w.l.Reconcile(coord, id(eu.ID), beforePartial)).must(t)
 	eq(t, "EU received as of before the partial receipt", past.Agreement.Received, "500000.00")
 	eq(t, "EU spent as of then", past.Agreement.Spent, "150000.00")
 
@@ -90,7 +90,7 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	// 0.80 it would have been 249 600.00 GBP.
 	eq(t, "UK receipt in GBP", rc.AgreementAmount, "243360.00")
 	eq(t, "UK receipt in USD", rc.ReportingAmount, "312000.00")
-	r = try(w.l.Reconcile(coord, uk.ID, time.Time{})).must(t)
+	r = try(w.l.Reconcile(coord, id(uk.ID), time.Time{})).must(t)
 	eq(t, "UK received", r.Agreement.Received, "243360.00")
 	eq(t, "UK unspent", r.Agreement.UnspentBalance, "243360.00")
 	eq(t, "UK undisbursed", r.Agreement.UndisbursedCommitment, "250000.00")
@@ -114,7 +114,7 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	oops := w.record(dj, jp, "DISBURSEMENT", "1000000", "JPY", "2024-02-02", "JP-2")              // 6 666.67
 	eq(t, "JP-2 in USD", oops.ReportingAmount, "6666.67")
 	reverse(dj, w, jp, oops.ID)
-	r = try(w.l.Reconcile(coord, jp.ID, time.Time{})).must(t)
+	r = try(w.l.Reconcile(coord, id(jp.ID), time.Time{})).must(t)
 	eq(t, "JP disbursed", r.Agreement.Disbursed, "33333333")
 	eq(t, "JP undisbursed", r.Agreement.UndisbursedCommitment, "66666667")
 	eq(t, "JP committed USD", r.Reporting.Committed, "666666.67")
@@ -131,7 +131,7 @@ func TestScenarioFiguresByHand(t *testing.T) {
 	w.record(dk, kw, "DISBURSEMENT", "30700.125", "KWD", "2024-02-01", "KW-1", milestone(w.m2.ID))  // 100 000.407… → 100 000.41
 	w.record(imp, kw, "RECEIPT", "30700.125", "KWD", "2024-02-04", "KW-1")                          // 100 000.41
 	w.record(imp, kw, "EXPENDITURE", "1234.567", "KWD", "2024-03-01", "INV-K1", milestone(w.m2.ID)) // 4 021.390… → 4 021.39
-	r = try(w.l.Reconcile(coord, kw.ID, time.Time{})).must(t)
+	r = try(w.l.Reconcile(coord, id(kw.ID), time.Time{})).must(t)
 	eq(t, "KW pledged", r.Agreement.Pledged, "100000.000")
 	eq(t, "KW undisbursed", r.Agreement.UndisbursedCommitment, "30699.875") // 61 400.000 − 30 700.125
 	eq(t, "KW unspent", r.Agreement.UnspentBalance, "29465.558")            // 30 700.125 − 1 234.567

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
@@ -13,8 +12,7 @@ import (
 
 type auditService struct {
 	pb.UnimplementedAuditServiceServer
-	pool   *pgxpool.Pool
-	sealer *audit.Sealer
+	audit *audit.Store
 }
 
 func (s *auditService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEventsRequest) (*pb.ListAuditEventsResponse, error) {
@@ -28,7 +26,7 @@ func (s *auditService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 	if req.ToTime != nil {
 		f.To = req.GetToTime().AsTime()
 	}
-	events, next, err := audit.List(ctx, s.pool, f)
+	events, next, err := s.audit.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +46,7 @@ func (s *auditService) VerifyAuditChain(ctx context.Context, _ *pb.VerifyAuditCh
 	if err := auth.FromContext(ctx).Require(auth.Coordinator, auth.Auditor); err != nil {
 		return nil, err
 	}
-	r, err := audit.Verify(ctx, s.pool, s.sealer)
+	r, err := s.audit.Verify(ctx)
 	if err != nil {
 		return nil, err
 	}

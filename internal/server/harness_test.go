@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
+	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -84,7 +85,7 @@ func (h *harness) as(tb testing.TB, role auth.Role, org string) context.Context 
 // testStores builds every store over pool, as cmd/tranche does.
 func testStores(pool *pgxpool.Pool) Stores {
 	return Stores{Pool: pool, Tokens: token.New(pool), Organizations: org.New(pool), Roadmaps: roadmap.New(pool),
-		Ledger: ledger.New(pool), FX: fx.New(pool)}
+		Ledger: ledger.New(pool), FX: fx.New(pool), Audit: audit.New(pool)}
 }
 
 type fixture struct {

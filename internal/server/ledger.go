@@ -71,8 +71,13 @@ func (s *grantService) GetGrant(ctx context.Context, req *pb.GetGrantRequest) (*
 }
 
 func (s *grantService) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (*pb.ListGrantsResponse, error) {
-	list, next, err := s.l.ListGrants(ctx, ledger.GrantFilter{RoadmapID: req.GetRoadmapId(), DonorOrgID: req.GetDonorOrgId(),
-		RecipientOrgID: req.GetRecipientOrgId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()})
+	var p parser
+	f := ledger.GrantFilter{RoadmapID: p.id("roadmapId", req.GetRoadmapId()), DonorOrgID: p.id("donorOrgId", req.GetDonorOrgId()),
+		RecipientOrgID: p.id("recipientOrgId", req.GetRecipientOrgId()), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken()}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	list, next, err := s.l.ListGrants(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -191,13 +196,22 @@ func (s *grantService) GetReconciliation(ctx context.Context, req *pb.GetReconci
 	if req.AsOf != nil {
 		asOf = req.GetAsOf().AsTime()
 	}
-	r, err := s.l.Reconcile(ctx, req.GetGrantId(), asOf)
+	var p parser
+	id := p.id("grantId", req.GetGrantId())
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	r, err := s.l.ReconcilePage(ctx, id, asOf, ledger.MatchPage{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
 	c := r.Agreement.Currency
 	resp := &pb.GetReconciliationResponse{GrantId: r.GrantID, Agreement: balancesPB(r.Agreement), Reporting: balancesPB(r.Reporting),
-		AsOf: timestamppb.New(r.AsOf)}
+		AsOf: timestamppb.New(r.AsOf), NextPageToken: r.NextPageToken}
+	for _, m := range r.Summary {
+		resp.ReceiptMatchSummary = append(resp.ReceiptMatchSummary, &pb.ReceiptMatchSummary{Status: m.Status, Count: int32(m.Count),
+			Disbursed: moneyPB(m.Disbursed, c), Received: moneyPB(m.Received, c)})
+	}
 	for _, m := range r.Matches {
 		resp.ReceiptMatches = append(resp.ReceiptMatches, &pb.ReceiptMatch{Status: m.Status, DisbursementId: m.DisbursementID,
 			ReceiptIds: m.ReceiptIDs, Reference: m.Reference, Disbursed: moneyPB(m.Disbursed, c), Received: moneyPB(m.Received, c),

@@ -78,3 +78,26 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 		t.Fatalf("refused requests wrote entries: %d in the journal", len(list.Transactions))
 	}
 }
+
+// A malformed id filter is the caller's error naming the field, not a
+// database error.
+func TestListGrantsRefusesMalformedIDs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	grants := pb.NewGrantServiceClient(h.conn)
+	admin := h.as(t, auth.Admin, "")
+	bad := strings.Repeat("-", 36) // what the request's pattern lets through
+	for _, tc := range []struct {
+		field string
+		req   *pb.ListGrantsRequest
+	}{
+		{"roadmapId", &pb.ListGrantsRequest{RoadmapId: bad}},
+		{"donorOrgId", &pb.ListGrantsRequest{DonorOrgId: bad}},
+		{"recipientOrgId", &pb.ListGrantsRequest{RecipientOrgId: "0000000a-0000-0000-0000-00000000000g"}},
+	} {
+		_, err := grants.ListGrants(admin, tc.req)
+		if got := fields(t, err); len(got) != 1 || got[0] != tc.field {
+			t.Errorf("%s: got %v, want INVALID_ARGUMENT naming %s", tc.field, got, tc.field)
+		}
+	}
+}

@@ -69,6 +69,7 @@ type Stores struct {
 	Roadmaps      *roadmap.Store
 	Ledger        *ledger.Store
 	FX            *fx.Store
+	Audit         *audit.Store
 }
 
 // New wires the services over the stores.
@@ -82,7 +83,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
 	s := &Server{
-		cfg: cfg, log: log, pool: pool, sealer: audit.NewSealer(pool), reg: reg, tokens: tokens,
+		cfg: cfg, log: log, pool: pool, sealer: st.Audit.Sealer(), reg: reg, tokens: tokens,
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
@@ -93,7 +94,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	}
 	s.sealer.Log = log
 	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: st.Organizations})
-	pb.RegisterAuditServiceServer(s.grpc, &auditService{pool: pool, sealer: s.sealer})
+	pb.RegisterAuditServiceServer(s.grpc, &auditService{audit: st.Audit})
 	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{roadmaps: st.Roadmaps, funding: st.Ledger})
 	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger})
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})

@@ -30,7 +30,13 @@ const (
 // AuditService exposes the tamper-evident audit trail: one event per accepted
 // mutation, hash-chained in sequence order.
 type AuditServiceClient interface {
-	// ListAuditEvents pages through events in sequence order (unsealed events last).
+	// ListAuditEvents pages through events in the order they were written (by
+	// id), those sealed and those still pending. A caller sees the events about
+	// what it may read: admins, coordinators and auditors all of them; everyone
+	// the events of organisations, roadmaps, milestones and FX rates; a donor
+	// those of the grants it gives (their entries, allocations and batches) and
+	// of its own organisation's tokens; an implementer likewise for the grants it
+	// receives.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 	// VerifyAuditChain recomputes the whole chain and reports the first bad event.
 	VerifyAuditChain(ctx context.Context, in *VerifyAuditChainRequest, opts ...grpc.CallOption) (*VerifyAuditChainResponse, error)
@@ -71,7 +77,13 @@ func (c *auditServiceClient) VerifyAuditChain(ctx context.Context, in *VerifyAud
 // AuditService exposes the tamper-evident audit trail: one event per accepted
 // mutation, hash-chained in sequence order.
 type AuditServiceServer interface {
-	// ListAuditEvents pages through events in sequence order (unsealed events last).
+	// ListAuditEvents pages through events in the order they were written (by
+	// id), those sealed and those still pending. A caller sees the events about
+	// what it may read: admins, coordinators and auditors all of them; everyone
+	// the events of organisations, roadmaps, milestones and FX rates; a donor
+	// those of the grants it gives (their entries, allocations and batches) and
+	// of its own organisation's tokens; an implementer likewise for the grants it
+	// receives.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	// VerifyAuditChain recomputes the whole chain and reports the first bad event.
 	VerifyAuditChain(context.Context, *VerifyAuditChainRequest) (*VerifyAuditChainResponse, error)

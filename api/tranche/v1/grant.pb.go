@@ -1119,8 +1119,13 @@ func (x *BatchRecordTransactionsResponse) GetTransactions() []*Transaction {
 type GetReconciliationRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GrantId string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
-	// The figures as they stood at this time (by recording time).
-	AsOf          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// The figures as they stood at this time (by recording time). To page
+	// through one state of the journal, pass the as_of of the first answer.
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// Receipt matches per page: 0 means 100; at most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous answer; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1167,6 +1172,20 @@ func (x *GetReconciliationRequest) GetAsOf() *timestamppb.Timestamp {
 		return x.AsOf
 	}
 	return nil
+}
+
+func (x *GetReconciliationRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetReconciliationRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type Balances struct {
@@ -1377,20 +1396,98 @@ func (x *ReceiptMatch) GetRealDifference() *Money {
 	return nil
 }
 
+// ReceiptMatchSummary totals the receipt matches of one status, over every page.
+type ReceiptMatchSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// MATCHED, AMOUNT_VARIANCE, MISSING_RECEIPT, RECEIPT_WITHOUT_DISBURSEMENT.
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Count  int32  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// In agreement currency. Over the four statuses they add up to the
+	// agreement balances' disbursed and received.
+	Disbursed     *Money `protobuf:"bytes,3,opt,name=disbursed,proto3" json:"disbursed,omitempty"`
+	Received      *Money `protobuf:"bytes,4,opt,name=received,proto3" json:"received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptMatchSummary) Reset() {
+	*x = ReceiptMatchSummary{}
+	mi := &file_tranche_v1_grant_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptMatchSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptMatchSummary) ProtoMessage() {}
+
+func (x *ReceiptMatchSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_grant_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptMatchSummary.ProtoReflect.Descriptor instead.
+func (*ReceiptMatchSummary) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReceiptMatchSummary) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ReceiptMatchSummary) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ReceiptMatchSummary) GetDisbursed() *Money {
+	if x != nil {
+		return x.Disbursed
+	}
+	return nil
+}
+
+func (x *ReceiptMatchSummary) GetReceived() *Money {
+	if x != nil {
+		return x.Received
+	}
+	return nil
+}
+
 type GetReconciliationResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	GrantId        string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
-	Agreement      *Balances              `protobuf:"bytes,2,opt,name=agreement,proto3" json:"agreement,omitempty"`
-	Reporting      *Balances              `protobuf:"bytes,3,opt,name=reporting,proto3" json:"reporting,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GrantId   string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	Agreement *Balances              `protobuf:"bytes,2,opt,name=agreement,proto3" json:"agreement,omitempty"`
+	Reporting *Balances              `protobuf:"bytes,3,opt,name=reporting,proto3" json:"reporting,omitempty"`
+	// One page of the matches, ordered by payment reference, then disbursement
+	// in recording order (a reference's receipts without a disbursement first).
 	ReceiptMatches []*ReceiptMatch        `protobuf:"bytes,4,rep,name=receipt_matches,json=receiptMatches,proto3" json:"receipt_matches,omitempty"`
 	AsOf           *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Every status once, in the order above, on every page.
+	ReceiptMatchSummary []*ReceiptMatchSummary `protobuf:"bytes,6,rep,name=receipt_match_summary,json=receiptMatchSummary,proto3" json:"receipt_match_summary,omitempty"`
+	// Token of the next page of receipt_matches; empty on the last.
+	NextPageToken string `protobuf:"bytes,7,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetReconciliationResponse) Reset() {
 	*x = GetReconciliationResponse{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[20]
+	mi := &file_tranche_v1_grant_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1499,7 @@ func (x *GetReconciliationResponse) String() string {
 func (*GetReconciliationResponse) ProtoMessage() {}
 
 func (x *GetReconciliationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[20]
+	mi := &file_tranche_v1_grant_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1512,7 @@ func (x *GetReconciliationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationResponse.ProtoReflect.Descriptor instead.
 func (*GetReconciliationResponse) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{20}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetReconciliationResponse) GetGrantId() string {
@@ -1453,6 +1550,20 @@ func (x *GetReconciliationResponse) GetAsOf() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetReconciliationResponse) GetReceiptMatchSummary() []*ReceiptMatchSummary {
+	if x != nil {
+		return x.ReceiptMatchSummary
+	}
+	return nil
+}
+
+func (x *GetReconciliationResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type FxRate struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Currency      string                 `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
@@ -1477,7 +1588,7 @@ type FxRate struct {
 
 func (x *FxRate) Reset() {
 	*x = FxRate{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[21]
+	mi := &file_tranche_v1_grant_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1600,7 @@ func (x *FxRate) String() string {
 func (*FxRate) ProtoMessage() {}
 
 func (x *FxRate) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[21]
+	mi := &file_tranche_v1_grant_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1613,7 @@ func (x *FxRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FxRate.ProtoReflect.Descriptor instead.
 func (*FxRate) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{21}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FxRate) GetCurrency() string {
@@ -1577,7 +1688,7 @@ type CreateFxRatesRequest struct {
 
 func (x *CreateFxRatesRequest) Reset() {
 	*x = CreateFxRatesRequest{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[22]
+	mi := &file_tranche_v1_grant_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1700,7 @@ func (x *CreateFxRatesRequest) String() string {
 func (*CreateFxRatesRequest) ProtoMessage() {}
 
 func (x *CreateFxRatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[22]
+	mi := &file_tranche_v1_grant_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1713,7 @@ func (x *CreateFxRatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFxRatesRequest.ProtoReflect.Descriptor instead.
 func (*CreateFxRatesRequest) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{22}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateFxRatesRequest) GetRates() []*FxRate {
@@ -1622,7 +1733,7 @@ type CreateFxRatesResponse struct {
 
 func (x *CreateFxRatesResponse) Reset() {
 	*x = CreateFxRatesResponse{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[23]
+	mi := &file_tranche_v1_grant_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1745,7 @@ func (x *CreateFxRatesResponse) String() string {
 func (*CreateFxRatesResponse) ProtoMessage() {}
 
 func (x *CreateFxRatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[23]
+	mi := &file_tranche_v1_grant_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1758,7 @@ func (x *CreateFxRatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFxRatesResponse.ProtoReflect.Descriptor instead.
 func (*CreateFxRatesResponse) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{23}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateFxRatesResponse) GetCreated() int32 {
@@ -1669,7 +1780,7 @@ type ListFxRatesRequest struct {
 
 func (x *ListFxRatesRequest) Reset() {
 	*x = ListFxRatesRequest{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[24]
+	mi := &file_tranche_v1_grant_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1792,7 @@ func (x *ListFxRatesRequest) String() string {
 func (*ListFxRatesRequest) ProtoMessage() {}
 
 func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[24]
+	mi := &file_tranche_v1_grant_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1805,7 @@ func (x *ListFxRatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesRequest.ProtoReflect.Descriptor instead.
 func (*ListFxRatesRequest) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{24}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListFxRatesRequest) GetCurrency() string {
@@ -1736,7 +1847,7 @@ type ListFxRatesResponse struct {
 
 func (x *ListFxRatesResponse) Reset() {
 	*x = ListFxRatesResponse{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[25]
+	mi := &file_tranche_v1_grant_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1859,7 @@ func (x *ListFxRatesResponse) String() string {
 func (*ListFxRatesResponse) ProtoMessage() {}
 
 func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[25]
+	mi := &file_tranche_v1_grant_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1872,7 @@ func (x *ListFxRatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFxRatesResponse.ProtoReflect.Descriptor instead.
 func (*ListFxRatesResponse) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{25}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListFxRatesResponse) GetRates() []*FxRate {
@@ -1790,7 +1901,7 @@ type SupersedeFxRateRequest struct {
 
 func (x *SupersedeFxRateRequest) Reset() {
 	*x = SupersedeFxRateRequest{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[26]
+	mi := &file_tranche_v1_grant_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1913,7 @@ func (x *SupersedeFxRateRequest) String() string {
 func (*SupersedeFxRateRequest) ProtoMessage() {}
 
 func (x *SupersedeFxRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[26]
+	mi := &file_tranche_v1_grant_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1926,7 @@ func (x *SupersedeFxRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupersedeFxRateRequest.ProtoReflect.Descriptor instead.
 func (*SupersedeFxRateRequest) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{26}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SupersedeFxRateRequest) GetRate() *FxRate {
@@ -1855,7 +1966,7 @@ type SupersedeFxRateResponse struct {
 
 func (x *SupersedeFxRateResponse) Reset() {
 	*x = SupersedeFxRateResponse{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[27]
+	mi := &file_tranche_v1_grant_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1978,7 @@ func (x *SupersedeFxRateResponse) String() string {
 func (*SupersedeFxRateResponse) ProtoMessage() {}
 
 func (x *SupersedeFxRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[27]
+	mi := &file_tranche_v1_grant_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1991,7 @@ func (x *SupersedeFxRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupersedeFxRateResponse.ProtoReflect.Descriptor instead.
 func (*SupersedeFxRateResponse) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{27}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SupersedeFxRateResponse) GetRate() *FxRate {
@@ -1930,7 +2041,7 @@ type FxAffectedTransaction struct {
 
 func (x *FxAffectedTransaction) Reset() {
 	*x = FxAffectedTransaction{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[28]
+	mi := &file_tranche_v1_grant_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2053,7 @@ func (x *FxAffectedTransaction) String() string {
 func (*FxAffectedTransaction) ProtoMessage() {}
 
 func (x *FxAffectedTransaction) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[28]
+	mi := &file_tranche_v1_grant_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2066,7 @@ func (x *FxAffectedTransaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FxAffectedTransaction.ProtoReflect.Descriptor instead.
 func (*FxAffectedTransaction) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{28}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FxAffectedTransaction) GetTransactionId() string {
@@ -2027,7 +2138,7 @@ type ListFxAffectedTransactionsRequest struct {
 
 func (x *ListFxAffectedTransactionsRequest) Reset() {
 	*x = ListFxAffectedTransactionsRequest{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[29]
+	mi := &file_tranche_v1_grant_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2150,7 @@ func (x *ListFxAffectedTransactionsRequest) String() string {
 func (*ListFxAffectedTransactionsRequest) ProtoMessage() {}
 
 func (x *ListFxAffectedTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[29]
+	mi := &file_tranche_v1_grant_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2163,7 @@ func (x *ListFxAffectedTransactionsRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListFxAffectedTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListFxAffectedTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{29}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListFxAffectedTransactionsRequest) GetCurrency() string {
@@ -2100,7 +2211,7 @@ type ListFxAffectedTransactionsResponse struct {
 
 func (x *ListFxAffectedTransactionsResponse) Reset() {
 	*x = ListFxAffectedTransactionsResponse{}
-	mi := &file_tranche_v1_grant_proto_msgTypes[30]
+	mi := &file_tranche_v1_grant_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2223,7 @@ func (x *ListFxAffectedTransactionsResponse) String() string {
 func (*ListFxAffectedTransactionsResponse) ProtoMessage() {}
 
 func (x *ListFxAffectedTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_grant_proto_msgTypes[30]
+	mi := &file_tranche_v1_grant_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2236,7 @@ func (x *ListFxAffectedTransactionsResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ListFxAffectedTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListFxAffectedTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{30}
+	return file_tranche_v1_grant_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListFxAffectedTransactionsResponse) GetAffectedTransactions() []*FxAffectedTransaction {
@@ -2244,10 +2355,14 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\trequestId\"^\n" +
 	"\x1fBatchRecordTransactionsResponse\x12;\n" +
-	"\ftransactions\x18\x01 \x03(\v2\x17.tranche.v1.TransactionR\ftransactions\"p\n" +
+	"\ftransactions\x18\x01 \x03(\v2\x17.tranche.v1.TransactionR\ftransactions\"\xc2\x01\n" +
 	"\x18GetReconciliationRequest\x12#\n" +
 	"\bgrant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\agrantId\x12/\n" +
-	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xf7\x02\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\tpageToken\"\xf7\x02\n" +
 	"\bBalances\x12+\n" +
 	"\apledged\x18\x01 \x01(\v2\x11.tranche.v1.MoneyR\apledged\x12/\n" +
 	"\tcommitted\x18\x02 \x01(\v2\x11.tranche.v1.MoneyR\tcommitted\x12/\n" +
@@ -2266,13 +2381,20 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\breceived\x18\x06 \x01(\v2\x11.tranche.v1.MoneyR\breceived\x12-\n" +
 	"\bvariance\x18\a \x01(\v2\x11.tranche.v1.MoneyR\bvariance\x126\n" +
 	"\rfx_difference\x18\b \x01(\v2\x11.tranche.v1.MoneyR\ffxDifference\x12:\n" +
-	"\x0freal_difference\x18\t \x01(\v2\x11.tranche.v1.MoneyR\x0erealDifference\"\x92\x02\n" +
+	"\x0freal_difference\x18\t \x01(\v2\x11.tranche.v1.MoneyR\x0erealDifference\"\xa3\x01\n" +
+	"\x13ReceiptMatchSummary\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\x12/\n" +
+	"\tdisbursed\x18\x03 \x01(\v2\x11.tranche.v1.MoneyR\tdisbursed\x12-\n" +
+	"\breceived\x18\x04 \x01(\v2\x11.tranche.v1.MoneyR\breceived\"\x8f\x03\n" +
 	"\x19GetReconciliationResponse\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x122\n" +
 	"\tagreement\x18\x02 \x01(\v2\x14.tranche.v1.BalancesR\tagreement\x122\n" +
 	"\treporting\x18\x03 \x01(\v2\x14.tranche.v1.BalancesR\treporting\x12A\n" +
 	"\x0freceipt_matches\x18\x04 \x03(\v2\x18.tranche.v1.ReceiptMatchR\x0ereceiptMatches\x12/\n" +
-	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\"\xf1\x02\n" +
+	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12S\n" +
+	"\x15receipt_match_summary\x18\x06 \x03(\v2\x1f.tranche.v1.ReceiptMatchSummaryR\x13receiptMatchSummary\x12&\n" +
+	"\x0fnext_page_token\x18\a \x01(\tR\rnextPageToken\"\xf1\x02\n" +
 	"\x06FxRate\x12-\n" +
 	"\bcurrency\x18\x01 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{3}$R\bcurrency\x128\n" +
@@ -2367,7 +2489,7 @@ func file_tranche_v1_grant_proto_rawDescGZIP() []byte {
 	return file_tranche_v1_grant_proto_rawDescData
 }
 
-var file_tranche_v1_grant_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_tranche_v1_grant_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_tranche_v1_grant_proto_goTypes = []any{
 	(*Allocation)(nil),                         // 0: tranche.v1.Allocation
 	(*Grant)(nil),                              // 1: tranche.v1.Grant
@@ -2389,96 +2511,100 @@ var file_tranche_v1_grant_proto_goTypes = []any{
 	(*GetReconciliationRequest)(nil),           // 17: tranche.v1.GetReconciliationRequest
 	(*Balances)(nil),                           // 18: tranche.v1.Balances
 	(*ReceiptMatch)(nil),                       // 19: tranche.v1.ReceiptMatch
-	(*GetReconciliationResponse)(nil),          // 20: tranche.v1.GetReconciliationResponse
-	(*FxRate)(nil),                             // 21: tranche.v1.FxRate
-	(*CreateFxRatesRequest)(nil),               // 22: tranche.v1.CreateFxRatesRequest
-	(*CreateFxRatesResponse)(nil),              // 23: tranche.v1.CreateFxRatesResponse
-	(*ListFxRatesRequest)(nil),                 // 24: tranche.v1.ListFxRatesRequest
-	(*ListFxRatesResponse)(nil),                // 25: tranche.v1.ListFxRatesResponse
-	(*SupersedeFxRateRequest)(nil),             // 26: tranche.v1.SupersedeFxRateRequest
-	(*SupersedeFxRateResponse)(nil),            // 27: tranche.v1.SupersedeFxRateResponse
-	(*FxAffectedTransaction)(nil),              // 28: tranche.v1.FxAffectedTransaction
-	(*ListFxAffectedTransactionsRequest)(nil),  // 29: tranche.v1.ListFxAffectedTransactionsRequest
-	(*ListFxAffectedTransactionsResponse)(nil), // 30: tranche.v1.ListFxAffectedTransactionsResponse
-	(*Money)(nil),                              // 31: tranche.v1.Money
-	(*timestamppb.Timestamp)(nil),              // 32: google.protobuf.Timestamp
+	(*ReceiptMatchSummary)(nil),                // 20: tranche.v1.ReceiptMatchSummary
+	(*GetReconciliationResponse)(nil),          // 21: tranche.v1.GetReconciliationResponse
+	(*FxRate)(nil),                             // 22: tranche.v1.FxRate
+	(*CreateFxRatesRequest)(nil),               // 23: tranche.v1.CreateFxRatesRequest
+	(*CreateFxRatesResponse)(nil),              // 24: tranche.v1.CreateFxRatesResponse
+	(*ListFxRatesRequest)(nil),                 // 25: tranche.v1.ListFxRatesRequest
+	(*ListFxRatesResponse)(nil),                // 26: tranche.v1.ListFxRatesResponse
+	(*SupersedeFxRateRequest)(nil),             // 27: tranche.v1.SupersedeFxRateRequest
+	(*SupersedeFxRateResponse)(nil),            // 28: tranche.v1.SupersedeFxRateResponse
+	(*FxAffectedTransaction)(nil),              // 29: tranche.v1.FxAffectedTransaction
+	(*ListFxAffectedTransactionsRequest)(nil),  // 30: tranche.v1.ListFxAffectedTransactionsRequest
+	(*ListFxAffectedTransactionsResponse)(nil), // 31: tranche.v1.ListFxAffectedTransactionsResponse
+	(*Money)(nil),                              // 32: tranche.v1.Money
+	(*timestamppb.Timestamp)(nil),              // 33: google.protobuf.Timestamp
 }
 var file_tranche_v1_grant_proto_depIdxs = []int32{
-	31, // 0: tranche.v1.Allocation.amount:type_name -> tranche.v1.Money
-	31, // 1: tranche.v1.Grant.pledged:type_name -> tranche.v1.Money
+	32, // 0: tranche.v1.Allocation.amount:type_name -> tranche.v1.Money
+	32, // 1: tranche.v1.Grant.pledged:type_name -> tranche.v1.Money
 	0,  // 2: tranche.v1.Grant.allocations:type_name -> tranche.v1.Allocation
-	32, // 3: tranche.v1.Grant.create_time:type_name -> google.protobuf.Timestamp
+	33, // 3: tranche.v1.Grant.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: tranche.v1.CreateGrantRequest.grant:type_name -> tranche.v1.Grant
 	1,  // 5: tranche.v1.CreateGrantResponse.grant:type_name -> tranche.v1.Grant
 	1,  // 6: tranche.v1.GetGrantResponse.grant:type_name -> tranche.v1.Grant
 	1,  // 7: tranche.v1.ListGrantsResponse.grants:type_name -> tranche.v1.Grant
 	0,  // 8: tranche.v1.SetAllocationsRequest.allocations:type_name -> tranche.v1.Allocation
 	1,  // 9: tranche.v1.SetAllocationsResponse.grant:type_name -> tranche.v1.Grant
-	31, // 10: tranche.v1.Transaction.amount:type_name -> tranche.v1.Money
-	32, // 11: tranche.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
-	31, // 12: tranche.v1.Transaction.agreement_amount:type_name -> tranche.v1.Money
-	31, // 13: tranche.v1.Transaction.reporting_amount:type_name -> tranche.v1.Money
+	32, // 10: tranche.v1.Transaction.amount:type_name -> tranche.v1.Money
+	33, // 11: tranche.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
+	32, // 12: tranche.v1.Transaction.agreement_amount:type_name -> tranche.v1.Money
+	32, // 13: tranche.v1.Transaction.reporting_amount:type_name -> tranche.v1.Money
 	10, // 14: tranche.v1.RecordTransactionRequest.transaction:type_name -> tranche.v1.Transaction
 	10, // 15: tranche.v1.RecordTransactionResponse.transaction:type_name -> tranche.v1.Transaction
 	10, // 16: tranche.v1.ListTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
 	10, // 17: tranche.v1.BatchRecordTransactionsRequest.transactions:type_name -> tranche.v1.Transaction
 	10, // 18: tranche.v1.BatchRecordTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
-	32, // 19: tranche.v1.GetReconciliationRequest.as_of:type_name -> google.protobuf.Timestamp
-	31, // 20: tranche.v1.Balances.pledged:type_name -> tranche.v1.Money
-	31, // 21: tranche.v1.Balances.committed:type_name -> tranche.v1.Money
-	31, // 22: tranche.v1.Balances.disbursed:type_name -> tranche.v1.Money
-	31, // 23: tranche.v1.Balances.received:type_name -> tranche.v1.Money
-	31, // 24: tranche.v1.Balances.spent:type_name -> tranche.v1.Money
-	31, // 25: tranche.v1.Balances.undisbursed_commitment:type_name -> tranche.v1.Money
-	31, // 26: tranche.v1.Balances.unspent_balance:type_name -> tranche.v1.Money
-	31, // 27: tranche.v1.ReceiptMatch.disbursed:type_name -> tranche.v1.Money
-	31, // 28: tranche.v1.ReceiptMatch.received:type_name -> tranche.v1.Money
-	31, // 29: tranche.v1.ReceiptMatch.variance:type_name -> tranche.v1.Money
-	31, // 30: tranche.v1.ReceiptMatch.fx_difference:type_name -> tranche.v1.Money
-	31, // 31: tranche.v1.ReceiptMatch.real_difference:type_name -> tranche.v1.Money
-	18, // 32: tranche.v1.GetReconciliationResponse.agreement:type_name -> tranche.v1.Balances
-	18, // 33: tranche.v1.GetReconciliationResponse.reporting:type_name -> tranche.v1.Balances
-	19, // 34: tranche.v1.GetReconciliationResponse.receipt_matches:type_name -> tranche.v1.ReceiptMatch
-	32, // 35: tranche.v1.GetReconciliationResponse.as_of:type_name -> google.protobuf.Timestamp
-	21, // 36: tranche.v1.CreateFxRatesRequest.rates:type_name -> tranche.v1.FxRate
-	21, // 37: tranche.v1.ListFxRatesResponse.rates:type_name -> tranche.v1.FxRate
-	21, // 38: tranche.v1.SupersedeFxRateRequest.rate:type_name -> tranche.v1.FxRate
-	21, // 39: tranche.v1.SupersedeFxRateResponse.rate:type_name -> tranche.v1.FxRate
-	21, // 40: tranche.v1.SupersedeFxRateResponse.superseded:type_name -> tranche.v1.FxRate
-	28, // 41: tranche.v1.SupersedeFxRateResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
-	31, // 42: tranche.v1.FxAffectedTransaction.amount:type_name -> tranche.v1.Money
-	31, // 43: tranche.v1.FxAffectedTransaction.agreement_amount:type_name -> tranche.v1.Money
-	31, // 44: tranche.v1.FxAffectedTransaction.reporting_amount:type_name -> tranche.v1.Money
-	28, // 45: tranche.v1.ListFxAffectedTransactionsResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
-	2,  // 46: tranche.v1.GrantService.CreateGrant:input_type -> tranche.v1.CreateGrantRequest
-	4,  // 47: tranche.v1.GrantService.GetGrant:input_type -> tranche.v1.GetGrantRequest
-	6,  // 48: tranche.v1.GrantService.ListGrants:input_type -> tranche.v1.ListGrantsRequest
-	8,  // 49: tranche.v1.GrantService.SetAllocations:input_type -> tranche.v1.SetAllocationsRequest
-	11, // 50: tranche.v1.GrantService.RecordTransaction:input_type -> tranche.v1.RecordTransactionRequest
-	13, // 51: tranche.v1.GrantService.ListTransactions:input_type -> tranche.v1.ListTransactionsRequest
-	15, // 52: tranche.v1.GrantService.BatchRecordTransactions:input_type -> tranche.v1.BatchRecordTransactionsRequest
-	17, // 53: tranche.v1.GrantService.GetReconciliation:input_type -> tranche.v1.GetReconciliationRequest
-	22, // 54: tranche.v1.FxRateService.CreateFxRates:input_type -> tranche.v1.CreateFxRatesRequest
-	24, // 55: tranche.v1.FxRateService.ListFxRates:input_type -> tranche.v1.ListFxRatesRequest
-	26, // 56: tranche.v1.FxRateService.SupersedeFxRate:input_type -> tranche.v1.SupersedeFxRateRequest
-	29, // 57: tranche.v1.FxRateService.ListFxAffectedTransactions:input_type -> tranche.v1.ListFxAffectedTransactionsRequest
-	3,  // 58: tranche.v1.GrantService.CreateGrant:output_type -> tranche.v1.CreateGrantResponse
-	5,  // 59: tranche.v1.GrantService.GetGrant:output_type -> tranche.v1.GetGrantResponse
-	7,  // 60: tranche.v1.GrantService.ListGrants:output_type -> tranche.v1.ListGrantsResponse
-	9,  // 61: tranche.v1.GrantService.SetAllocations:output_type -> tranche.v1.SetAllocationsResponse
-	12, // 62: tranche.v1.GrantService.RecordTransaction:output_type -> tranche.v1.RecordTransactionResponse
-	14, // 63: tranche.v1.GrantService.ListTransactions:output_type -> tranche.v1.ListTransactionsResponse
-	16, // 64: tranche.v1.GrantService.BatchRecordTransactions:output_type -> tranche.v1.BatchRecordTransactionsResponse
-	20, // 65: tranche.v1.GrantService.GetReconciliation:output_type -> tranche.v1.GetReconciliationResponse
-	23, // 66: tranche.v1.FxRateService.CreateFxRates:output_type -> tranche.v1.CreateFxRatesResponse
-	25, // 67: tranche.v1.FxRateService.ListFxRates:output_type -> tranche.v1.ListFxRatesResponse
-	27, // 68: tranche.v1.FxRateService.SupersedeFxRate:output_type -> tranche.v1.SupersedeFxRateResponse
-	30, // 69: tranche.v1.FxRateService.ListFxAffectedTransactions:output_type -> tranche.v1.ListFxAffectedTransactionsResponse
-	58, // [58:70] is the sub-list for method output_type
-	46, // [46:58] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	33, // 19: tranche.v1.GetReconciliationRequest.as_of:type_name -> google.protobuf.Timestamp
+	32, // 20: tranche.v1.Balances.pledged:type_name -> tranche.v1.Money
+	32, // 21: tranche.v1.Balances.committed:type_name -> tranche.v1.Money
+	32, // 22: tranche.v1.Balances.disbursed:type_name -> tranche.v1.Money
+	32, // 23: tranche.v1.Balances.received:type_name -> tranche.v1.Money
+	32, // 24: tranche.v1.Balances.spent:type_name -> tranche.v1.Money
+	32, // 25: tranche.v1.Balances.undisbursed_commitment:type_name -> tranche.v1.Money
+	32, // 26: tranche.v1.Balances.unspent_balance:type_name -> tranche.v1.Money
+	32, // 27: tranche.v1.ReceiptMatch.disbursed:type_name -> tranche.v1.Money
+	32, // 28: tranche.v1.ReceiptMatch.received:type_name -> tranche.v1.Money
+	32, // 29: tranche.v1.ReceiptMatch.variance:type_name -> tranche.v1.Money
+	32, // 30: tranche.v1.ReceiptMatch.fx_difference:type_name -> tranche.v1.Money
+	32, // 31: tranche.v1.ReceiptMatch.real_difference:type_name -> tranche.v1.Money
+	32, // 32: tranche.v1.ReceiptMatchSummary.disbursed:type_name -> tranche.v1.Money
+	32, // 33: tranche.v1.ReceiptMatchSummary.received:type_name -> tranche.v1.Money
+	18, // 34: tranche.v1.GetReconciliationResponse.agreement:type_name -> tranche.v1.Balances
+	18, // 35: tranche.v1.GetReconciliationResponse.reporting:type_name -> tranche.v1.Balances
+	19, // 36: tranche.v1.GetReconciliationResponse.receipt_matches:type_name -> tranche.v1.ReceiptMatch
+	33, // 37: tranche.v1.GetReconciliationResponse.as_of:type_name -> google.protobuf.Timestamp
+	20, // 38: tranche.v1.GetReconciliationResponse.receipt_match_summary:type_name -> tranche.v1.ReceiptMatchSummary
+	22, // 39: tranche.v1.CreateFxRatesRequest.rates:type_name -> tranche.v1.FxRate
+	22, // 40: tranche.v1.ListFxRatesResponse.rates:type_name -> tranche.v1.FxRate
+	22, // 41: tranche.v1.SupersedeFxRateRequest.rate:type_name -> tranche.v1.FxRate
+	22, // 42: tranche.v1.SupersedeFxRateResponse.rate:type_name -> tranche.v1.FxRate
+	22, // 43: tranche.v1.SupersedeFxRateResponse.superseded:type_name -> tranche.v1.FxRate
+	29, // 44: tranche.v1.SupersedeFxRateResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
+	32, // 45: tranche.v1.FxAffectedTransaction.amount:type_name -> tranche.v1.Money
+	32, // 46: tranche.v1.FxAffectedTransaction.agreement_amount:type_name -> tranche.v1.Money
+	32, // 47: tranche.v1.FxAffectedTransaction.reporting_amount:type_name -> tranche.v1.Money
+	29, // 48: tranche.v1.ListFxAffectedTransactionsResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
+	2,  // 49: tranche.v1.GrantService.CreateGrant:input_type -> tranche.v1.CreateGrantRequest
+	4,  // 50: tranche.v1.GrantService.GetGrant:input_type -> tranche.v1.GetGrantRequest
+	6,  // 51: tranche.v1.GrantService.ListGrants:input_type -> tranche.v1.ListGrantsRequest
+	8,  // 52: tranche.v1.GrantService.SetAllocations:input_type -> tranche.v1.SetAllocationsRequest
+	11, // 53: tranche.v1.GrantService.RecordTransaction:input_type -> tranche.v1.RecordTransactionRequest
+	13, // 54: tranche.v1.GrantService.ListTransactions:input_type -> tranche.v1.ListTransactionsRequest
+	15, // 55: tranche.v1.GrantService.BatchRecordTransactions:input_type -> tranche.v1.BatchRecordTransactionsRequest
+	17, // 56: tranche.v1.GrantService.GetReconciliation:input_type -> tranche.v1.GetReconciliationRequest
+	23, // 57: tranche.v1.FxRateService.CreateFxRates:input_type -> tranche.v1.CreateFxRatesRequest
+	25, // 58: tranche.v1.FxRateService.ListFxRates:input_type -> tranche.v1.ListFxRatesRequest
+	27, // 59: tranche.v1.FxRateService.SupersedeFxRate:input_type -> tranche.v1.SupersedeFxRateRequest
+	30, // 60: tranche.v1.FxRateService.ListFxAffectedTransactions:input_type -> tranche.v1.ListFxAffectedTransactionsRequest
+	3,  // 61: tranche.v1.GrantService.CreateGrant:output_type -> tranche.v1.CreateGrantResponse
+	5,  // 62: tranche.v1.GrantService.GetGrant:output_type -> tranche.v1.GetGrantResponse
+	7,  // 63: tranche.v1.GrantService.ListGrants:output_type -> tranche.v1.ListGrantsResponse
+	9,  // 64: tranche.v1.GrantService.SetAllocations:output_type -> tranche.v1.SetAllocationsResponse
+	12, // 65: tranche.v1.GrantService.RecordTransaction:output_type -> tranche.v1.RecordTransactionResponse
+	14, // 66: tranche.v1.GrantService.ListTransactions:output_type -> tranche.v1.ListTransactionsResponse
+	16, // 67: tranche.v1.GrantService.BatchRecordTransactions:output_type -> tranche.v1.BatchRecordTransactionsResponse
+	21, // 68: tranche.v1.GrantService.GetReconciliation:output_type -> tranche.v1.GetReconciliationResponse
+	24, // 69: tranche.v1.FxRateService.CreateFxRates:output_type -> tranche.v1.CreateFxRatesResponse
+	26, // 70: tranche.v1.FxRateService.ListFxRates:output_type -> tranche.v1.ListFxRatesResponse
+	28, // 71: tranche.v1.FxRateService.SupersedeFxRate:output_type -> tranche.v1.SupersedeFxRateResponse
+	31, // 72: tranche.v1.FxRateService.ListFxAffectedTransactions:output_type -> tranche.v1.ListFxAffectedTransactionsResponse
+	61, // [61:73] is the sub-list for method output_type
+	49, // [49:61] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_tranche_v1_grant_proto_init() }
@@ -2493,7 +2619,7 @@ func file_tranche_v1_grant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tranche_v1_grant_proto_rawDesc), len(file_tranche_v1_grant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
