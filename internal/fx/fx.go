@@ -92,6 +92,14 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // request is seen by them instead of racing past them.
 const writersLock = 7346002
 
+// HoldWriters holds off writers of FX rates until tx ends (a shared hold of
+// their lock; many may hold it at once), so that rates read in tx stay the
+// table's until it commits.
+func HoldWriters(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, writersLock)
+	return err
+}
+
 // Create stores rates, all or nothing. A rate already stored with the same
 // value is skipped; a different value for the same pair and date is refused,
 // since rates are facts that transactions were converted with. A request

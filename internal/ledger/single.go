@@ -97,16 +97,23 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 		return Transaction{}, err
 	}
 	g, sum := w.g, w.sum
+	stale := 0 // attempts that found the FX cache behind the table
 	for attempt := 1; ; attempt++ {
-		t, args, err := w.build(ctx, s)
-		if err != nil {
-			return Transaction{}, err
-		}
-		row, err := s.commit.write(t.GrantID, args)
-		if err != nil {
-			// The group failed as a whole (nothing of it was written): alone,
-			// this write either succeeds or fails for its own reason.
-			row, err = writeAlone(ctx, s.pool, args)
+		var t Transaction
+		var row recordRow
+		var err error
+		if stale >= holdRatesAfter {
+			t, row, err = s.writeHoldingRates(ctx, w)
+		} else {
+			var args []any
+			if t, args, err = w.build(ctx, s); err != nil {
+				return Transaction{}, err
+			}
+			if row, err = s.commit.write(t.GrantID, args); err != nil {
+				// The group failed as a whole (nothing of it was written): alone,
+				// this write either succeeds or fails for its own reason.
+				row, err = writeAlone(ctx, s.pool, args)
+			}
 		}
 		if c, ok := postgres.IsUniqueViolation(err); ok && c == "idempotency_keys_pkey" && attempt < maxAttempts {
 			continue // the same request id committed meanwhile: the next attempt replays it
@@ -145,6 +152,7 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 				return Transaction{}, fmt.Errorf("FX rates kept changing under the write: %w", apperr.ErrAborted)
 			}
 			// Rates were added since the cache was filled: convert again.
+			stale++
 			if w.rates, err = s.rates.Refresh(ctx, s.pool); err != nil {
 				return Transaction{}, err
 			}
@@ -176,6 +184,36 @@ func entryArgs(ctx context.Context, t Transaction, g *Grant, scope, requestID st
 		t.AgreementRate.String(), t.ReportingRate.String(), fxText,
 		t.ValueDate, t.Reference, nullable(t.MilestoneID), nullable(t.ReversesID), t.Note,
 		t.RecordedBy, t.RecordedRole}, append(event, scope)...), nil
+}
+
+// holdRatesAfter is how many times a write may find the FX cache stale
+// before it holds rate writers off for its own transaction: rates written in
+// a burst could otherwise outrun it every time.
+const holdRatesAfter = 2
+
+// writeHoldingRates converts and writes the entry in a transaction that
+// holds off FX rate writers (fx.HoldWriters), with the rates read under that
+// hold: the table cannot change before the write commits, so it cannot be
+// stale. It costs a transaction of its own, so it is the fallback only.
+func (s *Store) writeHoldingRates(ctx context.Context, w *single) (Transaction, recordRow, error) {
+	var t Transaction
+	var row recordRow
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fx.HoldWriters(ctx, tx); err != nil {
+			return err
+		}
+		rates, err := s.rates.Refresh(ctx, tx)
+		if err != nil {
+			return err
+		}
+		w.rates = rates
+		var args []any
+		if t, args, err = w.build(ctx, s); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, recordSQL, args...).Scan(&row.outcome, &row.priorID, &row.priorSum, &row.detail, &row.recordedAt)
+	})
+	return t, row, err
 }
 
 func writeAlone(ctx context.Context, pool *pgxpool.Pool, args []any) (recordRow, error) {
