@@ -51,9 +51,7 @@ func LatestVersion() (int32, error) {
 }
 
 // SchemaReady tells whether the database is reachable and fully migrated.
-func SchemaReady(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}) error {
+func SchemaReady(ctx context.Context, q Querier) error {
 	want, err := LatestVersion()
 	if err != nil {
 		return err
