@@ -2,15 +2,9 @@ package audit_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
@@ -47,8 +41,8 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 	if _, err := db.Owner.Exec(ctx, `ANALYZE audit_events`); err != nil {
 		t.Fatal(err)
 	}
-	tr := &tracer{}
-	s := audit.New(tracedPool(t, db, tr))
+	tr := &testdb.Tracer{}
+	s := audit.New(testdb.TracedPool(t, db, tr))
 	day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
@@ -67,11 +61,11 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 		{"by actor and time range", auth.Principal{Role: auth.Auditor}, audit.Filter{ActorTokenID: "tok-7", From: day}, nil},
 	}
 	for _, tc := range tests {
-		sql, args := tr.capture(t, func() error {
+		sql, args := tr.Capture(t, func() error {
 			_, _, err := s.List(auth.WithPrincipal(ctx, tc.p), tc.f)
 			return err
 		}, "FROM audit_events")
-		scans := explain(t, db.App, sql, args)
+		scans := testdb.Explain(t, db.App, sql, args)
 		t.Logf("%s: %v", tc.name, scans)
 		for _, ix := range tc.indexes {
 			if !slices.Contains(scans, "index:"+ix) {
@@ -82,99 +76,4 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 			t.Errorf("%s: plan scans audit_events: %v", tc.name, scans)
 		}
 	}
-}
-
-// tracer records the statements a pool runs, so a test can EXPLAIN exactly
-// what the code sends.
-type tracer struct {
-	mu      sync.Mutex
-	queries []traced
-}
-
-type traced struct {
-	sql  string
-	args []any
-}
-
-func (tr *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.queries = append(tr.queries, traced{d.SQL, d.Args})
-	return ctx
-}
-
-func (tr *tracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// capture runs fn and returns the one statement it ran containing marker.
-func (tr *tracer) capture(t *testing.T, fn func() error, marker string) (string, []any) {
-	t.Helper()
-	tr.mu.Lock()
-	tr.queries = nil
-	tr.mu.Unlock()
-	if err := fn(); err != nil {
-		t.Fatal(err)
-	}
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	var found []traced
-	for _, q := range tr.queries {
-		if strings.Contains(q.sql, marker) {
-			found = append(found, q)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d statements contain %q, want 1", len(found), marker)
-	}
-	return found[0].sql, found[0].args
-}
-
-func tracedPool(t *testing.T, db *testdb.DB, tr *tracer) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(db.AppURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.Tracer = tr
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// explain returns the scans of sql's plan with args bound: "index:NAME" for
-// an index (plain, index-only or bitmap) scan, "seq:TABLE" for a sequential one.
-func explain(t *testing.T, pool *pgxpool.Pool, sql string, args []any) []string {
-	t.Helper()
-	var doc []struct{ Plan planNode }
-	var raw []byte
-	if err := pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&raw); err != nil {
-		t.Fatalf("explaining %s: %v", sql, err)
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) != 1 {
-		t.Fatalf("plan %s: %v", raw, err)
-	}
-	var scans []string
-	var walk func(n planNode)
-	walk = func(n planNode) {
-		switch {
-		case n.IndexName != "":
-			scans = append(scans, "index:"+n.IndexName)
-		case n.NodeType == "Seq Scan":
-			scans = append(scans, "seq:"+n.RelationName)
-		}
-		for _, c := range n.Plans {
-			walk(c)
-		}
-	}
-	walk(doc[0].Plan)
-	return scans
-}
-
-type planNode struct {
-	NodeType     string     `json:"Node Type"`
-	IndexName    string     `json:"Index Name"`
-	RelationName string     `json:"Relation Name"`
-	Plans        []planNode `json:"Plans"`
 }

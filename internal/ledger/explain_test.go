@@ -2,16 +2,9 @@ package ledger_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 
-	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/testdb"
@@ -61,8 +54,8 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 	const donor, recipient, roadmap = "00000000-0000-4000-8000-000000000007", "00000000-0000-4000-8000-000000000057",
 		"00000000-0000-4000-9000-000000000003"
 	const grant = "00000000-0000-7000-8000-000000000011"
-	tr := &tracer{}
-	l := ledger.New(tracedPool(t, db, tr))
+	tr := &testdb.Tracer{}
+	l := ledger.New(testdb.TracedPool(t, db, tr))
 	grants := func(ctx context.Context, f ledger.GrantFilter) func() error {
 		return func() error { _, _, err := l.ListGrants(ctx, f); return err }
 	}
@@ -87,8 +80,8 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 		}},
 	}
 	for _, tc := range tests {
-		sql, args := tr.capture(t, tc.list, tc.marker)
-		scans := explain(t, db.App, sql, args)
+		sql, args := tr.Capture(t, tc.list, tc.marker)
+		scans := testdb.Explain(t, db.App, sql, args)
 		t.Logf("%s: %v", tc.name, scans)
 		if !slices.Contains(scans, "index:"+tc.index) {
 			t.Errorf("%s: plan does not read %s: %v", tc.name, tc.index, scans)
@@ -97,100 +90,4 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 			t.Errorf("%s: plan scans %s whole: %v", tc.name, tc.table, scans)
 		}
 	}
-}
-
-// tracer records the statements a pool runs, so a test can EXPLAIN exactly
-// what the code sends.
-type tracer struct {
-	mu      sync.Mutex
-	queries []traced
-}
-
-type traced struct {
-	sql  string
-	args []any
-}
-
-func (tr *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.queries = append(tr.queries, traced{d.SQL, d.Args})
-	return ctx
-}
-
-func (tr *tracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// capture runs fn and returns the one statement it ran containing marker.
-func (tr *tracer) capture(t *testing.T, fn func() error, marker string) (string, []any) {
-	t.Helper()
-	tr.mu.Lock()
-	tr.queries = nil
-	tr.mu.Unlock()
-	if err := fn(); err != nil {
-		t.Fatal(err)
-	}
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	var found []traced
-	for _, q := range tr.queries {
-		if strings.Contains(q.sql, marker) {
-			found = append(found, q)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d statements contain %q, want 1", len(found), marker)
-	}
-	return found[0].sql, found[0].args
-}
-
-func tracedPool(t *testing.T, db *testdb.DB, tr *tracer) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(db.AppURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.Tracer = tr
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { pgxdecimal.Register(c.TypeMap()); return nil }
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// explain returns the scans of sql's plan with args bound: "index:NAME" for
-// an index (plain, index-only or bitmap) scan, "seq:TABLE" for a sequential one.
-func explain(t *testing.T, pool *pgxpool.Pool, sql string, args []any) []string {
-	t.Helper()
-	var doc []struct{ Plan planNode }
-	var raw []byte
-	if err := pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&raw); err != nil {
-		t.Fatalf("explaining %s: %v", sql, err)
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) != 1 {
-		t.Fatalf("plan %s: %v", raw, err)
-	}
-	var scans []string
-	var walk func(n planNode)
-	walk = func(n planNode) {
-		switch {
-		case n.IndexName != "":
-			scans = append(scans, "index:"+n.IndexName)
-		case n.NodeType == "Seq Scan":
-			scans = append(scans, "seq:"+n.RelationName)
-		}
-		for _, c := range n.Plans {
-			walk(c)
-		}
-	}
-	walk(doc[0].Plan)
-	return scans
-}
-
-type planNode struct {
-	NodeType     string     `json:"Node Type"`
-	IndexName    string     `json:"Index Name"`
-	RelationName string     `json:"Relation Name"`
-	Plans        []planNode `json:"Plans"`
 }
