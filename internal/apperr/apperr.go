@@ -49,10 +49,24 @@ func Invalid(field, format string, args ...any) error {
 // Validator accumulates violations so a request reports every bad field at once.
 type Validator struct {
 	violations []Violation
+	// item, when set, is the position in a list the fields being checked
+	// belong to: Add names them "[item].field". Checking a list of a thousand
+	// entries then formats no field name unless one is bad.
+	item   int
+	inItem bool
 }
+
+// Item makes the fields checked next those of the list's item i.
+func (v *Validator) Item(i int) { v.item, v.inItem = i, true }
+
+// EndItems returns to fields of the request itself.
+func (v *Validator) EndItems() { v.inItem = false }
 
 // Add records a violation.
 func (v *Validator) Add(field, format string, args ...any) {
+	if v.inItem {
+		field = fmt.Sprintf("[%d].%s", v.item, field)
+	}
 	v.violations = append(v.violations, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
 }
 
@@ -96,9 +110,15 @@ func (v *Validator) Err() error {
 // checked for every request at the edge.)
 func (v *Validator) Text(field, s string, required bool, max int) string {
 	s = strings.TrimSpace(s)
-	v.Check(!required || s != "", field, "must not be empty")
-	v.Check(utf8.RuneCountInString(s) <= max, field, "at most %d characters", max)
-	v.Check(utf8.ValidString(s) && !strings.ContainsRune(s, 0), field, "must be valid UTF-8 text without NUL")
+	if required && s == "" {
+		v.Add(field, "must not be empty")
+	}
+	if len(s) > max && utf8.RuneCountInString(s) > max {
+		v.Add(field, "at most %d characters", max)
+	}
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		v.Add(field, "must be valid UTF-8 text without NUL")
+	}
 	return s
 }
 
@@ -117,8 +137,9 @@ func (v *Validator) Date(field string, d time.Time, required bool) {
 		v.Check(!required, field, "required (YYYY-MM-DD)")
 		return
 	}
-	v.Check(!d.Before(Earliest) && !d.After(Latest), field, "%s is outside %s to %s",
-		d.Format(time.DateOnly), Earliest.Format(time.DateOnly), Latest.Format(time.DateOnly))
+	if d.Before(Earliest) || d.After(Latest) {
+		v.Add(field, "%s is outside %s to %s", d.Format(time.DateOnly), Earliest.Format(time.DateOnly), Latest.Format(time.DateOnly))
+	}
 }
 
 // Fields rewrites the field of every violation of err with f, for an

@@ -33,6 +33,13 @@ func Claim(ctx context.Context, tx pgx.Tx, scope, operation, requestID string, p
 	if err != nil {
 		return "", false, err
 	}
+	return ClaimDigest(ctx, tx, scope, operation, requestID, sum, entityID)
+}
+
+// ClaimDigest is Claim for a payload the caller digests itself (SHA-256 of
+// an unambiguous encoding): for payloads too large to marshal cheaply, such
+// as a batch of entries.
+func ClaimDigest(ctx context.Context, tx pgx.Tx, scope, operation, requestID string, sum []byte, entityID string) (string, bool, error) {
 	tag, err := tx.Exec(ctx, claimSQL, scope, operation, requestID, sum, entityID)
 	if err != nil {
 		return "", false, fmt.Errorf("claiming request id: %w", err)

@@ -36,10 +36,11 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 	if err != nil {
 		return nil, err
 	}
+	sum := digest(in)
 	var out []Transaction
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		batchID := uuid.Must(uuid.NewV7()).String()
-		prev, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "BatchRecordTransactions", requestID, in, batchID)
+		prev, replay, err := idempotency.ClaimDigest(ctx, tx, p.Scope(), "BatchRecordTransactions", requestID, sum, batchID)
 		if err != nil {
 			return err
 		}

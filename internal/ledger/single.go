@@ -61,10 +61,7 @@ type single struct {
 // newSingle reads what a single entry needs: the grant and milestone (cached),
 // the entry a reversal cancels, the FX table (cached).
 func (s *Store) newSingle(ctx context.Context, pl *plan, requestID string) (*single, error) {
-	sum, err := idempotency.Digest(pl.entries[0].in)
-	if err != nil {
-		return nil, err
-	}
+	sum := digest([]EntryInput{pl.entries[0].in})
 	if err := s.readStatic(ctx, pl); err != nil {
 		return nil, err
 	}

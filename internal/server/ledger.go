@@ -106,18 +106,21 @@ func (s *grantService) SetAllocations(ctx context.Context, req *pb.SetAllocation
 	return &pb.SetAllocationsResponse{Grant: grantPB(g)}, nil
 }
 
-// entryInput parses a transaction under prefix ("transaction." or
-// "transactions[3]."); grantID, from the path, wins over the body's.
-func entryInput(p *parser, prefix string, t *pb.Transaction, grantID string) ledger.EntryInput {
-	gid := p.id(prefix+"grantId", t.GetGrantId())
+// entryInput parses a transaction where p is (within "transaction.", or at
+// an item of "transactions"); grantID, from the path, wins over the body's.
+func entryInput(p *parser, t *pb.Transaction, grantID string) ledger.EntryInput {
+	gid := p.id("grantId", t.GetGrantId())
 	if grantID != "" {
+		prefix := p.prefix
+		p.within("")
 		gid = p.id("grantId", grantID)
+		p.within(prefix)
 	}
-	return ledger.EntryInput{GrantID: gid, Type: t.GetType(), Amount: p.money(prefix+"amount", t.GetAmount()),
-		ValueDate: p.date(prefix+"valueDate", t.GetValueDate()), Reference: t.GetReference(),
-		MilestoneID: p.id(prefix+"milestoneId", t.GetMilestoneId()),
-		ReversesID:  p.id(prefix+"reversesTransactionId", t.GetReversesTransactionId()),
-		FxRate:      p.rate(prefix+"fxRate", t.GetFxRate()), Note: t.GetNote()}
+	return ledger.EntryInput{GrantID: gid, Type: t.GetType(), Amount: p.money("amount", t.GetAmount()),
+		ValueDate: p.date("valueDate", t.GetValueDate()), Reference: t.GetReference(),
+		MilestoneID: p.id("milestoneId", t.GetMilestoneId()),
+		ReversesID:  p.id("reversesTransactionId", t.GetReversesTransactionId()),
+		FxRate:      p.rate("fxRate", t.GetFxRate()), Note: t.GetNote()}
 }
 
 func transactionPB(t ledger.Transaction) *pb.Transaction {
@@ -136,7 +139,8 @@ func transactionPB(t ledger.Transaction) *pb.Transaction {
 
 func (s *grantService) RecordTransaction(ctx context.Context, req *pb.RecordTransactionRequest) (*pb.RecordTransactionResponse, error) {
 	var p parser
-	in := entryInput(&p, "transaction.", req.GetTransaction(), req.GetGrantId())
+	p.within("transaction.")
+	in := entryInput(&p, req.GetTransaction(), req.GetGrantId())
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -168,7 +172,8 @@ func (s *grantService) BatchRecordTransactions(ctx context.Context, req *pb.Batc
 	var p parser
 	in := make([]ledger.EntryInput, len(req.GetTransactions()))
 	for i, t := range req.GetTransactions() {
-		in[i] = entryInput(&p, fmt.Sprintf("transactions[%d].", i), t, "")
+		p.at("transactions", i)
+		in[i] = entryInput(&p, t, "")
 	}
 	if err := p.err(); err != nil {
 		return nil, err

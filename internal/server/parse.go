@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -15,7 +16,31 @@ import (
 // parser turns a request's text into the typed values domains take, naming
 // each field it cannot read by its request path. Domains then check the
 // rules and name fields of their own (see under).
-type parser struct{ v apperr.Validator }
+type parser struct {
+	v apperr.Validator
+	// prefix is prepended to the fields named, and with inList the list's
+	// item: a field's path is formatted only when it is bad.
+	prefix string
+	item   int
+	inList bool
+}
+
+// within names the fields parsed next as those of the resource at prefix
+// ("transaction."; "" for the request's own).
+func (p *parser) within(prefix string) { p.prefix, p.inList = prefix, false }
+
+// at names the fields parsed next as those of item i of list.
+func (p *parser) at(list string, i int) { p.prefix, p.item, p.inList = list, i, true }
+
+func (p *parser) add(field, format string, args ...any) {
+	switch {
+	case p.inList:
+		field = fmt.Sprintf("%s[%d].%s", p.prefix, p.item, field)
+	default:
+		field = p.prefix + field
+	}
+	p.v.Add(field, format, args...)
+}
 
 func (p *parser) err() error { return p.v.Err() }
 
@@ -26,7 +51,7 @@ func (p *parser) id(field, s string) uuid.UUID {
 	}
 	id, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 {
-		p.v.Add(field, "not an id: %q", s)
+		p.add(field, "not an id: %q", s)
 		return uuid.Nil
 	}
 	return id
@@ -39,7 +64,7 @@ func (p *parser) date(field, s string) time.Time {
 	}
 	d, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		p.v.Add(field, "not a date (YYYY-MM-DD): %q", s)
+		p.add(field, "not a date (YYYY-MM-DD): %q", s)
 	}
 	return d
 }
@@ -51,7 +76,7 @@ func (p *parser) decimal(field, s string) decimal.Decimal {
 	}
 	d, err := money.ParseDecimal(s)
 	if err != nil {
-		p.v.Add(field, "%v", err)
+		p.add(field, "%v", err)
 	}
 	return d
 }
@@ -73,12 +98,12 @@ func (p *parser) money(field string, m *pb.Money) money.Amount {
 		return money.Amount{}
 	}
 	if _, err := money.Currency(m.GetCurrency()); err != nil {
-		p.v.Add(field+".currency", "%v", err)
+		p.add(field+".currency", "%v", err)
 		return money.Amount{}
 	}
 	d, err := money.Parse(m.GetAmount(), m.GetCurrency())
 	if err != nil {
-		p.v.Add(field+".amount", "%v", err)
+		p.add(field+".amount", "%v", err)
 	}
 	return money.Amount{Value: d, Currency: m.GetCurrency()}
 }
