@@ -34,7 +34,7 @@ type Filter struct {
 // tokens are about that organisation. An entity type not named here is seen
 // by the unbound roles only, until its rule is written here.
 const (
-	publicTypes = `'organization', 'roadmap', 'milestone', 'fx_rates'`
+	publicTypes = `'organization', 'roadmap', 'milestone', 'fx_rates', 'fx_rate'`
 	grantTypes  = `'grant', 'transaction', 'transaction_batch'`
 )
 

@@ -37,6 +37,12 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 		return nil, err
 	}
 	sum := digest(in)
+	// The grants are checked readable before any of their rows is locked
+	// (gather): naming another donor's grant must neither stall its writers
+	// nor, by waiting, tell that it exists. Cached grants cost no round trip.
+	if err := s.mayRead(ctx, p, pl.grantIDs); err != nil {
+		return nil, err
+	}
 	var out []Transaction
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		batchID := uuid.Must(uuid.NewV7()).String()
@@ -66,12 +72,17 @@ func (s *Store) BatchRecord(ctx context.Context, in []EntryInput, requestID stri
 // MaxBatch is the most entries one batch records.
 const MaxBatch = 1000
 
-// mayReadAll checks that the caller may read every one of the grants.
-func (s *Store) mayReadAll(ctx context.Context, tx pgx.Tx, p auth.Principal, ids []string) error {
+// mayRead checks that the caller may read every one of the grants.
+func (s *Store) mayRead(ctx context.Context, p auth.Principal, ids []string) error {
+	return s.mayReadAll(ctx, s.pool, p, ids)
+}
+
+// mayReadAll checks, through q, that the caller may read every one of the grants.
+func (s *Store) mayReadAll(ctx context.Context, q postgres.Querier, p auth.Principal, ids []string) error {
 	b := &pgx.Batch{}
 	gs := s.queueGrants(b, ids)
 	if b.Len() > 0 {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if err := q.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 	}

@@ -172,6 +172,9 @@ func newPlan(p auth.Principal, in []EntryInput) (*plan, error) {
 				reverses[e.ReversesID] = i
 				pe.reversesID = e.ReversesID.String()
 			}
+			if e.FxRate != nil {
+				v.Add("fxRate", "a REVERSAL converts at the rates of the entry it cancels")
+			}
 		} else {
 			if e.ReversesID != uuid.Nil {
 				v.Add("reversesTransactionId", "only a REVERSAL names a reversed entry")
@@ -274,7 +277,7 @@ func (s *Store) prepare(pl *plan, ids []string) ([]Transaction, error) {
 			}
 			switch {
 			case e.in.Amount.Currency != "" && (!e.in.Amount.Value.Equal(orig.Amount) || e.in.Amount.Currency != orig.Currency):
-				return nil, apperr.Invalid(f("amount.amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
+				return nil, apperr.Invalid(f("amount"), "a reversal cancels the entry in full: %s %s", money.Format(orig.Amount, orig.Currency), orig.Currency)
 			case t.MilestoneID != "" && t.MilestoneID != orig.MilestoneID:
 				// Coverage would show +X on one milestone and −X on another.
 				return nil, apperr.Invalid(f("milestoneId"), "a reversal takes the milestone of the entry it cancels (%s)", orDash(orig.MilestoneID))

@@ -56,6 +56,23 @@ type GrantInput struct {
 	StartDate, EndDate                    time.Time
 }
 
+// grantAnswer is a grant as CreateGrant answered it, kept for retries, with
+// the fields its plain JSON leaves out.
+type grantAnswer struct {
+	Grant
+	CreatedAt         time.Time `json:"createdAt"`
+	ReportingCurrency string    `json:"reportingCurrency"`
+}
+
+func (a grantAnswer) grant(id string) Grant {
+	g := a.Grant
+	g.ID, g.CreatedAt, g.ReportingCurrency = id, a.CreatedAt, a.ReportingCurrency
+	if g.Allocations == nil {
+		g.Allocations = []Allocation{}
+	}
+	return g
+}
+
 // MaxGrantYears bounds a grant's period: longer is a typo in a year.
 const MaxGrantYears = 30
 
@@ -110,12 +127,11 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 			return err
 		}
 		if replay {
-			gg, err := getGrant(ctx, tx, id, false)
-			if err != nil {
-				return err
-			}
-			g = *gg
-			return nil
+			// The grant as first answered: its pledge and allocations move later.
+			var a grantAnswer
+			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "CreateGrant", requestID, &a)
+			g = a.grant(id)
+			return err
 		}
 		rm, err := roadmap.Get(ctx, tx, g.RoadmapID)
 		if errors.Is(err, apperr.ErrNotFound) {
@@ -160,6 +176,10 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		}
 		if err := audit.Record(ctx, tx, audit.Entry{EntityType: "grant", EntityID: g.ID, Change: g, RequestID: requestID,
 			SubjectOrgs: []string{g.DonorOrgID, g.RecipientOrgID}}); err != nil {
+			return err
+		}
+		if err := idempotency.SaveAnswer(ctx, tx, p.Scope(), "CreateGrant", requestID, grantAnswer{Grant: g, CreatedAt: g.CreatedAt,
+			ReportingCurrency: g.ReportingCurrency}); err != nil {
 			return err
 		}
 		if g.Pledged.IsZero() {
@@ -363,28 +383,38 @@ func (s *Store) SetAllocations(ctx context.Context, grantID uuid.UUID, in []Allo
 		v.Check(a.MilestoneID != uuid.Nil, f+"milestoneId", "required")
 		v.Check(!seen[a.MilestoneID], f+"milestoneId", "milestone allocated twice")
 		seen[a.MilestoneID] = true
-		v.Check(a.Amount.Value.IsPositive(), f+"amount.amount", "must be positive")
+		switch {
+		case !a.Amount.Value.IsPositive():
+			v.Add(f+"amount.amount", "must be positive")
+		case a.Amount.Currency != "" && !money.InMinorUnits(a.Amount):
+			v.Add(f+"amount.amount", "%s has more decimals than %s allows", a.Amount.Value, a.Amount.Currency)
+		}
 	}
 	if err := v.Err(); err != nil {
 		return Grant{}, err
 	}
 	id := grantID.String()
+	// Whether the caller may touch the grant is settled before its row is
+	// locked: naming another donor's grant must neither stall its writers
+	// nor, by waiting, tell that it exists.
+	if _, err := s.readableGrant(ctx, id); err != nil {
+		return Grant{}, err
+	}
 	var out Grant
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		g, err := getGrant(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
-		if !canRead(p, g) { // a donor reads only its own grants
-			return notFound(id)
-		}
 		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "SetAllocations", requestID, []any{grantID, in}, id)
 		if err != nil {
 			return err
 		}
 		if replay {
-			out = *g
-			return idempotency.LoadAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, &out.Allocations)
+			var a grantAnswer
+			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, &a)
+			out = a.grant(id)
+			return err
 		}
 		var v apperr.Validator
 		total := decimal.Zero
@@ -427,6 +457,9 @@ func (s *Store) SetAllocations(ctx context.Context, grantID uuid.UUID, in []Allo
 			}
 			for i, a := range amounts {
 				reporting[i] = money.Convert(a, r, false, g.ReportingCurrency)
+				if err := money.CheckConverted(reporting[i], g.ReportingCurrency); err != nil {
+					return apperr.Invalid(fmt.Sprintf("[%d].amount.amount", i), "%v: check the FX rate", err)
+				}
 			}
 		}
 		version++
@@ -442,7 +475,8 @@ func (s *Store) SetAllocations(ctx context.Context, grantID uuid.UUID, in []Allo
 			return err
 		}
 		out = *ng
-		if err := idempotency.SaveAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, out.Allocations); err != nil {
+		if err := idempotency.SaveAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, grantAnswer{Grant: out, CreatedAt: out.CreatedAt,
+			ReportingCurrency: out.ReportingCurrency}); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, audit.Entry{EntityType: "grant", EntityID: id, RequestID: requestID,

@@ -240,7 +240,10 @@ func TestBadInputWritesNothing(t *testing.T) {
 		}, "reversesTransactionId", nil},
 		{"reversal for another amount", func(e *ledger.EntryInput) {
 			e.Type, e.Amount, e.ReversesID = "REVERSAL", amt("1.00", "USD"), id(rev.ReversesID)
-		}, "amount.amount", nil},
+		}, "amount", nil},
+		{"reversal with a rate of its own", func(e *ledger.EntryInput) {
+			e.Type, e.Amount, e.ReversesID, e.FxRate = "REVERSAL", money.Amount{}, id(rev.ReversesID), rate("7")
+		}, "fxRate", nil},
 		{"unknown grant", func(e *ledger.EntryInput) { e.GrantID = id("01a2195f-dc3c-70c2-82d7-4f0ad8a83b00") }, "", apperr.ErrNotFound},
 		{"no grant", func(e *ledger.EntryInput) { e.GrantID = uuid.Nil }, "grantId", nil},
 		{"unknown milestone", func(e *ledger.EntryInput) { e.MilestoneID = id("01a2195f-dc3c-70c2-82d7-4f0ad8a83b00") }, "milestoneId", nil},

@@ -102,21 +102,23 @@ func (s *Store) ReconcilePage(ctx context.Context, grantID uuid.UUID, asOf time.
 		return Reconciliation{}, err
 	}
 	current := asOf.IsZero()
-	if current {
-		asOf = time.Now()
-	}
 	rec := Reconciliation{GrantID: g.ID, AsOf: asOf,
 		Agreement: Balances{Currency: g.Currency}, Reporting: Balances{Currency: g.ReportingCurrency}}
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if current {
-			// The running totals kept with every entry; asOf sums the journal instead.
+			// The running totals kept with every entry; asOf sums the journal
+			// instead. "Now" is read in the first statement, after the
+			// snapshot is taken: every entry the snapshot holds was recorded
+			// (at its transaction's start) before it, so the flows matched
+			// below are exactly those the totals count.
 			a, r := &rec.Agreement, &rec.Reporting
-			if err := tx.QueryRow(ctx, `SELECT pledged, committed, disbursed, received, spent,
+			if err := tx.QueryRow(ctx, `SELECT clock_timestamp(), pledged, committed, disbursed, received, spent,
 				pledged_reporting, committed_reporting, disbursed_reporting, received_reporting, spent_reporting
-				FROM grant_balances WHERE grant_id = $1`, g.ID).Scan(&a.Pledged, &a.Committed, &a.Disbursed, &a.Received, &a.Spent,
+				FROM grant_balances WHERE grant_id = $1`, g.ID).Scan(&rec.AsOf, &a.Pledged, &a.Committed, &a.Disbursed, &a.Received, &a.Spent,
 				&r.Pledged, &r.Committed, &r.Disbursed, &r.Received, &r.Spent); err != nil {
 				return err
 			}
+			asOf = rec.AsOf
 		} else if err := sumJournal(ctx, tx, g.ID, asOf, &rec); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
@@ -164,25 +165,64 @@ func TestReversalRefusalTellsNothingOfOtherGrants(t *testing.T) {
 	}
 }
 
-// A batch replayed by a caller who may not record it gets nothing back.
+// A batch replayed by a caller who may not record it gets nothing back. Only
+// callers of one organisation share request ids: a pooled fund gives grants
+// (a donor token) and receives them (an implementer token).
 func TestBatchReplayChecksTheCallerFirst(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	g := w.grant("USD", "REPLAY", "0")
+	pool := try(org.New(w.db.App).Create(coord, org.Organization{Name: "Pooled fund", Kind: "POOLED_FUND"}, "o-pool")).must(t).ID
+	g := try(w.l.CreateGrant(as(auth.Donor, pool), ledger.GrantInput{RoadmapID: id(w.roadmap.ID), DonorOrgID: id(pool),
+		RecipientOrgID: id(w.impl), Reference: "PF-1", Title: "From the fund", Currency: "USD", Pledged: amt("10.00", "USD"),
+		StartDate: day("2024-01-01"), EndDate: day("2025-12-31")}, "g-pf")).must(t)
 	in := []ledger.EntryInput{{GrantID: id(g.ID), Type: "COMMITMENT", Amount: amt("10.00", "USD"), ValueDate: day("2024-02-01")}}
-	try(w.l.BatchRecord(w.donor(g), in, "b-1")).must(t)
+	try(w.l.BatchRecord(as(auth.Donor, pool), in, "b-1")).must(t)
+	// The fund's implementer token shares the fund's request ids, but may
+	// not read a grant the fund gives: the replay must not answer it.
+	out, err := w.l.BatchRecord(as(auth.Implementer, pool), in, "b-1")
+	if !errors.Is(err, apperr.ErrNotFound) || len(out) > 0 {
+		t.Fatalf("the fund's implementer replaying the fund's donor batch: %d entries, %v", len(out), err)
+	}
 	for name, ctx := range map[string]context.Context{
 		"auditor":      as(auth.Auditor, ""),
-		"implementer":  w.implementer(),
-		"other donor":  as(auth.Donor, w.donors["EUR"]),
 		"no principal": context.Background(),
 	} {
-		out, err := w.l.BatchRecord(ctx, in, "b-1")
-		if err == nil || len(out) > 0 {
-			t.Errorf("%s replaying the donor's batch: %d entries, %v", name, len(out), err)
+		if out, err := w.l.BatchRecord(ctx, in, "b-1"); !errors.Is(err, apperr.ErrPermissionDenied) || len(out) > 0 {
+			t.Errorf("%s: %d entries, %v, want PERMISSION_DENIED", name, len(out), err)
 		}
-		if !errors.Is(err, apperr.ErrPermissionDenied) && !errors.Is(err, apperr.ErrNotFound) {
-			t.Errorf("%s: %v, want PERMISSION_DENIED or NOT_FOUND", name, err)
+	}
+}
+
+// Naming another donor's grant neither waits on its row lock nor tells, by
+// waiting, that it exists: the caller's rights are settled first.
+func TestOtherDonorsGrantIsNotLocked(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	theirs := w.grant("EUR", "THEIRS", "0")
+	w.record(w.donor(theirs), theirs, "COMMITMENT", "100.00", "EUR", "2024-02-01", "")
+	ctx := context.Background()
+	holder := try(w.db.Owner.Begin(ctx)).must(t)
+	defer holder.Rollback(ctx)
+	if _, err := holder.Exec(ctx, `SELECT FROM grant_balances WHERE grant_id = $1 FOR UPDATE`, theirs.ID); err != nil {
+		t.Fatal(err)
+	}
+	me := as(auth.Donor, w.donors["USD"])
+	for name, call := range map[string]func(context.Context) error{
+		"batch": func(c context.Context) error {
+			_, err := w.l.BatchRecord(c, []ledger.EntryInput{{GrantID: id(theirs.ID), Type: "DISBURSEMENT", Amount: amt("1.00", "EUR"),
+				ValueDate: day("2024-03-01")}}, "lock-b")
+			return err
+		},
+		"allocations": func(c context.Context) error {
+			_, err := w.l.SetAllocations(c, id(theirs.ID), nil, "lock-a")
+			return err
+		},
+	} {
+		c, cancel := context.WithTimeout(me, 2*time.Second)
+		err := call(c)
+		cancel()
+		if !errors.Is(err, apperr.ErrNotFound) {
+			t.Errorf("%s on another donor's locked grant: %v, want NOT_FOUND at once", name, err)
 		}
 	}
 }
@@ -215,8 +255,9 @@ func TestSetAllocationsReplayAnswersTheOriginal(t *testing.T) {
 	firstIn := []ledger.AllocationInput{{MilestoneID: id(w.m1.ID), Amount: amt("300.00", "USD")}}
 	first := try(w.l.SetAllocations(dn, id(g.ID), firstIn, "a-1")).must(t)
 	try(w.l.SetAllocations(dn, id(g.ID), []ledger.AllocationInput{{MilestoneID: id(w.m2.ID), Amount: amt("700.00", "USD")}}, "a-2")).must(t)
+	w.record(dn, g, "PLEDGE", "5.00", "USD", "2024-02-01", "")
 	again := try(w.l.SetAllocations(dn, id(g.ID), firstIn, "a-1")).must(t)
-	if fmt.Sprint(again.Allocations) != fmt.Sprint(first.Allocations) {
+	if fmt.Sprint(again.Allocations) != fmt.Sprint(first.Allocations) || !again.Pledged.Equal(first.Pledged) {
 		t.Fatalf("retry answered %v, the first answer was %v", again.Allocations, first.Allocations)
 	}
 	now := try(w.l.GetGrant(dn, id(g.ID))).must(t)
@@ -283,5 +324,26 @@ func TestTableChecksStateTheInvariants(t *testing.T) {
 		if !strings.Contains(defs, rule) {
 			t.Errorf("no CHECK states %s (constraints: %s)", rule, defs)
 		}
+	}
+}
+
+// A retried CreateGrant answers the grant as first created, not as its
+// journal has moved since.
+func TestCreateGrantReplayAnswersTheOriginal(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	dn := as(auth.Donor, w.donors["USD"])
+	in := ledger.GrantInput{RoadmapID: id(w.roadmap.ID), DonorOrgID: id(w.donors["USD"]), RecipientOrgID: id(w.impl),
+		Reference: "R-1", Title: "Replayed", Currency: "USD", Pledged: amt("100.00", "USD"), StartDate: day("2024-01-01"), EndDate: day("2025-12-31")}
+	first := try(w.l.CreateGrant(dn, in, "cg-1")).must(t)
+	w.record(dn, first, "PLEDGE", "50.00", "USD", "2024-02-01", "")
+	w.record(dn, first, "COMMITMENT", "100.00", "USD", "2024-02-01", "")
+	try(w.l.SetAllocations(dn, id(first.ID), []ledger.AllocationInput{{MilestoneID: id(w.m1.ID), Amount: amt("10.00", "USD")}}, "al-1")).must(t)
+	again := try(w.l.CreateGrant(dn, in, "cg-1")).must(t)
+	if again.ID != first.ID || !again.Pledged.Equal(first.Pledged) || len(again.Allocations) != 0 || !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("retry answered %+v, first answer %+v", again, first)
+	}
+	if now := try(w.l.GetGrant(dn, id(first.ID))).must(t); !now.Pledged.Equal(d("150.00")) {
+		t.Fatalf("the grant now pledges %s, want 150.00", now.Pledged)
 	}
 }

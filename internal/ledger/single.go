@@ -112,7 +112,10 @@ func (s *Store) recordOne(ctx context.Context, pl *plan, requestID string) (Tran
 				row, err = writeAlone(ctx, s.pool, args)
 			}
 		}
-		if c, ok := postgres.IsUniqueViolation(err); ok && c == "idempotency_keys_pkey" && attempt < maxAttempts {
+		if c, ok := postgres.IsUniqueViolation(err); ok && c == "idempotency_keys_pkey" {
+			if attempt == maxAttempts {
+				return Transaction{}, fmt.Errorf("request id %q kept being claimed concurrently: %w", requestID, apperr.ErrAborted)
+			}
 			continue // the same request id committed meanwhile: the next attempt replays it
 		}
 		if err != nil {

@@ -98,12 +98,15 @@ func (s *Store) CreateMilestone(ctx context.Context, roadmapID uuid.UUID, in Mil
 	}
 	m.ID = uuid.Must(uuid.NewV7()).String()
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		id, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "CreateMilestone", requestID, []any{roadmapID, in}, m.ID)
+		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "CreateMilestone", requestID, []any{roadmapID, in}, m.ID)
 		if err != nil {
 			return err
 		}
 		if replay {
-			m, err = getMilestone(ctx, tx, id)
+			// The milestone as first answered: its status and progress move later.
+			var a milestoneAnswer
+			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "CreateMilestone", requestID, &a)
+			m = a.milestone()
 			return err
 		}
 		rm, err := Get(ctx, tx, m.RoadmapID)
@@ -131,6 +134,9 @@ func (s *Store) CreateMilestone(ctx context.Context, roadmapID uuid.UUID, in Mil
 			return fmt.Errorf("milestone code %s already exists in this roadmap: %w", m.Code, apperr.ErrAlreadyExists)
 		}
 		if err != nil {
+			return err
+		}
+		if err := idempotency.SaveAnswer(ctx, tx, p.Scope(), "CreateMilestone", requestID, answer(m)); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, audit.Entry{EntityType: "milestone", EntityID: m.ID, Change: m,

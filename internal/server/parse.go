@@ -50,7 +50,8 @@ func (p *parser) id(field, s string) uuid.UUID {
 		return uuid.Nil
 	}
 	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
+	if err != nil || len(s) != 36 || id == uuid.Nil {
+		// The nil UUID names nothing: taken as an id it would read as absent.
 		p.add(field, "not an id: %q", s)
 		return uuid.Nil
 	}

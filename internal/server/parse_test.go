@@ -51,6 +51,8 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 		{"fx rate 1e-37", func(tx *pb.Transaction) { tx.FxRate = "0." + strings.Repeat("0", 36) + "1" }, "fxRate"},
 		{"fx rate not a number", func(tx *pb.Transaction) { tx.FxRate = "1,5" }, "fxRate"},
 		{"milestone not an id", func(tx *pb.Transaction) { tx.MilestoneId = strings.Repeat("z", 36) }, "milestoneId"},
+		// The nil UUID names nothing; read as absent it would untag the entry.
+		{"milestone the nil id", func(tx *pb.Transaction) { tx.MilestoneId = "00000000-0000-0000-0000-000000000000" }, "milestoneId"},
 	}
 	for _, tc := range tests {
 		if got := fields(t, record(entry(tc.edit))); fmt.Sprint(got) != fmt.Sprint([]string{"transaction." + tc.field}) {
@@ -94,6 +96,8 @@ func TestListGrantsRefusesMalformedIDs(t *testing.T) {
 		{"roadmapId", &pb.ListGrantsRequest{RoadmapId: bad}},
 		{"donorOrgId", &pb.ListGrantsRequest{DonorOrgId: bad}},
 		{"recipientOrgId", &pb.ListGrantsRequest{RecipientOrgId: "0000000a-0000-0000-0000-00000000000g"}},
+		// The nil id would otherwise drop the filter and list every grant.
+		{"donorOrgId", &pb.ListGrantsRequest{DonorOrgId: "00000000-0000-0000-0000-000000000000"}},
 	} {
 		_, err := grants.ListGrants(admin, tc.req)
 		if got := fields(t, err); len(got) != 1 || got[0] != tc.field {
