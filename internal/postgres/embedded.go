@@ -181,6 +181,10 @@ func (c *Cluster) register() error {
 	if err != nil {
 		return fmt.Errorf("registering with the embedded cluster: %w", err)
 	}
+	// Readable by the cluster's unprivileged user, so that a tranche process
+	// run as that user sees this registration (a file it cannot open counts
+	// as in use, but it should not have to guess).
+	c.handOver(f.Name())
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -193,12 +197,18 @@ func (c *Cluster) register() error {
 // inUse tells whether any live process is registered, removing the files of
 // dead ones. Call it under cluster.lock.
 func (c *Cluster) inUse() bool {
-	entries, _ := os.ReadDir(c.usersDir())
+	entries, err := os.ReadDir(c.usersDir())
+	if err != nil && !os.IsNotExist(err) {
+		return true // cannot tell who is registered: stopping would be the harm
+	}
 	live := false
 	for _, e := range entries {
 		p := filepath.Join(c.usersDir(), e.Name())
 		f, err := os.Open(p)
 		if err != nil {
+			// Another user's registration this process may not open (run
+			// as root beside one run as postgres): in use, not dead.
+			live = live || !os.IsNotExist(err)
 			continue
 		}
 		// An flock is per open file: this fails while the user's own

@@ -62,6 +62,11 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 			t.Errorf("batch, %s: violations %v, want transactions[1].%s", tc.name, got, tc.field)
 		}
 	}
+	// A body naming another grant than the path is refused, not ignored.
+	other := "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00"
+	if got := fields(t, record(entry(func(tx *pb.Transaction) { tx.GrantId = other }))); fmt.Sprint(got) != "[transaction.grantId]" {
+		t.Errorf("body grantId other than the path's: violations %v", got)
+	}
 	// Several bad fields of a grant come in the grant's field order.
 	for range 5 {
 		_, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: f.roadmapID,
