@@ -1,7 +1,9 @@
 -- Request ids are unique per caller (its organisation, or its token for
 -- roles bound to none), not per method across all callers: one donor's id
 -- must neither block nor reveal another's. Keys recorded before carry the
--- empty scope and stay as they were.
+-- empty scope and stay as they were; they are not matched again, so a retry
+-- sent across this upgrade is not recognised as one (no deployment predates
+-- it; one that did would have to drain retries before upgrading).
 ALTER TABLE idempotency_keys ADD COLUMN scope text NOT NULL DEFAULT '';
 ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
 ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, method, request_id);
