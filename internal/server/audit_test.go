@@ -23,7 +23,6 @@ func TestAuditVisibilityEndToEnd(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	admin := h.as(t, auth.Admin, "")
-	orgs := pb.NewOrganizationServiceClient(h.conn)
 	roadmaps := pb.NewRoadmapServiceClient(h.conn)
 	grants := pb.NewGrantServiceClient(h.conn)
 	events := pb.NewAuditServiceClient(h.conn)
@@ -35,11 +34,7 @@ func TestAuditVisibilityEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	org := func(kind string) string {
-		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind + rid(), Kind: kind}, RequestId: rid()})
-		check(o, err)
-		return o.Organization.Id
-	}
+	org := func(kind string) string { return h.org(t, admin, kind) }
 	donorA, donorB, implI, implJ := org("DONOR"), org("DONOR"), org("IMPLEMENTER"), org("IMPLEMENTER")
 	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
 		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}, RequestId: rid()})

@@ -33,14 +33,7 @@ func newFxWorld(t *testing.T) *fxWorld {
 	t.Helper()
 	h := newHarness(t)
 	w := &fxWorld{h: h, admin: h.as(t, auth.Admin, ""), grants: pb.NewGrantServiceClient(h.conn), fx: pb.NewFxRateServiceClient(h.conn)}
-	orgs := pb.NewOrganizationServiceClient(h.conn)
-	org := func(kind string) string {
-		o, err := orgs.CreateOrganization(w.admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: w.rid()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.Organization.Id
-	}
+	org := func(kind string) string { return h.org(t, w.admin, kind) }
 	w.donorOrg, w.ngo = org("DONOR"), org("IMPLEMENTER")
 	w.donor = h.as(t, auth.Donor, w.donorOrg)
 	rm, err := pb.NewRoadmapServiceClient(h.conn).CreateRoadmap(w.admin, &pb.CreateRoadmapRequest{Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",

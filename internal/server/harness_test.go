@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
@@ -97,18 +98,11 @@ type fixture struct {
 // with a milestone, and a grant between them pledged and committed 1000 USD.
 func (h *harness) fixture(t *testing.T, admin context.Context) fixture {
 	t.Helper()
-	orgs := pb.NewOrganizationServiceClient(h.conn)
 	roadmaps := pb.NewRoadmapServiceClient(h.conn)
 	grants := pb.NewGrantServiceClient(h.conn)
 	n := 0
 	rid := func() string { n++; return fmt.Sprint("r-", n) }
-	org := func(kind string) string {
-		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: rid()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.Organization.Id
-	}
+	org := func(kind string) string { return h.org(t, admin, kind) }
 	donor, ngo := org("DONOR"), org("IMPLEMENTER")
 	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{RequestId: rid(), Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
 		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}})
@@ -131,4 +125,16 @@ func (h *harness) fixture(t *testing.T, admin context.Context) fixture {
 		t.Fatal(err)
 	}
 	return fixture{donorOrgID: donor, ngoOrgID: ngo, roadmapID: rm.Roadmap.Id, milestoneID: ms.Milestone.Id, grantID: g.Grant.Id}
+}
+
+// org creates an organisation of kind (a unique name, a fresh request id)
+// and returns its id.
+func (h *harness) org(tb testing.TB, ctx context.Context, kind string) string {
+	tb.Helper()
+	o, err := pb.NewOrganizationServiceClient(h.conn).CreateOrganization(ctx, &pb.CreateOrganizationRequest{
+		Organization: &pb.Organization{Name: kind + " " + uuid.NewString(), Kind: kind}, RequestId: uuid.NewString()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return o.Organization.Id
 }

@@ -22,16 +22,9 @@ func TestReconciliationPagesOverGRPC(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	admin := h.as(t, auth.Admin, "")
-	orgs := pb.NewOrganizationServiceClient(h.conn)
 	roadmaps := pb.NewRoadmapServiceClient(h.conn)
 	grants := pb.NewGrantServiceClient(h.conn)
-	org := func(kind string) string {
-		o, err := orgs.CreateOrganization(admin, &pb.CreateOrganizationRequest{Organization: &pb.Organization{Name: kind, Kind: kind}, RequestId: uuid.NewString()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.Organization.Id
-	}
+	org := func(kind string) string { return h.org(t, admin, kind) }
 	donor, ngo := org("DONOR"), org("IMPLEMENTER")
 	rm, err := roadmaps.CreateRoadmap(admin, &pb.CreateRoadmapRequest{Roadmap: &pb.Roadmap{Country: "AFG", Title: "Strategy",
 		StartDate: "2024-01-01", EndDate: "2026-12-31", ReportingCurrency: "USD"}, RequestId: uuid.NewString()})
