@@ -98,15 +98,7 @@ func (s *Store) CreateMilestone(ctx context.Context, roadmapID uuid.UUID, in Mil
 	}
 	m.ID = uuid.Must(uuid.NewV7()).String()
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "CreateMilestone", requestID, []any{roadmapID, in}, m.ID)
-		if err != nil {
-			return err
-		}
-		if replay {
-			// The milestone as first answered: its status and progress move later.
-			var a milestoneAnswer
-			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "CreateMilestone", requestID, &a)
-			m = a.milestone()
+		if replayed, err := claim(ctx, tx, p, "CreateMilestone", requestID, []any{roadmapID, in}, m.ID, &m); err != nil || replayed {
 			return err
 		}
 		rm, err := Get(ctx, tx, m.RoadmapID)
@@ -285,15 +277,7 @@ func (s *Store) ReportProgress(ctx context.Context, milestoneID uuid.UUID, achie
 			return fmt.Errorf("only the responsible organisation reports progress on %s: %w", m.Code, apperr.ErrPermissionDenied)
 		}
 		id := uuid.Must(uuid.NewV7()).String()
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "ReportProgress", requestID,
-			[]any{milestoneID, achieved, asOf, note}, id)
-		if err != nil {
-			return err
-		}
-		if replay {
-			var a milestoneAnswer
-			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "ReportProgress", requestID, &a)
-			m = a.milestone()
+		if replayed, err := claim(ctx, tx, p, "ReportProgress", requestID, []any{milestoneID, achieved, asOf, note}, id, &m); err != nil || replayed {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO milestone_progress (id, milestone_id, achieved_quantity, as_of, note, recorded_by)
@@ -334,6 +318,20 @@ func (a milestoneAnswer) milestone() Milestone {
 	return m
 }
 
+// claim claims a request id for a milestone write; on a retry it puts the
+// milestone as first answered in m (its status and progress move later) and
+// says so.
+func claim(ctx context.Context, tx pgx.Tx, p auth.Principal, method, requestID string, payload any, id string, m *Milestone) (bool, error) {
+	_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), method, requestID, payload, id)
+	if err != nil || !replay {
+		return false, err
+	}
+	var a milestoneAnswer
+	err = idempotency.LoadAnswer(ctx, tx, p.Scope(), method, requestID, &a)
+	*m = a.milestone()
+	return true, err
+}
+
 func today() time.Time { return time.Now().UTC().Truncate(24 * time.Hour) }
 
 // reopens tells whether moving from one status to another takes back what
@@ -369,18 +367,11 @@ func (s *Store) SetStatus(ctx context.Context, milestoneID uuid.UUID, status, no
 	var m Milestone
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		id := uuid.Must(uuid.NewV7()).String()
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "SetMilestoneStatus", requestID, []any{milestoneID, status, note}, id)
-		if err != nil {
-			return err
-		}
-		if replay {
-			var a milestoneAnswer
-			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "SetMilestoneStatus", requestID, &a)
-			m = a.milestone()
+		if replayed, err := claim(ctx, tx, p, "SetMilestoneStatus", requestID, []any{milestoneID, status, note}, id, &m); err != nil || replayed {
 			return err
 		}
 		var from string
-		err = tx.QueryRow(ctx, `SELECT status FROM milestones WHERE id = $1 FOR UPDATE`, milestoneID).Scan(&from)
+		err := tx.QueryRow(ctx, `SELECT status FROM milestones WHERE id = $1 FOR UPDATE`, milestoneID).Scan(&from)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("milestone %s: %w", milestoneID, apperr.ErrNotFound)
 		}
