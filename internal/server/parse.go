@@ -64,8 +64,12 @@ func (p *parser) date(field, s string) time.Time {
 		return time.Time{}
 	}
 	d, err := time.Parse(time.DateOnly, s)
-	if err != nil {
+	switch {
+	case err != nil:
 		p.add(field, "not a date (YYYY-MM-DD): %q", s)
+	case d.IsZero():
+		// 0001-01-01 is Go's zero time, which the domains read as "no date".
+		p.add(field, "%s is outside %s to %s", s, apperr.Earliest.Format(time.DateOnly), apperr.Latest.Format(time.DateOnly))
 	}
 	return d
 }

@@ -62,6 +62,10 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 			t.Errorf("batch, %s: violations %v, want transactions[1].%s", tc.name, got, tc.field)
 		}
 	}
+	// 0001-01-01 is Go's zero time: it is out of range, not missing.
+	if err := record(entry(func(tx *pb.Transaction) { tx.ValueDate = "0001-01-01" })); !strings.Contains(fmt.Sprint(err), "transaction.valueDate: 0001-01-01 is outside") {
+		t.Errorf("value date 0001-01-01: %v", err)
+	}
 	// A body naming another grant than the path is refused, not ignored.
 	other := "01a2195f-dc3c-70c2-82d7-4f0ad8a83b00"
 	if got := fields(t, record(entry(func(tx *pb.Transaction) { tx.GrantId = other }))); fmt.Sprint(got) != "[transaction.grantId]" {
