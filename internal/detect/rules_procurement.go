@@ -1,0 +1,4 @@
+package detect
+
+// procurementRules find procurement that holds milestones back.
+var procurementRules []rule
