@@ -19,10 +19,6 @@ CREATE TABLE procurement_items (
 );
 CREATE INDEX procurement_items_grant ON procurement_items (grant_id, id);
 CREATE INDEX procurement_items_milestone ON procurement_items (milestone_id, id);
--- Late items (expected delivery passed, not delivered): the list filter and
--- detection find them by date.
-CREATE INDEX procurement_items_expected_delivery ON procurement_items (expected_delivery_date, id)
-  WHERE expected_delivery_date IS NOT NULL;
 
 -- seq numbers an item's stages from 1 (REQUISITIONED). The domain checks that
 -- stages only move forward and dates never go back against the latest stage it

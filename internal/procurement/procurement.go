@@ -528,14 +528,34 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Item, string, error) {
 		return nil, "", err
 	}
 	// Only the filters given go into the statement, so its plan can use
-	// their indexes (procurement_items_grant, _milestone; grants_roadmap).
+	// their indexes. Filters on the grant (its roadmap; the caller's
+	// organisation as donor or recipient) become the list of the grants that
+	// match, read first through the grants' own indexes, then the items of
+	// those grants through procurement_items_grant: were they conditions on
+	// the joined grant, the planner would walk every item in id order,
+	// expecting matches to come soon, and read the whole table when few or
+	// none do.
 	where, args := "i.id > $1", []any{after}
 	filter := func(column string, value any) {
 		args = append(args, value)
 		where += fmt.Sprintf(" AND %s = $%d", column, len(args))
 	}
+	var ofGrants []string
+	grantFilter := func(column, value string) {
+		args = append(args, value)
+		ofGrants = append(ofGrants, fmt.Sprintf("%s = $%d", column, len(args)))
+	}
 	if f.RoadmapID != uuid.Nil {
-		filter("g.roadmap_id", f.RoadmapID.String())
+		grantFilter("roadmap_id", f.RoadmapID.String())
+	}
+	switch p.Role {
+	case auth.Donor:
+		grantFilter("donor_org_id", p.OrgID)
+	case auth.Implementer:
+		grantFilter("recipient_org_id", p.OrgID)
+	}
+	if len(ofGrants) > 0 {
+		where += " AND i.grant_id = ANY (ARRAY(SELECT id FROM grants WHERE " + strings.Join(ofGrants, " AND ") + "))"
 	}
 	if f.GrantID != uuid.Nil {
 		filter("i.grant_id", f.GrantID.String())
@@ -545,12 +565,6 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Item, string, error) {
 	}
 	if f.Stage != "" {
 		filter("s.stage", f.Stage)
-	}
-	switch p.Role {
-	case auth.Donor:
-		filter("g.donor_org_id", p.OrgID)
-	case auth.Implementer:
-		filter("g.recipient_org_id", p.OrgID)
 	}
 	if f.Late {
 		args = append(args, today())
