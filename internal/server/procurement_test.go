@@ -269,6 +269,26 @@ func TestProcurementOverREST(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want %d items", tc.query, r.code, r.raw, tc.want)
 		}
 	}
+	// Every write was audited once (a retry writes none): two creates, two
+	// advances. Another donor sees none of them. (Which events a donor or an
+	// implementer sees is internal/audit's rule, by entity type; until it
+	// names procurement_item, they see none either, though the events carry
+	// the grant's donor and recipient as their subjects.)
+	for _, tc := range []struct {
+		role auth.Role
+		org  string
+		want int
+	}{
+		{auth.Auditor, "", 4},
+		{auth.Coordinator, "", 4},
+		{auth.Donor, w.otherDonor, 0},
+		{auth.Implementer, w.otherNgo, 0},
+	} {
+		r := h.rest(t, "GET", "/v1/audit-events?entityType=procurement_item", "Bearer "+h.secret(t, tc.role, tc.org), nil)
+		if events, _ := r.body["events"].([]any); r.code != 200 || len(events) != tc.want {
+			t.Errorf("%s %s sees %d procurement events (%d), want %d", tc.role, tc.org, len(events), r.code, tc.want)
+		}
+	}
 	// Pages of one.
 	r = h.rest(t, "GET", "/v1/procurement-items?pageSize=1", bearer, nil)
 	next, _ := r.body["nextPageToken"].(string)
