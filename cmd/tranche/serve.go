@@ -9,6 +9,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
+	"github.com/tranche-ledger/tranche/internal/procurement"
 	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/server"
 	"github.com/tranche-ledger/tranche/internal/token"
@@ -31,7 +32,8 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	tokens := token.New(db.pool)
 	tokens.CacheTTL = cfg.TokenCacheTTL
 	stores := server.Stores{Pool: db.pool, Tokens: tokens, Organizations: org.New(db.pool), Roadmaps: roadmap.New(db.pool),
-		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: audit.New(db.pool)}
+		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: audit.New(db.pool),
+		Procurement: procurement.New(db.pool)}
 	srv, err := server.New(server.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout}, stores, log)
 	if err != nil {
 		return err

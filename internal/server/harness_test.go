@@ -19,6 +19,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
+	"github.com/tranche-ledger/tranche/internal/procurement"
 	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/testdb"
 	"github.com/tranche-ledger/tranche/internal/token"
@@ -86,7 +87,8 @@ func (h *harness) as(tb testing.TB, role auth.Role, org string) context.Context 
 // testStores builds every store over pool, as cmd/tranche does.
 func testStores(pool *pgxpool.Pool) Stores {
 	return Stores{Pool: pool, Tokens: token.New(pool), Organizations: org.New(pool), Roadmaps: roadmap.New(pool),
-		Ledger: ledger.New(pool), FX: fx.New(pool), Audit: audit.New(pool)}
+		Ledger: ledger.New(pool), FX: fx.New(pool), Audit: audit.New(pool),
+		Procurement: procurement.New(pool)}
 }
 
 type fixture struct {

@@ -34,6 +34,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/postgres"
+	"github.com/tranche-ledger/tranche/internal/procurement"
 	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/token"
 )
@@ -70,6 +71,7 @@ type Stores struct {
 	Ledger        *ledger.Store
 	FX            *fx.Store
 	Audit         *audit.Store
+	Procurement   *procurement.Store
 }
 
 // New wires the services over the stores.
@@ -98,6 +100,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{roadmaps: st.Roadmaps, funding: st.Ledger})
 	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger})
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
+	pb.RegisterProcurementServiceServer(s.grpc, &procurementService{items: st.Procurement})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
@@ -221,6 +224,7 @@ var gatewayServices = []registerFunc{
 	pb.RegisterRoadmapServiceHandler,
 	pb.RegisterGrantServiceHandler,
 	pb.RegisterFxRateServiceHandler,
+	pb.RegisterProcurementServiceHandler,
 }
 
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
