@@ -27,7 +27,8 @@ type Filter struct {
 // everything. Every role reads organisations, roadmaps, milestones and FX
 // rates, so everyone sees their events. Events about a grant, its journal
 // entries (one event per entry, or per grant a batch touches) and its
-// allocations carry the grant's donor and recipient as subjectOrgs, in that
+// allocations, and its procurement items, carry the grant's donor and
+// recipient as subjectOrgs, in that
 // order (internal/ledger records them so): a donor sees those of the grants
 // it gives, as it reads them, an implementer those of the grants it receives.
 // A token's events carry the organisation the token acts for, and its own
@@ -35,7 +36,7 @@ type Filter struct {
 // by the unbound roles only, until its rule is written here.
 const (
 	publicTypes = `'organization', 'roadmap', 'milestone', 'fx_rates', 'fx_rate'`
-	grantTypes  = `'grant', 'transaction', 'transaction_batch'`
+	grantTypes  = `'grant', 'transaction', 'transaction_batch', 'procurement_item'`
 )
 
 // query collects a statement's arguments.

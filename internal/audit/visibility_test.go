@@ -49,8 +49,9 @@ func TestListVisibility(t *testing.T) {
 		// gives, not those naming it as recipient.
 		{"grant B→A", "grant", uuid.NewString(), []string{donorB, donorA}},
 		{"entry B→A", "transaction", uuid.NewString(), []string{donorB, donorA}},
-		// A type without a visibility rule yet.
-		{"unknown A→I", "procurement_item", uuid.NewString(), []string{donorA, implI}},
+		{"item A→I", "procurement_item", uuid.NewString(), []string{donorA, implI}},
+		// A type without a visibility rule: unbound roles only.
+		{"unknown A→I", "something_new", uuid.NewString(), []string{donorA, implI}},
 	}
 	ctx := coordinator()
 	err := postgres.InTx(ctx, db.App, func(tx pgx.Tx) error {
@@ -85,11 +86,11 @@ func TestListVisibility(t *testing.T) {
 		{"coordinator", auth.Principal{Role: auth.Coordinator}, all},
 		{"admin", auth.Principal{Role: auth.Admin}, all},
 		{"donor A", auth.Principal{Role: auth.Donor, OrgID: donorA},
-			append(slices.Clone(public), "token A", "grant A→I", "allocations A→I", "entry A→I", "batch A→I")},
+			append(slices.Clone(public), "token A", "grant A→I", "allocations A→I", "entry A→I", "batch A→I", "item A→I")},
 		{"donor B", auth.Principal{Role: auth.Donor, OrgID: donorB},
 			append(slices.Clone(public), "batch B→I", "grant B→J", "entry B→J", "grant B→A", "entry B→A")},
 		{"implementer I", auth.Principal{Role: auth.Implementer, OrgID: implI},
-			append(slices.Clone(public), "token I", "grant A→I", "allocations A→I", "entry A→I", "batch A→I", "batch B→I")},
+			append(slices.Clone(public), "token I", "grant A→I", "allocations A→I", "entry A→I", "batch A→I", "batch B→I", "item A→I")},
 		{"implementer J", auth.Principal{Role: auth.Implementer, OrgID: implJ},
 			append(slices.Clone(public), "grant B→J", "entry B→J")},
 		// An implementer token of A's organisation reads the grants A receives.

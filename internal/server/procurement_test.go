@@ -270,10 +270,8 @@ func TestProcurementOverREST(t *testing.T) {
 		}
 	}
 	// Every write was audited once (a retry writes none): two creates, two
-	// advances. Another donor sees none of them. (Which events a donor or an
-	// implementer sees is internal/audit's rule, by entity type; until it
-	// names procurement_item, they see none either, though the events carry
-	// the grant's donor and recipient as their subjects.)
+	// advances. The grant's donor and recipient see them, as they see the
+	// grant's own events; another donor or implementer sees none.
 	for _, tc := range []struct {
 		role auth.Role
 		org  string
@@ -281,6 +279,8 @@ func TestProcurementOverREST(t *testing.T) {
 	}{
 		{auth.Auditor, "", 4},
 		{auth.Coordinator, "", 4},
+		{auth.Donor, w.fx.donorOrgID, 4},
+		{auth.Implementer, w.fx.ngoOrgID, 4},
 		{auth.Donor, w.otherDonor, 0},
 		{auth.Implementer, w.otherNgo, 0},
 	} {
