@@ -28,9 +28,9 @@ type Filter struct {
 // rates, so everyone sees their events. Events about a grant, its journal
 // entries (one event per entry, or per grant a batch touches) and its
 // allocations, and its procurement items, carry the grant's donor and
-// recipient as subjectOrgs, in that
-// order (internal/ledger records them so): a donor sees those of the grants
-// it gives, as it reads them, an implementer those of the grants it receives.
+// recipient as subjectOrgs, in that order (internal/ledger and
+// internal/procurement record them so): a donor sees those of the grants it
+// gives, as it reads them, an implementer those of the grants it receives.
 // A token's events carry the organisation the token acts for, and its own
 // tokens are about that organisation. An entity type not named here is seen
 // by the unbound roles only, until its rule is written here.
