@@ -554,6 +554,17 @@ func (g *generator) grant(res genResult, asOf int32) {
 		id := g.uuid()
 		req := start + int32(g.between(0, 400))
 		expected := dateOf(req + int32(g.between(120, 360)))
+		if g.chance(0.03) {
+			// Stuck in tender for months, past its delivery date.
+			req = asOf - int32(g.between(200, 400))
+			expected = dateOf(req + int32(g.between(120, 180)))
+			g.items = append(g.items, []any{id, gr.id, ms0, it.desc, it.category, g.chance(0.5), decimal.New(100*pow10(minor), -int32(minor)),
+				genCurrencies[gr.cur].code, expected, "gen"})
+			g.stages = append(g.stages, []any{id, 1, "REQUISITIONED", dateOf(req), "gen"}, []any{id, 2, "TENDERED", dateOf(req + 20), "gen"})
+			g.planted["PROCUREMENT_STALLED"]++
+			g.planted["PROCUREMENT_LATE"]++
+			continue
+		}
 		cost := g.fromUSD(int64(g.between(5, 500))*1000_00, gr.cur, start) / pow10(minor) * pow10(minor)
 		critical := g.chance(0.3)
 		g.items = append(g.items, []any{id, gr.id, ms0, it.desc, it.category, critical, decimal.New(cost, -int32(minor)),
@@ -743,8 +754,16 @@ func (g *generator) plan(entries int) genResult {
 	for k, id := range g.msID {
 		due := genEpoch.AddDate(1, 0, g.r.IntN(4*365))
 		alloc := g.msAllocRep[k]
+		// One milestone in 17 is due within the next 90 days and under-funded.
+		soon := k%17 == 3
+		if soon {
+			due = genAsOf.AddDate(0, 0, g.between(1, 90))
+		}
 		var req int64
 		switch x := g.r.Float64(); {
+		case soon:
+			req = max(alloc, 100_000_00) * int64(g.between(130, 200)) / 100
+			g.planted["MILESTONE_AT_RISK gap"]++
 		case alloc == 0:
 			req = int64(g.between(100, 2000)) * 100000_00
 		case x < 0.02:
