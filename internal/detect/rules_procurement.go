@@ -73,6 +73,9 @@ func scanItems(ctx context.Context, q postgres.Querier, sql string, withLimit bo
 		}
 		out = append(out, r)
 	}
+	// In a stable order, sorted here rather than in SQL, where an ORDER BY
+	// can make the planner sort every candidate item before the filter.
+	slices.SortFunc(out, func(a, b itemRow) int { return strings.Compare(a.ID, b.ID) })
 	return out, rows.Err()
 }
 
@@ -136,8 +139,7 @@ func findStalled(ctx context.Context, q postgres.Querier, s scope) ([]finding, e
 		JOIN milestones m ON m.id = i.milestone_id
 		`+stageOnDay+`
 		JOIN unnest($3::text[], $4::int[]) AS lim(stage, days) ON lim.stage = s.stage
-		WHERE g.roadmap_id = $1 AND $2::date - s.entered_on > lim.days
-		ORDER BY i.id`, true, s.RoadmapID, s.AsOf, stages, limits)
+		WHERE g.roadmap_id = $1 AND $2::date - s.entered_on > lim.days`, true, s.RoadmapID, s.AsOf, stages, limits)
 	if err != nil {
 		return nil, fmt.Errorf("reading stalled procurement: %w", err)
 	}
@@ -166,8 +168,7 @@ func findLate(ctx context.Context, q postgres.Querier, s scope) ([]finding, erro
 		JOIN milestones m ON m.id = i.milestone_id
 		`+stageOnDay+`
 		WHERE g.roadmap_id = $1 AND i.expected_delivery_date < $2::date
-		  AND s.stage NOT IN ('DELIVERED', 'ACCEPTED', 'CANCELLED')
-		ORDER BY i.id`, false, s.RoadmapID, s.AsOf)
+		  AND s.stage NOT IN ('DELIVERED', 'ACCEPTED', 'CANCELLED')`, false, s.RoadmapID, s.AsOf)
 	if err != nil {
 		return nil, fmt.Errorf("reading late procurement: %w", err)
 	}
@@ -227,14 +228,18 @@ func findAtRisk(ctx context.Context, q postgres.Querier, s scope) ([]finding, er
 		      CASE WHEN EXISTS (SELECT FROM milestone_status_history h WHERE h.milestone_id = m.id)
 		           THEN 'PLANNED' ELSE m.status END) NOT IN ('COMPLETED', 'CANCELLED')
 		), alloc AS (
+		  -- An allocation of the grant's current version counts if it was set
+		  -- by the day; an older one (a tenth of grants re-allocate) only when
+		  -- no later version was set by the day, which a probe of the
+		  -- allocations key answers for those few rows alone.
 		  SELECT a.milestone_id, sum(a.reporting_amount) AS allocated
 		  FROM due JOIN allocations a ON a.milestone_id = due.id
 		  JOIN grant_balances b ON b.grant_id = a.grant_id
 		  WHERE a.created_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
-		    AND NOT EXISTS (SELECT FROM allocations later
-		      WHERE later.grant_id = a.grant_id AND later.version > a.version
-		        AND later.created_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC')
-		    AND ($5::bool IS FALSE OR a.version = b.allocation_version)
+		    AND (a.version = b.allocation_version
+		         OR ($5::bool IS FALSE AND NOT EXISTS (SELECT FROM allocations later
+		           WHERE later.grant_id = a.grant_id AND later.version > a.version
+		             AND later.created_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC')))
 		  GROUP BY a.milestone_id
 		), crit AS (
 		  SELECT i.milestone_id,
@@ -260,8 +265,7 @@ func findAtRisk(ctx context.Context, q postgres.Querier, s scope) ([]finding, er
 		FROM due LEFT JOIN alloc ON alloc.milestone_id = due.id LEFT JOIN crit ON crit.milestone_id = due.id
 		WHERE crit.ids IS NOT NULL
 		   OR (due.funding_requirement > 0
-		       AND due.funding_requirement - coalesce(alloc.allocated, 0) > $4::numeric * due.funding_requirement)
-		ORDER BY due.id`, s.RoadmapID, s.AsOf, s.Config.AtRiskDays, s.Config.AtRiskGapShare, !s.AsOf.Before(today))
+		       AND due.funding_requirement - coalesce(alloc.allocated, 0) > $4::numeric * due.funding_requirement)`, s.RoadmapID, s.AsOf, s.Config.AtRiskDays, s.Config.AtRiskGapShare, !s.AsOf.Before(today))
 	if err != nil {
 		return nil, fmt.Errorf("reading milestones at risk: %w", err)
 	}
@@ -278,6 +282,7 @@ func findAtRisk(ctx context.Context, q postgres.Querier, s scope) ([]finding, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading milestones at risk: %w", err)
 	}
+	slices.SortFunc(out, func(a, b finding) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
 }
 
