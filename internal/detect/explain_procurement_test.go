@@ -54,10 +54,10 @@ func explainAnalyze(t *testing.T, db *testdb.DB, sql string, args []any) []planS
 }
 
 // Each procurement rule is one statement whose plan, on a programme of
-// 30 000 entries (3 000 grants, about 1 100 items), reads each item's stage on
-// the day with one probe of procurement_stages_item_day, never a scan of the
-// stage history, and scans no table that grows with the programme once per
-// item or milestone.
+// 30 000 entries (3 000 grants, about 1 100 items), reads the stage history
+// once (one ordered pass, or one index probe per item for the few items of
+// milestones due), never a sequential scan of it per item, and scans no
+// table that grows with the programme once per row of another.
 func TestProcurementRulePlans(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -86,8 +86,8 @@ func TestProcurementRulePlans(t *testing.T) {
 		probed := false
 		for _, sc := range scans {
 			if sc.relation == "procurement_stages" {
-				if sc.index != "procurement_stages_item_day" {
-					t.Errorf("%s reads the stage history by %v, want procurement_stages_item_day", r.kind, sc)
+				if sc.index != "procurement_stages_item_day" && sc.loops > 1 {
+					t.Errorf("%s scans the stage history once per item: %v", r.kind, sc)
 				}
 				probed = true
 			}
