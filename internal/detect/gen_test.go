@@ -30,9 +30,10 @@ import (
 //   - one grant per ~10 entries: pledge, commitment (sometimes amended
 //     down), 1–4 disbursement instalments of equal amounts with distinct
 //     references, a receipt for most, expenditures against invoices;
-//     allocations of 90 % of the commitment to one or two milestones of the
-//     grant's province and activity (some re-allocated later); grant_balances
-//     replay the journal, so every CHECK holds;
+//     allocations of 90 % of the commitment to a milestone of the grant's
+//     province and activity, and for a fifth of the grants a second one
+//     (half of those re-allocated later); grant_balances replay the journal,
+//     so every CHECK holds;
 //   - monthly FX rates for every currency against USD, and entries whose
 //     agreement and reporting amounts are converted at those rates;
 //   - procurement for a quarter of the grants, with stage histories that
@@ -388,8 +389,10 @@ func (g *generator) grant(res genResult, asOf int32) {
 			cands = g.byCell[[2]int{g.r.IntN(len(genRegions)), g.r.IntN(len(genActivities))}]
 		}
 		gr.ms = []int{cands[g.r.IntN(len(cands))]}
-		if len(cands) > 1 && g.chance(0.2) {
-			if o := cands[g.r.IntN(len(cands))]; o != gr.ms[0] {
+		// A fifth of the grants fund a second milestone anywhere in the
+		// roadmap (the same share at every size of programme).
+		if g.chance(0.2) {
+			if o := g.r.IntN(len(g.msID) - len(g.small)); o != gr.ms[0] {
 				gr.ms = append(gr.ms, o)
 			}
 		}
