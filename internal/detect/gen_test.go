@@ -557,18 +557,18 @@ func (g *generator) grant(res genResult, asOf int32) {
 		id := g.uuid()
 		req := start + int32(g.between(0, 400))
 		expected := dateOf(req + int32(g.between(120, 360)))
+		cost := g.fromUSD(int64(g.between(5, 500))*1000_00, gr.cur, start) / pow10(minor) * pow10(minor)
 		if g.chance(0.03) {
 			// Stuck in tender for months, past its delivery date.
 			req = asOf - int32(g.between(200, 400))
 			expected = dateOf(req + int32(g.between(120, 180)))
-			g.items = append(g.items, []any{id, gr.id, ms0, it.desc, it.category, g.chance(0.5), decimal.New(100*pow10(minor), -int32(minor)),
+			g.items = append(g.items, []any{id, gr.id, ms0, it.desc, it.category, g.chance(0.5), decimal.New(cost, -int32(minor)),
 				genCurrencies[gr.cur].code, expected, "gen"})
 			g.stages = append(g.stages, []any{id, 1, "REQUISITIONED", dateOf(req), "gen"}, []any{id, 2, "TENDERED", dateOf(req + 20), "gen"})
 			g.planted["PROCUREMENT_STALLED"]++
 			g.planted["PROCUREMENT_LATE"]++
 			continue
 		}
-		cost := g.fromUSD(int64(g.between(5, 500))*1000_00, gr.cur, start) / pow10(minor) * pow10(minor)
 		critical := g.chance(0.3)
 		g.items = append(g.items, []any{id, gr.id, ms0, it.desc, it.category, critical, decimal.New(cost, -int32(minor)),
 			genCurrencies[gr.cur].code, expected, "gen"})
@@ -790,7 +790,8 @@ func (g *generator) plan(entries int) genResult {
 			g.history = append(g.history, []any{g.uuid(), id, status, "", "gen", changed.Add(11 * time.Hour)})
 		}
 		code := fmt.Sprintf("M-%d.%d", g.msActivity[k]+1, k+1)
-		title := fmt.Sprintf("%s in %s", strings.ToLower(strings.ReplaceAll(genActivities[g.msActivity[k]], "_", " ")), genRegions[g.msRegion[k]])
+		act := strings.ToLower(strings.ReplaceAll(genActivities[g.msActivity[k]], "_", " "))
+		title := fmt.Sprintf("%s%s in province AF-%s", strings.ToUpper(act[:1]), act[1:], genRegions[g.msRegion[k]])
 		g.milestones = append(g.milestones, []any{id, g.msRoadmap[k], code, title, genActivities[g.msActivity[k]],
 			"AF-" + genRegions[g.msRegion[k]], decimal.NewFromInt(int64(g.between(1, 500)) * 10000), "m2", due,
 			decimal.New(req, -2), g.authID, status})
