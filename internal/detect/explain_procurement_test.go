@@ -11,18 +11,18 @@ import (
 	"github.com/tranche-ledger/tranche/internal/testdb"
 )
 
-// planScan is one scan of an executed plan.
-type planScan struct {
+// procPlanScan is one scan of an executed plan.
+type procPlanScan struct {
 	node, relation, index string
 	loops                 int
 }
 
-func (p planScan) String() string {
+func (p procPlanScan) String() string {
 	return fmt.Sprintf("%s on %s%s ×%d", p.node, p.relation, map[bool]string{true: " using " + p.index}[p.index != ""], p.loops)
 }
 
-// explainAnalyze runs sql under EXPLAIN ANALYZE and returns its scans.
-func explainAnalyze(t *testing.T, db *testdb.DB, sql string, args []any) []planScan {
+// analyzedScans runs sql under EXPLAIN ANALYZE and returns its scans.
+func analyzedScans(t *testing.T, db *testdb.DB, sql string, args []any) []procPlanScan {
 	t.Helper()
 	type node struct {
 		NodeType     string `json:"Node Type"`
@@ -39,11 +39,11 @@ func explainAnalyze(t *testing.T, db *testdb.DB, sql string, args []any) []planS
 	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) != 1 {
 		t.Fatalf("plan %s: %v", raw, err)
 	}
-	var out []planScan
+	var out []procPlanScan
 	var walk func(n node)
 	walk = func(n node) {
 		if strings.Contains(n.NodeType, "Scan") && n.RelationName != "" || n.IndexName != "" {
-			out = append(out, planScan{n.NodeType, n.RelationName, n.IndexName, n.Loops})
+			out = append(out, procPlanScan{n.NodeType, n.RelationName, n.IndexName, n.Loops})
 		}
 		for _, c := range n.Plans {
 			walk(c)
@@ -78,7 +78,7 @@ func TestProcurementRulePlans(t *testing.T) {
 			found = len(fs)
 			return err
 		}, markers[r.kind])
-		scans := explainAnalyze(t, db, sql, args)
+		scans := analyzedScans(t, db, sql, args)
 		t.Logf("%s (%d findings): %v", r.kind, found, scans)
 		if found == 0 {
 			t.Errorf("%s found nothing: the plan was not exercised", r.kind)

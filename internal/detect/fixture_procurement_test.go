@@ -11,10 +11,8 @@ import (
 	"github.com/tranche-ledger/tranche/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
-
-// day parses a date literal of a test.
-func day(s string) time.Time {
+// procDay parses a date literal of a test.
+func procDay(s string) time.Time {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
 		panic(err) // a typo in a test's literal
@@ -58,7 +56,7 @@ func (f *procFixture) milestone(code, due, requirement string) uuid.UUID {
 	id := uuid.New()
 	var d any
 	if due != "" {
-		d = day(due)
+		d = procDay(due)
 	}
 	f.exec(`INSERT INTO milestones (id, roadmap_id, code, title, activity_type, region, due_date, funding_requirement, responsible_org_id)
 		VALUES ($1, $2, $3, $4, 'CLEARANCE', 'AF-HEL', $5, $6, $7)`, id, f.roadmap, code, "Clearance "+code, d, requirement, f.respOrg)
@@ -109,7 +107,7 @@ func (f *procFixture) item(grant, milestone uuid.UUID, desc string, critical boo
 	id := uuid.New()
 	var e any
 	if expected != "" {
-		e = day(expected)
+		e = procDay(expected)
 	}
 	f.exec(`INSERT INTO procurement_items (id, grant_id, milestone_id, description, category, critical, estimated_cost, currency,
 		expected_delivery_date, recorded_by) VALUES ($1, $2, $3, $4, 'DETECTORS', $5, 120000.00, 'USD', $6, 'test')`,
@@ -124,7 +122,7 @@ func (f *procFixture) item(grant, milestone uuid.UUID, desc string, critical boo
 func (f *procFixture) advance(item uuid.UUID, stage, on string) {
 	f.t.Helper()
 	f.exec(`INSERT INTO procurement_stages (item_id, seq, stage, entered_on, recorded_by)
-		SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, 'test' FROM procurement_stages WHERE item_id = $1`, item, stage, day(on))
+		SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, 'test' FROM procurement_stages WHERE item_id = $1`, item, stage, procDay(on))
 }
 
 // run applies the procurement rules as of asOf (as the service's role) and
@@ -132,7 +130,7 @@ func (f *procFixture) advance(item uuid.UUID, stage, on string) {
 func (f *procFixture) run(asOf string, cfg Config) map[string]finding {
 	f.t.Helper()
 	ctx := context.Background()
-	s, err := loadScope(ctx, f.db.App, f.roadmap, day(asOf), cfg)
+	s, err := loadScope(ctx, f.db.App, f.roadmap, procDay(asOf), cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -156,8 +154,8 @@ func (f *procFixture) run(asOf string, cfg Config) map[string]finding {
 	return out
 }
 
-// only returns the findings of one kind, by key.
-func only(fs map[string]finding, kind string) map[string]finding {
+// ofKind returns the findings of one kind, by key.
+func ofKind(fs map[string]finding, kind string) map[string]finding {
 	out := map[string]finding{}
 	for _, x := range fs {
 		if x.Kind == kind {

@@ -163,15 +163,15 @@ func (g *generator) uuid() uuid.UUID {
 func (g *generator) chance(p float64) bool  { return g.r.Float64() < p }
 func (g *generator) between(lo, hi int) int { return lo + g.r.IntN(hi-lo+1) }
 
-func dayOf(t time.Time) int32  { return int32(t.Sub(genEpoch).Hours() / 24) }
-func dateOf(d int32) time.Time { return genEpoch.AddDate(0, 0, int(d)) }
-func monthIdx(d int32) int {
-	t := dateOf(d)
+func genDayOf(t time.Time) int32  { return int32(t.Sub(genEpoch).Hours() / 24) }
+func genDateOf(d int32) time.Time { return genEpoch.AddDate(0, 0, int(d)) }
+func genMonthIdx(d int32) int {
+	t := genDateOf(d)
 	return (t.Year()-genMonth0.Year())*12 + int(t.Month()) - 1
 }
 
-// divRound is n/d rounded half to even (d > 0).
-func divRound(n, d int64) int64 {
+// genDivRound is n/d rounded half to even (d > 0).
+func genDivRound(n, d int64) int64 {
 	neg := n < 0
 	if neg {
 		n = -n
@@ -186,7 +186,7 @@ func divRound(n, d int64) int64 {
 	return q
 }
 
-func pow10(n int) int64 {
+func genPow10(n int) int64 {
 	p := int64(1)
 	for range n {
 		p *= 10
@@ -197,20 +197,20 @@ func pow10(n int) int64 {
 // toUSD converts minor units of cur on a day to USD cents at the month's rate.
 func (g *generator) toUSD(amount int64, cur uint8, day int32) int64 {
 	c := genCurrencies[cur]
-	return divRound(amount*100*10000, pow10(c.minor)*g.rates[cur][monthIdx(day)])
+	return genDivRound(amount*100*10000, genPow10(c.minor)*g.rates[cur][genMonthIdx(day)])
 }
 
 // fromUSD converts USD cents to minor units of cur.
 func (g *generator) fromUSD(cents int64, cur uint8, day int32) int64 {
 	c := genCurrencies[cur]
-	return divRound(cents*g.rates[cur][monthIdx(day)]*pow10(c.minor), 100*10000)
+	return genDivRound(cents*g.rates[cur][genMonthIdx(day)]*genPow10(c.minor), 100*10000)
 }
 
 // add appends an entry of grant gr in its agreement currency and moves its
 // balances.
 func (g *generator) add(gr *gGrant, typ uint8, amount int64, day int32, ref string, milestone uuid.UUID) *gtx {
 	t := gtx{id: g.uuid(), grant: gr.id, typ: typ, bucket: typ, cur: gr.cur, amount: amount, agr: amount,
-		rep: g.toUSD(amount, gr.cur, day), agrRate: g.one, repRate: g.rateDec[gr.cur][monthIdx(day)], day: day, ref: ref,
+		rep: g.toUSD(amount, gr.cur, day), agrRate: g.one, repRate: g.rateDec[gr.cur][genMonthIdx(day)], day: day, ref: ref,
 		milestone: milestone, implementer: typ == tReceipt || typ == tExpenditure}
 	return g.push(gr, t)
 }
@@ -232,16 +232,16 @@ func (g *generator) reverse(gr *gGrant, t gtx, day int32) {
 // convertedCopy appends t entered again in USD, converted at the day's rate.
 func (g *generator) convertedCopy(gr *gGrant, t gtx, day int32) {
 	c := t
-	rate4 := g.rates[gr.cur][monthIdx(day)]
+	rate4 := g.rates[gr.cur][genMonthIdx(day)]
 	c.id, c.day, c.cur = g.uuid(), day, 0
 	c.amount = g.toUSD(t.amount, gr.cur, day)
 	c.rep, c.repRate = c.amount, g.one
-	c.agr = divRound(c.amount*rate4*pow10(genCurrencies[gr.cur].minor), 100*10000)
+	c.agr = genDivRound(c.amount*rate4*genPow10(genCurrencies[gr.cur].minor), 100*10000)
 	c.agrRate = decimal.NewFromInt(10000).DivRound(decimal.NewFromInt(rate4), 12) // USD per agreement unit
 	g.push(gr, c)
 }
 
-func noisy(ref string) string {
+func genNoisy(ref string) string {
 	return strings.NewReplacer("/", " ", "-", " ").Replace(strings.ToLower(ref))
 }
 
@@ -324,7 +324,7 @@ func generate(tb testing.TB, db *testdb.DB, entries int, seed uint64, fast bool)
 			if t.implementer {
 				role = "implementer"
 			}
-			d := dateOf(t.day)
+			d := genDateOf(t.day)
 			row[0], row[1], row[2], row[3] = t.id, t.grant, genTypes[t.typ], genTypes[t.bucket]
 			row[4], row[5] = decimal.New(t.amount, -int32(genCurrencies[t.cur].minor)), genCurrencies[t.cur].code
 			row[6], row[7] = decimal.New(t.agr, -int32(gr.minor)), decimal.New(t.rep, -2)
@@ -400,9 +400,9 @@ func (g *generator) grant(res genResult, asOf int32) {
 	g.grants = append(g.grants, gr)
 	ms0 := g.msID[gr.ms[0]]
 	minor := genCurrencies[gr.cur].minor
-	unit := pow10(minor) * 100 // amounts in hundreds
+	unit := genPow10(minor) * 100 // amounts in hundreds
 
-	start := dayOf(gr.start)
+	start := genDayOf(gr.start)
 	usd := int64(25_000*math.Pow(200, g.r.Float64())) * 100 // 25 000 to 5 000 000 USD, log-uniform
 	pledged := g.fromUSD(usd, gr.cur, start) / unit * unit
 	g.add(gr, tPledge, pledged, start, "", uuid.Nil)
@@ -430,7 +430,7 @@ func (g *generator) grant(res genResult, asOf int32) {
 			}
 			rep := g.toUSD(a, gr.cur, day)
 			g.allocs = append(g.allocs, []any{gr.id, version, g.msID[m], decimal.New(a, -int32(minor)), decimal.New(rep, -2),
-				dateOf(day).Add(10 * time.Hour)})
+				genDateOf(day).Add(10 * time.Hour)})
 			sum, gr.allocRep[k] = sum+a, rep
 		}
 		gr.allocated, gr.allocVer = sum, version
@@ -480,7 +480,7 @@ func (g *generator) grant(res genResult, asOf int32) {
 		room := func() bool { return gr.bal[tDisbursement]+amount+int64(nt-1-i)*tranche+unit <= committed }
 		switch x := g.r.Float64(); {
 		case x < 0.010 && room():
-			g.add(gr, tDisbursement, amount, d+int32(g.between(0, 5)), noisy(ref), ms0)
+			g.add(gr, tDisbursement, amount, d+int32(g.between(0, 5)), genNoisy(ref), ms0)
 			g.planted["DUPLICATE_TRANSACTION noisy reference"]++
 		case x < 0.017 && room():
 			g.add(gr, tDisbursement, amount, d, ref, ms0)
@@ -556,15 +556,15 @@ func (g *generator) grant(res genResult, asOf int32) {
 		it := genItems[g.r.IntN(len(genItems))]
 		id := g.uuid()
 		req := start + int32(g.between(0, 400))
-		expected := dateOf(req + int32(g.between(120, 360)))
-		cost := g.fromUSD(int64(g.between(5, 500))*1000_00, gr.cur, start) / pow10(minor) * pow10(minor)
+		expected := genDateOf(req + int32(g.between(120, 360)))
+		cost := g.fromUSD(int64(g.between(5, 500))*1000_00, gr.cur, start) / genPow10(minor) * genPow10(minor)
 		if g.chance(0.03) {
 			// Stuck in tender for months, past its delivery date.
 			req = asOf - int32(g.between(200, 400))
-			expected = dateOf(req + int32(g.between(120, 180)))
+			expected = genDateOf(req + int32(g.between(120, 180)))
 			g.items = append(g.items, []any{id, gr.id, ms0, it.desc, it.category, g.chance(0.5), decimal.New(cost, -int32(minor)),
 				genCurrencies[gr.cur].code, expected, "gen"})
-			g.stages = append(g.stages, []any{id, 1, "REQUISITIONED", dateOf(req), "gen"}, []any{id, 2, "TENDERED", dateOf(req + 20), "gen"})
+			g.stages = append(g.stages, []any{id, 1, "REQUISITIONED", genDateOf(req), "gen"}, []any{id, 2, "TENDERED", genDateOf(req + 20), "gen"})
 			g.planted["PROCUREMENT_STALLED"]++
 			g.planted["PROCUREMENT_LATE"]++
 			continue
@@ -575,7 +575,7 @@ func (g *generator) grant(res genResult, asOf int32) {
 		stages := []string{"TENDERED", "EVALUATED", "AWARDED", "CONTRACTED", "DELIVERED", "ACCEPTED"}
 		limits := map[string]int{"REQUISITIONED": 30, "TENDERED": 60, "EVALUATED": 30, "AWARDED": 30, "CONTRACTED": 120, "DELIVERED": 30}
 		cur, day, seq := "REQUISITIONED", req, 1
-		g.stages = append(g.stages, []any{id, seq, cur, dateOf(day), "gen"})
+		g.stages = append(g.stages, []any{id, seq, cur, genDateOf(day), "gen"})
 		stalled := false
 		for _, next := range stages {
 			if next == "EVALUATED" && g.chance(0.3) {
@@ -595,7 +595,7 @@ func (g *generator) grant(res genResult, asOf int32) {
 				break
 			}
 			cur, day, seq = next, nd, seq+1
-			g.stages = append(g.stages, []any{id, seq, cur, dateOf(day), "gen"})
+			g.stages = append(g.stages, []any{id, seq, cur, genDateOf(day), "gen"})
 			if cur == "CANCELLED" {
 				break
 			}
@@ -746,7 +746,7 @@ func (g *generator) plan(entries int) genResult {
 	}
 
 	// Grants and their journals, until the journal holds the entries asked for.
-	asOf := dayOf(genAsOf)
+	asOf := genDayOf(genAsOf)
 	for len(g.txns) < entries {
 		g.grant(res, asOf)
 	}

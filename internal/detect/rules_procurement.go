@@ -115,7 +115,7 @@ func (r itemRow) evidence(asOf time.Time) map[string]any {
 		"milestoneCode":  r.MilestoneCode,
 		"stage":          r.Stage,
 		"stageEnteredOn": dayJSON(r.StageSince),
-		"daysInStage":    days(r.StageSince, asOf),
+		"daysInStage":    daysBetween(r.StageSince, asOf),
 	}
 	if r.Expected != nil {
 		ev["expectedDeliveryDate"] = dayJSON(*r.Expected)
@@ -131,8 +131,8 @@ func (r itemRow) severity() string {
 	return Medium
 }
 
-// days from a to b, both days.
-func days(a, b time.Time) int { return int(b.Sub(a).Hours() / 24) }
+// daysBetween is the days from a to b, both days.
+func daysBetween(a, b time.Time) int { return int(b.Sub(a).Hours() / 24) }
 
 // findStalled: an item whose stage on the day is open (not ACCEPTED or
 // CANCELLED) and was entered more than StageDwellDays[stage] days before it.
@@ -158,7 +158,7 @@ func findStalled(ctx context.Context, q postgres.Querier, s scope) ([]finding, e
 	}
 	out := make([]finding, 0, len(rows))
 	for _, r := range rows {
-		dwell := days(r.StageSince, s.AsOf)
+		dwell := daysBetween(r.StageSince, s.AsOf)
 		ev := r.evidence(s.AsOf)
 		ev["threshold"] = map[string]any{"stageDwellDays": map[string]int{r.Stage: r.ThresholdDays}}
 		ev["daysOver"] = dwell - r.ThresholdDays
@@ -187,7 +187,7 @@ func findLate(ctx context.Context, q postgres.Querier, s scope) ([]finding, erro
 	}
 	out := make([]finding, 0, len(rows))
 	for _, r := range rows {
-		late := days(*r.Expected, s.AsOf)
+		late := daysBetween(*r.Expected, s.AsOf)
 		ev := r.evidence(s.AsOf)
 		ev["daysLate"] = late
 		ev["threshold"] = map[string]any{"expectedDeliveryDate": dayJSON(*r.Expected)}
@@ -310,7 +310,7 @@ type atRisk struct {
 
 func (m atRisk) finding(s scope) finding {
 	cur := s.ReportingCurrency
-	left := days(s.AsOf, m.Due)
+	left := daysBetween(s.AsOf, m.Due)
 	gap := m.Requirement.Sub(m.Allocated)
 	gapped := m.Requirement.IsPositive() && gap.GreaterThan(s.Config.AtRiskGapShare.Mul(m.Requirement))
 	subjects := []Subject{{SubjectMilestone, m.ID}}

@@ -11,7 +11,7 @@ import (
 
 // The day the procurement tests look at, and the stage limits they use
 // (the defaults: REQUISITIONED 30, TENDERED 60, CONTRACTED 120, DELIVERED 30).
-const asOf = "2025-06-30"
+const procAsOf = "2025-06-30"
 
 func TestProcurementStalled(t *testing.T) {
 	t.Parallel()
@@ -41,7 +41,7 @@ func TestProcurementStalled(t *testing.T) {
 	for i, c := range cases {
 		ids[i] = f.item(g, m, "Tender for 40 detectors", c.critical, "", c.stages...)
 	}
-	got := only(f.run(asOf, DefaultConfig()), ProcurementStalled)
+	got := ofKind(f.run(procAsOf, DefaultConfig()), ProcurementStalled)
 	for i, c := range cases {
 		key := ids[i].String() + "/" + c.flag
 		x, ok := got[key]
@@ -68,7 +68,7 @@ func TestProcurementStalled(t *testing.T) {
 		}
 	}
 	if len(got) != 4 {
-		t.Errorf("%d stalls, want 4: %v", len(got), keys(got))
+		t.Errorf("%d stalls, want 4: %v", len(got), findingKeys(got))
 	}
 	x := got[ids[0].String()+"/TENDERED"]
 	if want := `Item "Tender for 40 detectors" (M-1) has been in TENDERED for 61 days since 2025-04-30, 1 over the 60-day limit`; !strings.HasPrefix(x.Explanation, want) {
@@ -84,23 +84,23 @@ func TestProcurementStallMovesWithTheStage(t *testing.T) {
 	m := f.milestone("M-1", "", "0")
 	item := f.item(f.grant("1000.00"), m, "Armoured vehicle", true, "", stageAt{"REQUISITIONED", "2025-02-01"}, stageAt{"TENDERED", "2025-03-01"})
 	tendered, awarded := item.String()+"/TENDERED", item.String()+"/AWARDED"
-	if got := only(f.run("2025-06-10", DefaultConfig()), ProcurementStalled); len(got) != 1 || got[tendered].Key == "" {
-		t.Fatalf("before advancing: %v", keys(got))
+	if got := ofKind(f.run("2025-06-10", DefaultConfig()), ProcurementStalled); len(got) != 1 || got[tendered].Key == "" {
+		t.Fatalf("before advancing: %v", findingKeys(got))
 	}
 	f.advance(item, "AWARDED", "2025-06-15")
-	if got := only(f.run("2025-06-10", DefaultConfig()), ProcurementStalled); len(got) != 1 || got[tendered].Key == "" {
-		t.Errorf("replay of 2025-06-10 after advancing on 2025-06-15: %v", keys(got))
+	if got := ofKind(f.run("2025-06-10", DefaultConfig()), ProcurementStalled); len(got) != 1 || got[tendered].Key == "" {
+		t.Errorf("replay of 2025-06-10 after advancing on 2025-06-15: %v", findingKeys(got))
 	}
-	if got := only(f.run(asOf, DefaultConfig()), ProcurementStalled); len(got) != 0 {
-		t.Errorf("awarded 15 days: %v", keys(got))
+	if got := ofKind(f.run(procAsOf, DefaultConfig()), ProcurementStalled); len(got) != 0 {
+		t.Errorf("awarded 15 days: %v", findingKeys(got))
 	}
-	if got := only(f.run("2025-07-16", DefaultConfig()), ProcurementStalled); len(got) != 1 || got[awarded].Key == "" {
-		t.Errorf("awarded 31 days: %v", keys(got))
+	if got := ofKind(f.run("2025-07-16", DefaultConfig()), ProcurementStalled); len(got) != 1 || got[awarded].Key == "" {
+		t.Errorf("awarded 31 days: %v", findingKeys(got))
 	}
 	// A deployment's own limit applies.
 	cfg := DefaultConfig()
 	cfg.StageDwellDays["AWARDED"] = 10
-	if got := only(f.run(asOf, cfg), ProcurementStalled); len(got) != 1 || got[awarded].Evidence["daysOver"] != 5 {
+	if got := ofKind(f.run(procAsOf, cfg), ProcurementStalled); len(got) != 1 || got[awarded].Evidence["daysOver"] != 5 {
 		t.Errorf("awarded 15 days, limit 10: %v", got)
 	}
 }
@@ -130,7 +130,7 @@ func TestProcurementLate(t *testing.T) {
 	for i, c := range cases {
 		ids[i] = f.item(g, m, "PPE for 3 teams", c.critical, c.expected, c.stages...)
 	}
-	got := only(f.run(asOf, DefaultConfig()), ProcurementLate)
+	got := ofKind(f.run(procAsOf, DefaultConfig()), ProcurementLate)
 	want := 0
 	for i, c := range cases {
 		x, ok := got[ids[i].String()]
@@ -154,10 +154,10 @@ func TestProcurementLate(t *testing.T) {
 		}
 	}
 	if len(got) != want {
-		t.Errorf("%d late, want %d: %v", len(got), want, keys(got))
+		t.Errorf("%d late, want %d: %v", len(got), want, findingKeys(got))
 	}
 	// Delivery clears lateness for the days after it.
-	if got := only(f.run("2025-07-05", DefaultConfig()), ProcurementLate); got[ids[5].String()].Key != "" {
+	if got := ofKind(f.run("2025-07-05", DefaultConfig()), ProcurementLate); got[ids[5].String()].Key != "" {
 		t.Errorf("delivered on the day still late")
 	}
 }
@@ -166,7 +166,7 @@ func TestMilestoneAtRisk(t *testing.T) {
 	t.Parallel()
 	f := newProcFixture(t)
 	g := f.grant("100000.00")
-	early := day("2025-01-01").Add(9 * time.Hour)
+	early := procDay("2025-01-01").Add(9 * time.Hour)
 	tendered := []stageAt{{"REQUISITIONED", "2025-01-10"}, {"TENDERED", "2025-02-01"}}
 	type ms struct {
 		id      uuid.UUID
@@ -212,11 +212,11 @@ func TestMilestoneAtRisk(t *testing.T) {
 	// Completed before the day (and no due date): never at risk.
 	mI := add("M-I", "2025-08-01", "1000.00", "1000.00", false, "", 0, false)
 	f.item(g, mI, "Vehicles", true, "", tendered...)
-	f.status(mI, "COMPLETED", day("2025-06-15").Add(10*time.Hour))
+	f.status(mI, "COMPLETED", procDay("2025-06-15").Add(10*time.Hour))
 	mJ := add("M-J", "", "1000.00", "", false, "", 0, false)
 	f.item(g, mJ, "Vehicles", true, "", tendered...)
 
-	got := only(f.run(asOf, DefaultConfig()), MilestoneAtRisk)
+	got := ofKind(f.run(procAsOf, DefaultConfig()), MilestoneAtRisk)
 	for code, m := range all {
 		x, ok := got[m.id.String()]
 		if ok != m.want {
@@ -251,7 +251,7 @@ func TestMilestoneAtRisk(t *testing.T) {
 		t.Errorf("M-E %q %v", e.Explanation, e.Evidence)
 	}
 	// Replayed before it was completed, M-I was at risk.
-	if got := only(f.run("2025-06-14", DefaultConfig()), MilestoneAtRisk); got[mI.String()].Key == "" {
+	if got := ofKind(f.run("2025-06-14", DefaultConfig()), MilestoneAtRisk); got[mI.String()].Key == "" {
 		t.Errorf("M-I not at risk on 2025-06-14, before it was completed")
 	}
 }
@@ -284,7 +284,7 @@ func TestMilestoneAtRiskAllocationsAsOf(t *testing.T) {
 	}
 	for _, c := range cases {
 		d := c.asOf.Format(time.DateOnly)
-		x, ok := only(f.run(d, DefaultConfig()), MilestoneAtRisk)[m.String()]
+		x, ok := ofKind(f.run(d, DefaultConfig()), MilestoneAtRisk)[m.String()]
 		switch {
 		case c.allocated == "":
 			if ok {
@@ -298,7 +298,7 @@ func TestMilestoneAtRiskAllocationsAsOf(t *testing.T) {
 	}
 }
 
-func keys(m map[string]finding) []string {
+func findingKeys(m map[string]finding) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
