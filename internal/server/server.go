@@ -30,6 +30,7 @@ import (
 	"github.com/tranche-ledger/tranche/api"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
@@ -44,6 +45,9 @@ type Config struct {
 	HTTPAddr string
 	// ShutdownTimeout bounds how long in-flight requests may drain.
 	ShutdownTimeout time.Duration
+	// DetectInterval is how often the server runs detection over every
+	// roadmap in the background; 0 turns background detection off.
+	DetectInterval time.Duration
 }
 
 // Server is the gRPC server, the REST gateway and the background work of one
@@ -58,6 +62,7 @@ type Server struct {
 	ready  atomic.Bool
 	reg    *prometheus.Registry
 	tokens *token.Store // the HTTP edge refuses bad tokens before reading a body
+	detect *detect.Store
 }
 
 // Stores are the domains the server exposes, built once by the caller
@@ -70,6 +75,7 @@ type Stores struct {
 	Ledger        *ledger.Store
 	FX            *fx.Store
 	Audit         *audit.Store
+	Detect        *detect.Store
 }
 
 // New wires the services over the stores.
@@ -83,7 +89,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
 	s := &Server{
-		cfg: cfg, log: log, pool: pool, sealer: st.Audit.Sealer(), reg: reg, tokens: tokens,
+		cfg: cfg, log: log, pool: pool, sealer: st.Audit.Sealer(), reg: reg, tokens: tokens, detect: st.Detect,
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
@@ -98,6 +104,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{roadmaps: st.Roadmaps, funding: st.Ledger})
 	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger})
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
+	pb.RegisterFlagServiceServer(s.grpc, &flagService{flags: st.Detect})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
@@ -176,6 +183,12 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 	sealerDone := make(chan struct{})
 	go func() { s.sealer.Run(bg); close(sealerDone) }()
 	go s.watchReadiness(bg)
+	detectDone := make(chan struct{})
+	if s.cfg.DetectInterval > 0 && s.detect != nil {
+		go func() { detectInBackground(bg, s.detect, s.cfg.DetectInterval, s.log); close(detectDone) }()
+	} else {
+		close(detectDone)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(gl) }()
@@ -208,6 +221,7 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 		s.grpc.Stop()
 	}
 	<-sealerDone
+	<-detectDone
 	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) && !errors.Is(runErr, grpc.ErrServerStopped) {
 		return runErr
 	}
@@ -221,6 +235,7 @@ var gatewayServices = []registerFunc{
 	pb.RegisterRoadmapServiceHandler,
 	pb.RegisterGrantServiceHandler,
 	pb.RegisterFxRateServiceHandler,
+	pb.RegisterFlagServiceHandler,
 }
 
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
