@@ -37,8 +37,11 @@ CREATE TABLE flags (
   evidence          jsonb NOT NULL,
   explanation       text NOT NULL,
   detected_at       timestamptz NOT NULL,  -- when a run first found it
+  -- No last_seen_run: an unresolved flag was found by its roadmap's latest
+  -- run (else that run would have resolved it), a resolved one last by the
+  -- run before resolved_by_run; keeping it would rewrite every flag on every
+  -- run.
   first_run         uuid NOT NULL REFERENCES detection_runs (id) DEFERRABLE INITIALLY DEFERRED,
-  last_seen_run     uuid NOT NULL REFERENCES detection_runs (id) DEFERRABLE INITIALLY DEFERRED,
   resolved_by_run   uuid REFERENCES detection_runs (id) DEFERRABLE INITIALLY DEFERRED,
   resolved_at       timestamptz,
   review_action     text CHECK (review_action IN ('ACKNOWLEDGE', 'DISMISS', 'REOPEN')),
@@ -95,5 +98,5 @@ GRANT SELECT, INSERT ON detection_runs, flag_events, flags TO tranche_app;
 -- A flag's identity (roadmap, kind, fingerprint) and its first finding never
 -- change; the rest does (a run refreshes what the finding names now).
 GRANT UPDATE (severity, status, subjects, grant_ids, donor_org_ids, recipient_org_ids, evidence, explanation,
-              last_seen_run, resolved_by_run, resolved_at, review_action, reviewed_by, reviewed_at, review_note,
+              resolved_by_run, resolved_at, review_action, reviewed_by, reviewed_at, review_note,
               updated_at) ON flags TO tranche_app;

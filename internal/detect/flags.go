@@ -77,9 +77,8 @@ type Flag struct {
 	Evidence    json.RawMessage `json:"evidence"`
 	Explanation string          `json:"explanation"`
 	// DetectedAt is when a run first found it.
-	DetectedAt  time.Time `json:"detectedAt"`
-	FirstRun    string    `json:"firstRun"`
-	LastSeenRun string    `json:"lastSeenRun"`
+	DetectedAt time.Time `json:"detectedAt"`
+	FirstRun   string    `json:"firstRun"`
 	// ResolvedByRun is the run that saw the finding go, while RESOLVED.
 	ResolvedByRun string     `json:"resolvedByRun,omitempty"`
 	ResolvedAt    *time.Time `json:"resolvedAt,omitempty"`
@@ -96,14 +95,14 @@ type Flag struct {
 }
 
 const flagColumns = `id::text, roadmap_id::text, kind, severity, status, fingerprint, subjects, evidence, explanation,
-	detected_at, first_run::text, last_seen_run::text, coalesce(resolved_by_run::text, ''), resolved_at,
+	detected_at, first_run::text, coalesce(resolved_by_run::text, ''), resolved_at,
 	coalesce(review_action, ''), reviewed_by, reviewed_at, review_note, updated_at,
 	grant_ids::text[], donor_org_ids::text[], recipient_org_ids::text[]`
 
 func scanFlag(row pgx.Row, f *Flag) error {
 	var subjects []byte
 	if err := row.Scan(&f.ID, &f.RoadmapID, &f.Kind, &f.Severity, &f.Status, &f.Fingerprint, &subjects, &f.Evidence,
-		&f.Explanation, &f.DetectedAt, &f.FirstRun, &f.LastSeenRun, &f.ResolvedByRun, &f.ResolvedAt, &f.ReviewAction,
+		&f.Explanation, &f.DetectedAt, &f.FirstRun, &f.ResolvedByRun, &f.ResolvedAt, &f.ReviewAction,
 		&f.ReviewedBy, &f.ReviewedAt, &f.ReviewNote, &f.UpdatedAt, &f.GrantIDs, &f.DonorOrgIDs, &f.RecipientOrgIDs); err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func flagPB(f detect.Flag) (*pb.Flag, error) {
 	out := &pb.Flag{Id: f.ID, RoadmapId: f.RoadmapID, Kind: f.Kind, Severity: f.Severity, Status: f.Status,
 		Fingerprint: f.Fingerprint, Explanation: f.Explanation, DetectedAt: timestamppb.New(f.DetectedAt),
 		ReviewedBy: f.ReviewedBy, ReviewNote: f.ReviewNote, ReviewAction: f.ReviewAction, ResolvedByRun: f.ResolvedByRun,
-		FirstRun: f.FirstRun, LastSeenRun: f.LastSeenRun, UpdateTime: timestamppb.New(f.UpdatedAt)}
+		FirstRun: f.FirstRun, UpdateTime: timestamppb.New(f.UpdatedAt)}
 	for _, s := range f.Subjects {
 		out.Subjects = append(out.Subjects, &pb.FlagSubject{Type: s.Type, Id: s.ID})
 	}

@@ -24,17 +24,17 @@ import (
 func (h *harness) plantFlag(t *testing.T, roadmapID, grantID, donor, recipient string) string {
 	t.Helper()
 	ctx := context.Background()
-	run, id := uuid.NewString(), uuid.NewString()
+	run, id := uuid.NewString(), uuid.Must(uuid.NewV7()).String() // flags list in id order
 	if _, err := h.db.Owner.Exec(ctx, `INSERT INTO detection_runs (id, roadmap_id, as_of, started_at, actor, actor_role, counts)
 		VALUES ($1, $2, current_date, now(), 'test', 'admin', '{}')`, run, roadmapID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.db.Owner.Exec(ctx, `INSERT INTO flags (id, roadmap_id, kind, fingerprint, severity, status, subjects, grant_ids,
-		donor_org_ids, recipient_org_ids, evidence, explanation, detected_at, first_run, last_seen_run, updated_at)
+		donor_org_ids, recipient_org_ids, evidence, explanation, detected_at, first_run, updated_at)
 		VALUES ($1, $2, 'DUPLICATE_TRANSACTION', encode(sha256(convert_to($7::text, 'UTF8')), 'hex'), 'HIGH', 'OPEN',
 		        jsonb_build_array(jsonb_build_object('type', 'grant', 'id', $3::text)), ARRAY[$3::uuid], ARRAY[$4::uuid],
 		        ARRAY[$5::uuid], '{"amount": {"amount": "10.00", "currency": "USD"}, "windowDays": 7}',
-		        'Two disbursements of 10.00 USD a day apart.', now(), $6, $6, now())`,
+		        'Two disbursements of 10.00 USD a day apart.', now(), $6, now())`,
 		id, roadmapID, grantID, donor, recipient, run, id); err != nil {
 		t.Fatal(err)
 	}

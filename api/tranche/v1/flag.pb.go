@@ -110,8 +110,8 @@ type Flag struct {
 	ResolvedByRun string                 `protobuf:"bytes,15,opt,name=resolved_by_run,json=resolvedByRun,proto3" json:"resolved_by_run,omitempty"`
 	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
 	FirstRun      string                 `protobuf:"bytes,17,opt,name=first_run,json=firstRun,proto3" json:"first_run,omitempty"`
-	LastSeenRun   string                 `protobuf:"bytes,18,opt,name=last_seen_run,json=lastSeenRun,proto3" json:"last_seen_run,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When the flag last changed (status, review, or a run's new evidence).
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,13 +261,6 @@ func (x *Flag) GetResolvedAt() *timestamppb.Timestamp {
 func (x *Flag) GetFirstRun() string {
 	if x != nil {
 		return x.FirstRun
-	}
-	return ""
-}
-
-func (x *Flag) GetLastSeenRun() string {
-	if x != nil {
-		return x.LastSeenRun
 	}
 	return ""
 }
@@ -847,7 +840,7 @@ const file_tranche_v1_flag_proto_rawDesc = "" +
 	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n" +
 	"\vFlagSubject\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xef\x05\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xcb\x05\n" +
 	"\x04Flag\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -872,9 +865,8 @@ const file_tranche_v1_flag_proto_rawDesc = "" +
 	"\x0fresolved_by_run\x18\x0f \x01(\tR\rresolvedByRun\x12;\n" +
 	"\vresolved_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"resolvedAt\x12\x1b\n" +
-	"\tfirst_run\x18\x11 \x01(\tR\bfirstRun\x12\"\n" +
-	"\rlast_seen_run\x18\x12 \x01(\tR\vlastSeenRun\x12;\n" +
-	"\vupdate_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"\tfirst_run\x18\x11 \x01(\tR\bfirstRun\x12;\n" +
+	"\vupdate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\"z\n" +
 	"\x12DetectFlagsRequest\x12'\n" +
 	"\n" +
