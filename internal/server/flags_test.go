@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,5 +401,74 @@ func TestFlagEndpointsRefuseBadInput(t *testing.T) {
 	var st string
 	if err := h.db.Owner.QueryRow(context.Background(), `SELECT status FROM flags WHERE id = $1`, w.flag).Scan(&st); err != nil || st != "ACKNOWLEDGED" {
 		t.Fatalf("flag now %s (%v)", st, err)
+	}
+}
+
+// syncBuffer is a log destination goroutines may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A server with a detection interval runs every roadmap in the background
+// as the operator, logs what each run did, and stops doing so when it stops.
+func TestBackgroundDetection(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	w := h.flagWorld(t, admin)
+	var logs syncBuffer
+	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DetectInterval: 200 * time.Millisecond},
+		testStores(h.db.App), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, nil) }()
+	runs := func() (n int) {
+		if err := h.db.Owner.QueryRow(context.Background(), `SELECT count(*) FROM detection_runs
+			WHERE roadmap_id = $1 AND actor_role = 'operator' AND actor = 'operator:background detection'`, w.roadmapID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runs() < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A round skips a roadmap run within half an interval, so two rounds
+	// 200 ms apart run it twice.
+	if n := runs(); n < 2 {
+		t.Fatalf("%d background runs in 10 s, want at least 2", n)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	after := runs()
+	time.Sleep(500 * time.Millisecond)
+	if runs() != after {
+		t.Fatal("background detection went on after the server stopped")
+	}
+	// The planted flags were not found again: the first background run resolved them.
+	got, err := pb.NewFlagServiceClient(h.conn).GetFlag(admin, &pb.GetFlagRequest{FlagId: w.flag})
+	if err != nil || got.Flag.Status != "RESOLVED" {
+		t.Fatalf("planted flag after background runs: %v, %v", got, err)
+	}
+	if l := logs.String(); !strings.Contains(l, "detection run") || !strings.Contains(l, "roadmap="+w.roadmapID) || !strings.Contains(l, "resolved=2") {
+		t.Fatalf("logs say nothing of the runs:\n%s", l)
 	}
 }
