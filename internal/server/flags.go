@@ -34,18 +34,23 @@ func flagPB(f detect.Flag) (*pb.Flag, error) {
 	if f.ResolvedAt != nil {
 		out.ResolvedAt = timestamppb.New(*f.ResolvedAt)
 	}
-	// Evidence holds strings (amounts, ids, dates) and small whole numbers
-	// (days, counts), which a Struct's doubles carry exactly.
-	var ev map[string]any
-	if err := json.Unmarshal(f.Evidence, &ev); err != nil {
-		return nil, fmt.Errorf("flag %s evidence: %w", f.ID, err)
-	}
-	st, err := structpb.NewStruct(ev)
+	ev, err := structOf(f.Evidence)
 	if err != nil {
 		return nil, fmt.Errorf("flag %s evidence: %w", f.ID, err)
 	}
-	out.Evidence = st
+	out.Evidence = ev
 	return out, nil
+}
+
+// structOf is evidence as a Struct. Evidence holds strings (amounts, ids,
+// dates) and small whole numbers (days, counts), which a Struct's doubles
+// carry exactly.
+func structOf(raw []byte) (*structpb.Struct, error) {
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, err
+	}
+	return structpb.NewStruct(ev)
 }
 
 func (s *flagService) DetectFlags(ctx context.Context, req *pb.DetectFlagsRequest) (*pb.DetectFlagsResponse, error) {
@@ -104,7 +109,22 @@ func (s *flagService) GetFlag(ctx context.Context, req *pb.GetFlagRequest) (*pb.
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetFlagResponse{Flag: out}, nil
+	history, err := s.flags.History(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.GetFlagResponse{Flag: out}
+	for _, e := range history {
+		ev := &pb.FlagEvent{Event: e.Event, RunId: e.RunID, Status: e.Status, Severity: e.Severity, Explanation: e.Explanation,
+			Actor: e.Actor, Note: e.Note, OccurredAt: timestamppb.New(e.OccurredAt)}
+		if len(e.Evidence) > 0 {
+			if ev.Evidence, err = structOf(e.Evidence); err != nil {
+				return nil, fmt.Errorf("flag %s history: %w", id, err)
+			}
+		}
+		resp.History = append(resp.History, ev)
+	}
+	return resp, nil
 }
 
 func (s *flagService) ReviewFlag(ctx context.Context, req *pb.ReviewFlagRequest) (*pb.ReviewFlagResponse, error) {

@@ -204,6 +204,12 @@ func TestFlagJSON(t *testing.T) {
 	if len(subjects) != 1 || subjects[0]["type"] != "grant" || subjects[0]["id"] != w.grantID {
 		t.Fatalf("subjects: %v", f["subjects"])
 	}
+	got := h.rest(t, "GET", "/v1/flags/"+w.flag, bearer, nil)
+	history := asList(got.body["history"])
+	if got.code != 200 || len(history) != 1 || history[0]["event"] != "DISMISS" || history[0]["status"] != "DISMISSED" ||
+		history[0]["note"] != "split payment agreed with the donor" || history[0]["occurredAt"] == nil {
+		t.Fatalf("flag with its history: %d %s", got.code, got.raw)
+	}
 	list := h.rest(t, "GET", "/v1/flags?status=DISMISSED&grantId="+w.grantID+"&pageSize=1", bearer, nil)
 	if got := asList(list.body["flags"]); list.code != 200 || len(got) != 1 || got[0]["id"] != w.flag {
 		t.Fatalf("filtered list: %d %s", list.code, list.raw)
@@ -217,6 +223,14 @@ func TestFlagJSON(t *testing.T) {
 		if c["kind"] == "DUPLICATE_TRANSACTION" && c["resolved"] != float64(2) {
 			t.Fatalf("the run resolved %v duplicate flags, want the two planted: %s", c["resolved"], runResp.raw)
 		}
+	}
+	got = h.rest(t, "GET", "/v1/flags/"+w.flag, bearer, nil)
+	history = asList(got.body["history"])
+	if len(history) != 2 || history[1]["event"] != "RESOLVED" || history[1]["runId"] != runResp.body["runId"] {
+		t.Fatalf("history after the run: %s", got.raw)
+	}
+	if f, _ := got.body["flag"].(map[string]any); f["resolvedByRun"] != runResp.body["runId"] || f["reviewNote"] != "split payment agreed with the donor" {
+		t.Fatalf("resolved flag: %s", got.raw)
 	}
 }
 

@@ -675,8 +675,10 @@ func (x *GetFlagRequest) GetFlagId() string {
 }
 
 type GetFlagResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Flag          *Flag                  `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Flag  *Flag                  `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	// What happened to the flag, oldest first.
+	History       []*FlagEvent `protobuf:"bytes,2,rep,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -718,6 +720,128 @@ func (x *GetFlagResponse) GetFlag() *Flag {
 	return nil
 }
 
+func (x *GetFlagResponse) GetHistory() []*FlagEvent {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// FlagEvent is one change of a flag, with the flag's state after it.
+type FlagEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OPENED, REOPENED, UPDATED (a run found other evidence, severity or
+	// explanation) and RESOLVED, by a run; ACKNOWLEDGE, DISMISS and REOPEN,
+	// by a reviewer.
+	Event string `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The run, for the events of a run.
+	RunId    string `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Status   string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Severity string `protobuf:"bytes,4,opt,name=severity,proto3" json:"severity,omitempty"`
+	// The evidence after a run's OPENED, REOPENED or UPDATED.
+	Evidence    *structpb.Struct `protobuf:"bytes,5,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	Explanation string           `protobuf:"bytes,6,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	// A token id, or operator:NAME for background runs.
+	Actor         string                 `protobuf:"bytes,7,opt,name=actor,proto3" json:"actor,omitempty"`
+	Note          string                 `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagEvent) Reset() {
+	*x = FlagEvent{}
+	mi := &file_tranche_v1_flag_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagEvent) ProtoMessage() {}
+
+func (x *FlagEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_flag_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagEvent.ProtoReflect.Descriptor instead.
+func (*FlagEvent) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_flag_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FlagEvent) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetEvidence() *structpb.Struct {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *FlagEvent) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *FlagEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
 type ReviewFlagRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	FlagId string                 `protobuf:"bytes,1,opt,name=flag_id,json=flagId,proto3" json:"flag_id,omitempty"`
@@ -732,7 +856,7 @@ type ReviewFlagRequest struct {
 
 func (x *ReviewFlagRequest) Reset() {
 	*x = ReviewFlagRequest{}
-	mi := &file_tranche_v1_flag_proto_msgTypes[9]
+	mi := &file_tranche_v1_flag_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +868,7 @@ func (x *ReviewFlagRequest) String() string {
 func (*ReviewFlagRequest) ProtoMessage() {}
 
 func (x *ReviewFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_flag_proto_msgTypes[9]
+	mi := &file_tranche_v1_flag_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +881,7 @@ func (x *ReviewFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewFlagRequest.ProtoReflect.Descriptor instead.
 func (*ReviewFlagRequest) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_flag_proto_rawDescGZIP(), []int{9}
+	return file_tranche_v1_flag_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReviewFlagRequest) GetFlagId() string {
@@ -797,7 +921,7 @@ type ReviewFlagResponse struct {
 
 func (x *ReviewFlagResponse) Reset() {
 	*x = ReviewFlagResponse{}
-	mi := &file_tranche_v1_flag_proto_msgTypes[10]
+	mi := &file_tranche_v1_flag_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +933,7 @@ func (x *ReviewFlagResponse) String() string {
 func (*ReviewFlagResponse) ProtoMessage() {}
 
 func (x *ReviewFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tranche_v1_flag_proto_msgTypes[10]
+	mi := &file_tranche_v1_flag_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +946,7 @@ func (x *ReviewFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewFlagResponse.ProtoReflect.Descriptor instead.
 func (*ReviewFlagResponse) Descriptor() ([]byte, []int) {
-	return file_tranche_v1_flag_proto_rawDescGZIP(), []int{10}
+	return file_tranche_v1_flag_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReviewFlagResponse) GetFlag() *Flag {
@@ -902,9 +1026,21 @@ const file_tranche_v1_flag_proto_rawDesc = "" +
 	"\x05flags\x18\x01 \x03(\v2\x10.tranche.v1.FlagR\x05flags\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
 	"\x0eGetFlagRequest\x12!\n" +
-	"\aflag_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06flagId\"7\n" +
+	"\aflag_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06flagId\"h\n" +
 	"\x0fGetFlagResponse\x12$\n" +
-	"\x04flag\x18\x01 \x01(\v2\x10.tranche.v1.FlagR\x04flag\"\x9f\x01\n" +
+	"\x04flag\x18\x01 \x01(\v2\x10.tranche.v1.FlagR\x04flag\x12/\n" +
+	"\ahistory\x18\x02 \x03(\v2\x15.tranche.v1.FlagEventR\ahistory\"\xaa\x02\n" +
+	"\tFlagEvent\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\tR\x05event\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1a\n" +
+	"\bseverity\x18\x04 \x01(\tR\bseverity\x123\n" +
+	"\bevidence\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bevidence\x12 \n" +
+	"\vexplanation\x18\x06 \x01(\tR\vexplanation\x12\x14\n" +
+	"\x05actor\x18\a \x01(\tR\x05actor\x12\x12\n" +
+	"\x04note\x18\b \x01(\tR\x04note\x12;\n" +
+	"\voccurred_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"\x9f\x01\n" +
 	"\x11ReviewFlagRequest\x12!\n" +
 	"\aflag_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06flagId\x12\x1f\n" +
 	"\x06action\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x182R\x06action\x12\x1c\n" +
@@ -932,7 +1068,7 @@ func file_tranche_v1_flag_proto_rawDescGZIP() []byte {
 	return file_tranche_v1_flag_proto_rawDescData
 }
 
-var file_tranche_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_tranche_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_tranche_v1_flag_proto_goTypes = []any{
 	(*FlagSubject)(nil),           // 0: tranche.v1.FlagSubject
 	(*Flag)(nil),                  // 1: tranche.v1.Flag
@@ -943,35 +1079,39 @@ var file_tranche_v1_flag_proto_goTypes = []any{
 	(*ListFlagsResponse)(nil),     // 6: tranche.v1.ListFlagsResponse
 	(*GetFlagRequest)(nil),        // 7: tranche.v1.GetFlagRequest
 	(*GetFlagResponse)(nil),       // 8: tranche.v1.GetFlagResponse
-	(*ReviewFlagRequest)(nil),     // 9: tranche.v1.ReviewFlagRequest
-	(*ReviewFlagResponse)(nil),    // 10: tranche.v1.ReviewFlagResponse
-	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*FlagEvent)(nil),             // 9: tranche.v1.FlagEvent
+	(*ReviewFlagRequest)(nil),     // 10: tranche.v1.ReviewFlagRequest
+	(*ReviewFlagResponse)(nil),    // 11: tranche.v1.ReviewFlagResponse
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_tranche_v1_flag_proto_depIdxs = []int32{
 	0,  // 0: tranche.v1.Flag.subjects:type_name -> tranche.v1.FlagSubject
-	11, // 1: tranche.v1.Flag.evidence:type_name -> google.protobuf.Struct
-	12, // 2: tranche.v1.Flag.detected_at:type_name -> google.protobuf.Timestamp
-	12, // 3: tranche.v1.Flag.reviewed_at:type_name -> google.protobuf.Timestamp
-	12, // 4: tranche.v1.Flag.resolved_at:type_name -> google.protobuf.Timestamp
-	12, // 5: tranche.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
+	12, // 1: tranche.v1.Flag.evidence:type_name -> google.protobuf.Struct
+	13, // 2: tranche.v1.Flag.detected_at:type_name -> google.protobuf.Timestamp
+	13, // 3: tranche.v1.Flag.reviewed_at:type_name -> google.protobuf.Timestamp
+	13, // 4: tranche.v1.Flag.resolved_at:type_name -> google.protobuf.Timestamp
+	13, // 5: tranche.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 6: tranche.v1.DetectFlagsResponse.counts:type_name -> tranche.v1.KindCounts
 	1,  // 7: tranche.v1.ListFlagsResponse.flags:type_name -> tranche.v1.Flag
 	1,  // 8: tranche.v1.GetFlagResponse.flag:type_name -> tranche.v1.Flag
-	1,  // 9: tranche.v1.ReviewFlagResponse.flag:type_name -> tranche.v1.Flag
-	2,  // 10: tranche.v1.FlagService.DetectFlags:input_type -> tranche.v1.DetectFlagsRequest
-	5,  // 11: tranche.v1.FlagService.ListFlags:input_type -> tranche.v1.ListFlagsRequest
-	7,  // 12: tranche.v1.FlagService.GetFlag:input_type -> tranche.v1.GetFlagRequest
-	9,  // 13: tranche.v1.FlagService.ReviewFlag:input_type -> tranche.v1.ReviewFlagRequest
-	4,  // 14: tranche.v1.FlagService.DetectFlags:output_type -> tranche.v1.DetectFlagsResponse
-	6,  // 15: tranche.v1.FlagService.ListFlags:output_type -> tranche.v1.ListFlagsResponse
-	8,  // 16: tranche.v1.FlagService.GetFlag:output_type -> tranche.v1.GetFlagResponse
-	10, // 17: tranche.v1.FlagService.ReviewFlag:output_type -> tranche.v1.ReviewFlagResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 9: tranche.v1.GetFlagResponse.history:type_name -> tranche.v1.FlagEvent
+	12, // 10: tranche.v1.FlagEvent.evidence:type_name -> google.protobuf.Struct
+	13, // 11: tranche.v1.FlagEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: tranche.v1.ReviewFlagResponse.flag:type_name -> tranche.v1.Flag
+	2,  // 13: tranche.v1.FlagService.DetectFlags:input_type -> tranche.v1.DetectFlagsRequest
+	5,  // 14: tranche.v1.FlagService.ListFlags:input_type -> tranche.v1.ListFlagsRequest
+	7,  // 15: tranche.v1.FlagService.GetFlag:input_type -> tranche.v1.GetFlagRequest
+	10, // 16: tranche.v1.FlagService.ReviewFlag:input_type -> tranche.v1.ReviewFlagRequest
+	4,  // 17: tranche.v1.FlagService.DetectFlags:output_type -> tranche.v1.DetectFlagsResponse
+	6,  // 18: tranche.v1.FlagService.ListFlags:output_type -> tranche.v1.ListFlagsResponse
+	8,  // 19: tranche.v1.FlagService.GetFlag:output_type -> tranche.v1.GetFlagResponse
+	11, // 20: tranche.v1.FlagService.ReviewFlag:output_type -> tranche.v1.ReviewFlagResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tranche_v1_flag_proto_init() }
@@ -985,7 +1125,7 @@ func file_tranche_v1_flag_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tranche_v1_flag_proto_rawDesc), len(file_tranche_v1_flag_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
