@@ -578,3 +578,63 @@ func TestFlagVisibilityAndFilters(t *testing.T) {
 		}
 	}
 }
+
+// RunAll goes on after a roadmap whose run fails, and says which failed.
+func TestRunAllGoesOnAfterAFailure(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.r.set(f("a", 0, grantSubject(w.g1)))
+	failing := w.roadmap2
+	w.s.rules = append(w.s.rules, rule{kind: IdleFunds, find: func(_ context.Context, _ postgres.Querier, s scope) ([]finding, error) {
+		if s.RoadmapID == failing {
+			return nil, errors.New("no rate for EUR/USD on 2025-01-01")
+		}
+		return nil, nil
+	}})
+	op := auth.WithPrincipal(context.Background(), auth.OperatorPrincipal("background detection"))
+	rs, err := w.s.RunAll(op, 0)
+	if err == nil || !strings.Contains(err.Error(), failing.String()) || !strings.Contains(err.Error(), "no rate") {
+		t.Fatalf("RunAll error %v, want one naming roadmap %s", err, failing)
+	}
+	if len(rs) != 1 || rs[0].RoadmapID != w.roadmap.String() || counts(rs[0], DuplicateTransaction).New != 1 {
+		t.Fatalf("RunAll results %+v, want the other roadmap's run", rs)
+	}
+}
+
+// A review racing a run that resolves the flag: either the review lands
+// first and the run then resolves the reviewed flag, or the run does and
+// the review is refused; never both half-applied.
+func TestReviewRacingARun(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	for i := range 10 {
+		w.r.set(f("a", 0, grantSubject(w.g1)))
+		w.run(t, w.roadmap)
+		id := uuid.MustParse(w.flags(t, coord, ListFilter{})[fp("a")].ID)
+		w.r.set()
+		var wg sync.WaitGroup
+		var reviewErr, runErr error
+		wg.Go(func() {
+			_, reviewErr = w.s.Review(coord, id, Acknowledge, "", fmt.Sprint("race-", i))
+		})
+		wg.Go(func() { _, runErr = w.s.Run(coord, w.roadmap, time.Time{}) })
+		wg.Wait()
+		if runErr != nil {
+			t.Fatal(runErr)
+		}
+		got, err := w.s.Get(coord, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist, _ := w.s.History(coord, id)
+		last := hist[len(hist)-1].Event
+		switch {
+		case got.Status != Resolved || last != "RESOLVED":
+			t.Fatalf("round %d: flag %s, last event %s; want RESOLVED by the run", i, got.Status, last)
+		case reviewErr == nil && hist[len(hist)-2].Event != Acknowledge:
+			t.Fatalf("round %d: the review succeeded but is not in the history: %+v", i, hist)
+		case reviewErr != nil && !errors.Is(reviewErr, apperr.ErrFailedPrecondition):
+			t.Fatalf("round %d: review: %v", i, reviewErr)
+		}
+	}
+}
