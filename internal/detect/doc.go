@@ -10,8 +10,10 @@
 // one transaction holding a transaction-scoped advisory lock on the roadmap
 // (class 7346009, key hashtext(roadmap id)): the rules read, then one
 // statement writes every finding (unnest arrays into INSERT … ON CONFLICT
-// (roadmap_id, fingerprint) DO UPDATE), one statement resolves what was not
-// found, and the run row and its audit event are written. So:
+// (roadmap_id, fingerprint) DO UPDATE … WHERE something changed: a flag
+// found again unchanged is not rewritten), one statement resolves what was
+// not found (an anti-join on the fingerprints found), and the run row and
+// its audit event are written. So:
 //
 //   - a new fingerprint opens a flag (OPEN);
 //   - a flag found again keeps its id, status and review, and takes the
@@ -35,7 +37,8 @@
 // "detection_run") carries the run id, roadmap, as-of day, the counts and
 // the ids of the flags it opened, reopened and resolved; flag_events keeps,
 // per flag, every change with the state after it (evidence included), so no
-// earlier evidence is lost when a run refreshes a flag.
+// earlier evidence is lost when a run refreshes a flag (Store.History, and
+// GET /v1/flags/{flagId} answers it).
 //
 // RunAll runs every roadmap as of today; the server calls it in the
 // background every --detect-interval as the operator, skipping a roadmap
