@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tranche-ledger/tranche/internal/detect"
 )
 
 // Config is the configuration of a tranche command: the database selection
@@ -29,6 +32,10 @@ type Config struct {
 	TokenCacheTTL   time.Duration
 	ShutdownTimeout time.Duration
 	MaxConns        int
+	// DetectConfig is the JSON file of detection thresholds (empty: the
+	// defaults); DetectInterval how often serve runs detection (0: never).
+	DetectConfig   string
+	DetectInterval time.Duration
 }
 
 // Limits Verify holds settings to.
@@ -36,6 +43,8 @@ const (
 	maxTokenCacheTTL   = time.Hour // a revocation must not wait longer
 	maxShutdownTimeout = time.Hour
 	maxMaxConns        = 10000
+	minDetectInterval  = 10 * time.Second // a run per roadmap costs seconds at scale
+	maxDetectInterval  = 7 * 24 * time.Hour
 )
 
 // setting is one configurable value. Its text is parsed by parse; a value
@@ -89,6 +98,34 @@ var settings = []setting{
 			c.MaxConns = n
 			return nil
 		}},
+	{flag: "detect-config", env: "TRANCHE_DETECT_CONFIG", serveOnly: true,
+		usage: "JSON file of detection thresholds, over the defaults (see the README); empty: the defaults",
+		parse: func(c *Config, v string) error {
+			c.DetectConfig = v
+			_, err := c.thresholds()
+			return err
+		}},
+	{flag: "detect-interval", env: "TRANCHE_DETECT_INTERVAL", def: "1h", serveOnly: true,
+		usage: "how often serve runs detection over every roadmap in the background (0 turns it off)",
+		parse: func(c *Config, v string) error { return parseDuration(&c.DetectInterval, v) }},
+}
+
+// thresholds reads the detection thresholds file, if any, over the
+// defaults; a problem names the file and the field.
+func (c Config) thresholds() (detect.Config, error) {
+	if c.DetectConfig == "" {
+		return detect.DefaultConfig(), nil
+	}
+	f, err := os.Open(c.DetectConfig)
+	if err != nil {
+		return detect.Config{}, err
+	}
+	defer f.Close()
+	cfg, err := detect.LoadConfig(f)
+	if err != nil {
+		return detect.Config{}, fmt.Errorf("%s: %w", c.DetectConfig, err)
+	}
+	return cfg, nil
 }
 
 func parseDuration(d *time.Duration, v string) error {
@@ -196,6 +233,9 @@ func (c Config) Verify() error {
 	}
 	if c.MaxConns < 1 || c.MaxConns > maxMaxConns {
 		bad("max-conns", "must be from 1 to %d, got %d", maxMaxConns, c.MaxConns)
+	}
+	if c.DetectInterval != 0 && (c.DetectInterval < minDetectInterval || c.DetectInterval > maxDetectInterval) {
+		bad("detect-interval", "must be 0 (off) or from %v to %v, got %v", minDetectInterval, maxDetectInterval, c.DetectInterval)
 	}
 	return errors.Join(errs...)
 }

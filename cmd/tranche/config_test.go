@@ -6,6 +6,8 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ func defaults() Config {
 		DataDir: "./tranche-data", LogLevel: slog.LevelInfo,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080",
 		TokenCacheTTL: 5 * time.Second, ShutdownTimeout: 30 * time.Second, MaxConns: 32,
+		DetectInterval: time.Hour,
 	}
 }
 
@@ -63,8 +66,16 @@ func TestConfigPrecedence(t *testing.T) {
 			want: func(c *Config) {
 				c.DatabaseURL, c.MigrateDatabaseURL = "postgres://svc@db/tranche", "postgres://owner@db/tranche"
 			}},
+		{name: "background detection off", serve: true,
+			env:  map[string]string{"TRANCHE_DETECT_INTERVAL": "0"},
+			want: func(c *Config) { c.DetectInterval = 0 }},
+		{name: "detection interval by flag", serve: true,
+			env:  map[string]string{"TRANCHE_DETECT_INTERVAL": "0"},
+			args: []string{"--detect-interval", "15m"},
+			want: func(c *Config) { c.DetectInterval = 15 * time.Minute }},
 		{name: "other commands ignore serve's settings",
-			env:  map[string]string{"TRANCHE_MAX_CONNS": "lots", "TRANCHE_DATA_DIR": "/srv/t"},
+			env: map[string]string{"TRANCHE_MAX_CONNS": "lots", "TRANCHE_DATA_DIR": "/srv/t",
+				"TRANCHE_DETECT_CONFIG": "/nonexistent.json", "TRANCHE_DETECT_INTERVAL": "often"},
 			want: func(c *Config) { c.DataDir = "/srv/t" }},
 	}
 	for _, tc := range tests {
@@ -129,6 +140,14 @@ func TestConfigRefusesMalformedValues(t *testing.T) {
 			[]string{"--database-url (env DATABASE_URL)", "not a PostgreSQL URL"}},
 		{"migration owner without a database URL", map[string]string{"MIGRATE_DATABASE_URL": "postgres://owner@db/x"}, nil,
 			[]string{"--migrate-database-url (env MIGRATE_DATABASE_URL)", "needs a database URL"}},
+		{"detection interval without a unit", map[string]string{"TRANCHE_DETECT_INTERVAL": "60"}, nil,
+			[]string{"--detect-interval (env TRANCHE_DETECT_INTERVAL)", `"60" is not a duration`}},
+		{"negative detection interval", nil, []string{"--detect-interval", "-1h"},
+			[]string{"--detect-interval (env TRANCHE_DETECT_INTERVAL)", "got -1h0m0s"}},
+		{"detection every second", nil, []string{"--detect-interval", "1s"},
+			[]string{"--detect-interval (env TRANCHE_DETECT_INTERVAL)", "0 (off) or from 10s"}},
+		{"detection thresholds file missing", map[string]string{"TRANCHE_DETECT_CONFIG": "/nonexistent/thresholds.json"}, nil,
+			[]string{"--detect-config (env TRANCHE_DETECT_CONFIG)", "/nonexistent/thresholds.json", "no such file"}},
 		{"every problem at once", map[string]string{"TRANCHE_LOG_LEVEL": "loud", "TRANCHE_TOKEN_CACHE_TTL": "1 minute"}, nil,
 			[]string{"TRANCHE_LOG_LEVEL", "TRANCHE_TOKEN_CACHE_TTL"}},
 	}
@@ -167,6 +186,10 @@ func TestConfigVerify(t *testing.T) {
 		{"empty gRPC address", func(c *Config) { c.GRPCAddr = "" }, "--grpc-addr"},
 		{"named port", func(c *Config) { c.HTTPAddr = "localhost:http" }, "--http-addr"},
 		{"no database at all", func(c *Config) { c.DataDir = "" }, "--data-dir"},
+		{"no background detection", func(c *Config) { c.DetectInterval = 0 }, ""},
+		{"detection every minute", func(c *Config) { c.DetectInterval = time.Minute }, ""},
+		{"detection every 5 seconds", func(c *Config) { c.DetectInterval = 5 * time.Second }, "--detect-interval"},
+		{"detection every month", func(c *Config) { c.DetectInterval = 30 * 24 * time.Hour }, "--detect-interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,6 +216,62 @@ func TestRunRefusesMalformedConfiguration(t *testing.T) {
 		var ee exitError
 		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "TRANCHE_LOG_LEVEL") {
 			t.Errorf("%v: got %v, want exit status 2 naming TRANCHE_LOG_LEVEL", args, err)
+		}
+	}
+}
+
+// The thresholds file is read and verified with the rest of the
+// configuration: a problem stops serve at once, naming the flag, the file
+// and the field.
+func TestDetectConfigFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := file("good.json", `{"duplicateWindowDays": 3, "stageDwellDays": {"TENDERED": 45}}`)
+	c, err := load(true, map[string]string{"TRANCHE_DETECT_CONFIG": good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := c.thresholds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th.DuplicateWindowDays != 3 || th.StageDwellDays["TENDERED"] != 45 || th.StageDwellDays["CONTRACTED"] != 120 || th.ReceiptWindowDays != 30 {
+		t.Fatalf("thresholds %+v: want the file's values over the defaults", th)
+	}
+	if c, err := load(true, nil); err != nil || c.DetectConfig != "" {
+		t.Fatalf("no file: %+v, %v", c, err)
+	} else if th, _ := c.thresholds(); th.DuplicateWindowDays != 7 {
+		t.Fatalf("no file: thresholds %+v, want the defaults", th)
+	}
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown field", `{"duplicateWindow": 3}`, []string{"duplicateWindow"}},
+		{"wrong type", `{"idleMonths": "six"}`, []string{"idleMonths"}},
+		{"out of range", `{"duplicateWindowDays": -1}`, []string{"duplicateWindowDays", "got -1"}},
+		{"share above 1", `{"idleShare": "1.5"}`, []string{"idleShare"}},
+		{"unknown stage", `{"stageDwellDays": {"SHIPPED": 10}}`, []string{"stageDwellDays.SHIPPED"}},
+		{"not JSON", `duplicateWindowDays = 3`, []string{"invalid character"}},
+	} {
+		p := file(strings.ReplaceAll(tc.name, " ", "-")+".json", tc.body)
+		_, err := load(true, nil, "--detect-config", p)
+		var ee exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("%s: got %v, want a usage error", tc.name, err)
+			continue
+		}
+		for _, w := range append([]string{"--detect-config (env TRANCHE_DETECT_CONFIG)", p}, tc.want...) {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: message %q does not say %q", tc.name, err, w)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
@@ -23,6 +24,10 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	if err != nil {
 		return err
 	}
+	thresholds, err := cfg.thresholds() // verified when the configuration was read
+	if err != nil {
+		return exitError{code: 2, msg: "configuration: --detect-config (env TRANCHE_DETECT_CONFIG): " + err.Error()}
+	}
 	log := cfg.logger(os.Stderr)
 	db, err := cfg.open(ctx, int32(cfg.MaxConns))
 	if err != nil {
@@ -33,8 +38,9 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	tokens.CacheTTL = cfg.TokenCacheTTL
 	stores := server.Stores{Pool: db.pool, Tokens: tokens, Organizations: org.New(db.pool), Roadmaps: roadmap.New(db.pool),
 		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: audit.New(db.pool),
-		Procurement: procurement.New(db.pool)}
-	srv, err := server.New(server.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout}, stores, log)
+		Procurement: procurement.New(db.pool), Detect: detect.New(db.pool, thresholds)}
+	srv, err := server.New(server.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
+		DetectInterval: cfg.DetectInterval}, stores, log)
 	if err != nil {
 		return err
 	}

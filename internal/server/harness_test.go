@@ -16,6 +16,7 @@ import (
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
@@ -88,7 +89,7 @@ func (h *harness) as(tb testing.TB, role auth.Role, org string) context.Context 
 func testStores(pool *pgxpool.Pool) Stores {
 	return Stores{Pool: pool, Tokens: token.New(pool), Organizations: org.New(pool), Roadmaps: roadmap.New(pool),
 		Ledger: ledger.New(pool), FX: fx.New(pool), Audit: audit.New(pool),
-		Procurement: procurement.New(pool)}
+		Procurement: procurement.New(pool), Detect: detect.New(pool, detect.DefaultConfig())}
 }
 
 type fixture struct {

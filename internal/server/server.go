@@ -30,6 +30,7 @@ import (
 	"github.com/tranche-ledger/tranche/api"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
@@ -45,6 +46,9 @@ type Config struct {
 	HTTPAddr string
 	// ShutdownTimeout bounds how long in-flight requests may drain.
 	ShutdownTimeout time.Duration
+	// DetectInterval is how often the server runs detection over every
+	// roadmap in the background; 0 turns background detection off.
+	DetectInterval time.Duration
 }
 
 // Server is the gRPC server, the REST gateway and the background work of one
@@ -59,6 +63,7 @@ type Server struct {
 	ready  atomic.Bool
 	reg    *prometheus.Registry
 	tokens *token.Store // the HTTP edge refuses bad tokens before reading a body
+	detect *detect.Store
 }
 
 // Stores are the domains the server exposes, built once by the caller
@@ -72,6 +77,7 @@ type Stores struct {
 	FX            *fx.Store
 	Audit         *audit.Store
 	Procurement   *procurement.Store
+	Detect        *detect.Store
 }
 
 // New wires the services over the stores.
@@ -85,7 +91,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ic := &interceptor{log: log, tokens: tokens, validator: v, metrics: newMetrics(reg)}
 	s := &Server{
-		cfg: cfg, log: log, pool: pool, sealer: st.Audit.Sealer(), reg: reg, tokens: tokens,
+		cfg: cfg, log: log, pool: pool, sealer: st.Audit.Sealer(), reg: reg, tokens: tokens, detect: st.Detect,
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
@@ -101,6 +107,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger})
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
 	pb.RegisterProcurementServiceServer(s.grpc, &procurementService{items: st.Procurement})
+	pb.RegisterFlagServiceServer(s.grpc, &flagService{flags: st.Detect})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
@@ -179,6 +186,12 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 	sealerDone := make(chan struct{})
 	go func() { s.sealer.Run(bg); close(sealerDone) }()
 	go s.watchReadiness(bg)
+	detectDone := make(chan struct{})
+	if s.cfg.DetectInterval > 0 && s.detect != nil {
+		go func() { detectInBackground(bg, s.detect, s.cfg.DetectInterval, s.log); close(detectDone) }()
+	} else {
+		close(detectDone)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(gl) }()
@@ -211,6 +224,7 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 		s.grpc.Stop()
 	}
 	<-sealerDone
+	<-detectDone
 	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) && !errors.Is(runErr, grpc.ErrServerStopped) {
 		return runErr
 	}
@@ -225,6 +239,7 @@ var gatewayServices = []registerFunc{
 	pb.RegisterGrantServiceHandler,
 	pb.RegisterFxRateServiceHandler,
 	pb.RegisterProcurementServiceHandler,
+	pb.RegisterFlagServiceHandler,
 }
 
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {

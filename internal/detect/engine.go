@@ -1,0 +1,431 @@
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/postgres"
+)
+
+// Store runs detection and keeps its flags.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  Config
+	// rules, when set, replace allRules: the engine's tests run it on rules
+	// whose findings they control.
+	rules []rule
+}
+
+// New returns the detection store over pool with thresholds cfg (verified
+// by the caller: LoadConfig or DefaultConfig).
+func New(pool *pgxpool.Pool, cfg Config) *Store { return &Store{pool: pool, cfg: cfg} }
+
+// Config is the thresholds the store's runs apply.
+func (s *Store) Config() Config { return s.cfg }
+
+// KindCounts is what one run did to the flags of one kind.
+type KindCounts struct {
+	Kind string `json:"kind"`
+	// New flags: findings no flag had before.
+	New int `json:"new"`
+	// Reopened: RESOLVED flags whose finding holds again.
+	Reopened int `json:"reopened"`
+	// StillOpen: unresolved flags (open, acknowledged or dismissed) found again.
+	StillOpen int `json:"stillOpen"`
+	// Resolved: unresolved flags this run no longer found.
+	Resolved int `json:"resolved"`
+}
+
+// RunResult is what a run answers.
+type RunResult struct {
+	RunID     string       `json:"runId"`
+	RoadmapID string       `json:"roadmapId"`
+	AsOf      time.Time    `json:"asOf"`
+	Counts    []KindCounts `json:"counts"` // one per kind, in Kinds order
+	// Skipped is set by RunAll for a roadmap another server had just run.
+	Skipped bool `json:"-"`
+}
+
+// today is the current UTC day, the default as-of day of a run.
+func today() time.Time { return time.Now().UTC().Truncate(24 * time.Hour) }
+
+// Run applies every rule to a roadmap as of asOf (zero: today, UTC) and
+// brings the roadmap's flags in line with what was found, in one transaction:
+// a new finding opens a flag; a flag found again keeps its status and review
+// and gets the run's evidence; a RESOLVED flag found again is OPEN again (its
+// last review stays on it as history); an unresolved flag not found is
+// RESOLVED by this run. Coordinators and admins run detection (and the
+// operator, for background runs).
+//
+// Runs of one roadmap are serialised by a transaction-scoped advisory lock
+// on the roadmap, so two servers running detection at once apply their runs
+// one after the other and never raise one finding twice; the unique
+// (roadmap, fingerprint) key makes that a guarantee of the schema too.
+// Runs of different roadmaps touch different flags and do not wait for
+// each other.
+func (s *Store) Run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time) (RunResult, error) {
+	return s.run(ctx, roadmapID, asOf, 0)
+}
+
+// RunAll runs detection as of today for every roadmap, skipping those run
+// as of today within fresh (by another server of a deployment, or a
+// coordinator). It goes on after a roadmap fails and returns every failure.
+func (s *Store) RunAll(ctx context.Context, fresh time.Duration) ([]RunResult, error) {
+	if err := auth.FromContext(ctx).Require(auth.Coordinator); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM roadmaps ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing roadmaps to detect: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("listing roadmaps to detect: %w", err)
+	}
+	var out []RunResult
+	var errs []error
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		r, err := s.run(ctx, id, time.Time{}, fresh)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("roadmap %s: %w", id, err))
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fresh time.Duration) (RunResult, error) {
+	p := auth.FromContext(ctx)
+	if err := p.Require(auth.Coordinator); err != nil {
+		return RunResult{}, err
+	}
+	if asOf.IsZero() {
+		asOf = today()
+	}
+	asOf = time.Date(asOf.Year(), asOf.Month(), asOf.Day(), 0, 0, 0, 0, time.UTC)
+	var v apperr.Validator
+	v.Date("asOf", asOf, false)
+	v.Check(!asOf.After(today()), "asOf", "%s is in the future: detection looks at what has happened", asOf.Format(time.DateOnly))
+	if err := v.Err(); err != nil {
+		return RunResult{}, err
+	}
+	res := RunResult{RunID: uuid.Must(uuid.NewV7()).String(), RoadmapID: roadmapID.String(), AsOf: asOf}
+	started := time.Now()
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		res.Skipped, res.Counts = false, nil
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, runLockClass, roadmapID.String()); err != nil {
+			return fmt.Errorf("waiting for other runs of the roadmap: %w", err)
+		}
+		if fresh > 0 {
+			var recent bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM detection_runs WHERE roadmap_id = $1 AND as_of = $2
+				AND finished_at > clock_timestamp() - $3::interval)`, roadmapID, asOf, fresh).Scan(&recent); err != nil {
+				return err
+			}
+			if recent {
+				res.Skipped = true
+				return nil
+			}
+		}
+		sc, err := loadScope(ctx, tx, roadmapID, asOf, s.cfg)
+		if err != nil {
+			return err
+		}
+		found, err := s.find(ctx, tx, sc)
+		if err != nil {
+			return err
+		}
+		res.Counts, err = apply(ctx, tx, p, res, found, started)
+		return err
+	})
+	if err != nil {
+		return RunResult{}, fmt.Errorf("running detection: %w", err)
+	}
+	return res, nil
+}
+
+// runLockClass is the first key of the advisory lock a run holds on its
+// roadmap (the second is a hash of the roadmap id), apart from the audit
+// sealer's single-key lock.
+const runLockClass = 7346009
+
+// find applies the store's rules: allRules through detectAll, or the rules
+// a test injected, with the same refusal of two findings of one fingerprint.
+func (s *Store) find(ctx context.Context, q postgres.Querier, sc scope) ([]finding, error) {
+	if s.rules == nil {
+		return detectAll(ctx, q, sc)
+	}
+	var out []finding
+	seen := map[string]bool{}
+	for _, r := range s.rules {
+		fs, err := r.find(ctx, q, sc)
+		if err != nil {
+			return nil, fmt.Errorf("detecting %s: %w", r.kind, err)
+		}
+		for _, f := range fs {
+			if fp := f.fingerprint(); seen[fp] {
+				return nil, fmt.Errorf("detecting %s: two findings with key %q", r.kind, f.Key)
+			} else {
+				seen[fp] = true
+			}
+		}
+		out = append(out, fs...)
+	}
+	return out, nil
+}
+
+// uuidSubjects are the subject types whose ids are uuids of rows the
+// engine can follow to grants (and so to who may see the flag).
+var uuidSubjects = []string{SubjectGrant, SubjectTransaction, SubjectMilestone, SubjectItem, SubjectOrganization}
+
+// check refuses a finding the flags table could not hold faithfully: it is a
+// rule's defect, reported as an internal error rather than stored half-right.
+func (f finding) check() error {
+	switch {
+	case !slices.Contains(Kinds, f.Kind):
+		return fmt.Errorf("finding of unknown kind %q", f.Kind)
+	case !slices.Contains(Severities, f.Severity):
+		return fmt.Errorf("%s finding %q: unknown severity %q", f.Kind, f.Key, f.Severity)
+	case f.Key == "":
+		return fmt.Errorf("%s finding without a key", f.Kind)
+	case len(f.Subjects) == 0:
+		return fmt.Errorf("%s finding %q names no subject", f.Kind, f.Key)
+	case f.Explanation == "":
+		return fmt.Errorf("%s finding %q has no explanation", f.Kind, f.Key)
+	}
+	for _, sub := range f.Subjects {
+		if !slices.Contains(uuidSubjects, sub.Type) {
+			return fmt.Errorf("%s finding %q: unknown subject type %q", f.Kind, f.Key, sub.Type)
+		}
+		if uuid.Validate(sub.ID) != nil {
+			return fmt.Errorf("%s finding %q: subject %s id %q is not a uuid", f.Kind, f.Key, sub.Type, sub.ID)
+		}
+	}
+	return nil
+}
+
+// upsertSQL writes every finding of a run in one statement. It derives who
+// may see each flag from its subjects (the grants named directly or through
+// their journal entries and procurement items, their donors and recipients,
+// and any organisation named), inserts new fingerprints as OPEN flags and
+// updates existing ones only where something changed: a RESOLVED flag is
+// OPEN again, an unresolved one keeps its status and review and takes the
+// new severity, subjects, evidence and explanation. A flag found again
+// unchanged is not written at all: a rerun costs its reads, not a new
+// version of every flag with all its index entries (BenchmarkRunWrites).
+// prev is read
+// from the statement's snapshot, before the upsert, so each finding's
+// outcome is known; flag_events gets a row for every flag opened, reopened
+// or changed.
+const upsertSQL = `
+WITH input AS (
+  SELECT new_id, fingerprint, kind, severity, subjects::jsonb AS subjects, evidence::jsonb AS evidence, explanation
+  FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+    AS x(new_id, fingerprint, kind, severity, subjects, evidence, explanation)
+), subj AS (
+  SELECT i.fingerprint, s->>'type' AS type, (s->>'id')::uuid AS id
+  FROM input i CROSS JOIN LATERAL jsonb_array_elements(i.subjects) s
+), fgrants AS (
+  SELECT fingerprint, id AS grant_id FROM subj WHERE type = 'grant'
+  UNION SELECT s.fingerprint, t.grant_id FROM subj s JOIN transactions t ON t.id = s.id WHERE s.type = 'transaction'
+  UNION SELECT s.fingerprint, pi.grant_id FROM subj s JOIN procurement_items pi ON pi.id = s.id WHERE s.type = 'procurement_item'
+), vis AS (
+  SELECT fingerprint, array_agg(DISTINCT g.id) AS grant_ids, array_agg(DISTINCT g.donor_org_id) AS donors,
+         array_agg(DISTINCT g.recipient_org_id) AS recipients
+  FROM fgrants fg JOIN grants g ON g.id = fg.grant_id GROUP BY fingerprint
+), orgs AS (
+  SELECT fingerprint, array_agg(DISTINCT id) AS orgs FROM subj WHERE type = 'organization' GROUP BY fingerprint
+), candidates AS (
+  SELECT i.*, coalesce(v.grant_ids, '{}') AS grant_ids,
+         ARRAY(SELECT DISTINCT u FROM unnest(coalesce(v.donors, '{}') || coalesce(o.orgs, '{}')) u ORDER BY u) AS donors,
+         ARRAY(SELECT DISTINCT u FROM unnest(coalesce(v.recipients, '{}') || coalesce(o.orgs, '{}')) u ORDER BY u) AS recipients
+  FROM input i LEFT JOIN vis v USING (fingerprint) LEFT JOIN orgs o USING (fingerprint)
+), prev AS (
+  SELECT f.id, f.fingerprint, f.status
+  FROM flags f JOIN input i ON f.roadmap_id = $1::uuid AND f.fingerprint = i.fingerprint
+), up AS (
+  INSERT INTO flags AS f (id, roadmap_id, kind, fingerprint, severity, status, subjects, grant_ids, donor_org_ids,
+                          recipient_org_ids, evidence, explanation, detected_at, first_run, updated_at)
+  SELECT new_id, $1::uuid, kind, fingerprint, severity, 'OPEN', subjects, grant_ids, donors, recipients, evidence, explanation,
+         now(), $2::uuid, now()
+  FROM candidates ORDER BY fingerprint
+  ON CONFLICT (roadmap_id, fingerprint) DO UPDATE SET
+    severity = excluded.severity, subjects = excluded.subjects, grant_ids = excluded.grant_ids,
+    donor_org_ids = excluded.donor_org_ids, recipient_org_ids = excluded.recipient_org_ids,
+    evidence = excluded.evidence, explanation = excluded.explanation,
+    status = CASE WHEN f.status = 'RESOLVED' THEN 'OPEN' ELSE f.status END,
+    resolved_by_run = NULL, resolved_at = NULL, updated_at = now()
+  WHERE f.status = 'RESOLVED'
+     OR (f.severity, f.subjects, f.evidence, f.explanation, f.grant_ids, f.donor_org_ids, f.recipient_org_ids)
+        IS DISTINCT FROM (excluded.severity, excluded.subjects, excluded.evidence, excluded.explanation,
+                          excluded.grant_ids, excluded.donor_org_ids, excluded.recipient_org_ids)
+  RETURNING f.id, f.fingerprint, f.status, f.severity, f.evidence, f.explanation
+), outcome AS (
+  SELECT coalesce(up.id, prev.id) AS id, i.kind, up.status, up.severity, up.evidence, up.explanation,
+         CASE WHEN prev.id IS NULL THEN 'OPENED'
+              WHEN prev.status = 'RESOLVED' THEN 'REOPENED'
+              WHEN up.id IS NOT NULL THEN 'UPDATED'
+         END AS event
+  FROM input i LEFT JOIN prev USING (fingerprint) LEFT JOIN up USING (fingerprint)
+), ev AS (
+  INSERT INTO flag_events (flag_id, run_id, event, status, severity, evidence, explanation, actor)
+  SELECT id, $2::uuid, event, status, severity, evidence, explanation, $10::text FROM outcome WHERE event IS NOT NULL ORDER BY id
+)
+SELECT id::text, kind, coalesce(event, '') FROM outcome`
+
+// resolveSQL resolves the roadmap's unresolved flags whose fingerprint the
+// run did not find ($3, every fingerprint found).
+const resolveSQL = `
+WITH res AS (
+  UPDATE flags f SET status = 'RESOLVED', resolved_by_run = $2::uuid, resolved_at = now(), updated_at = now()
+  WHERE f.roadmap_id = $1::uuid AND f.status <> 'RESOLVED'
+    AND NOT EXISTS (SELECT FROM unnest($3::text[]) found (fingerprint) WHERE found.fingerprint = f.fingerprint)
+  RETURNING f.id, f.kind, f.severity
+), ev AS (
+  INSERT INTO flag_events (flag_id, run_id, event, status, severity, actor)
+  SELECT id, $2::uuid, 'RESOLVED', 'RESOLVED', severity, $4::text FROM res ORDER BY id
+)
+SELECT id::text, kind FROM res`
+
+// apply writes a run's findings, resolves what it no longer found, records
+// the run and its audit event, and returns the counts per kind.
+func apply(ctx context.Context, tx pgx.Tx, p auth.Principal, res RunResult, found []finding, started time.Time) ([]KindCounts, error) {
+	// The planner cannot size the statements' CTEs over arrays and
+	// overestimates them by orders of magnitude, which makes JIT compile
+	// them: measured, a second of compiling for 20 000 findings against a
+	// few hundred milliseconds of work. The rules have run by now.
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+		return nil, err
+	}
+	n := len(found)
+	ids, fps, kinds, sevs := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n)
+	subjects, evidence, expl := make([]string, n), make([]string, n), make([]string, n)
+	for i, f := range found {
+		if err := f.check(); err != nil {
+			return nil, err
+		}
+		ids[i], fps[i], kinds[i], sevs[i], expl[i] = uuid.Must(uuid.NewV7()), f.fingerprint(), f.Kind, f.Severity, f.Explanation
+		b, err := json.Marshal(f.Subjects)
+		if err != nil {
+			return nil, err
+		}
+		subjects[i] = string(b)
+		if f.Evidence == nil {
+			f.Evidence = map[string]any{}
+		}
+		if b, err = json.Marshal(f.Evidence); err != nil {
+			return nil, fmt.Errorf("%s finding %q: evidence: %w", f.Kind, f.Key, err)
+		}
+		evidence[i] = string(b)
+	}
+	counts := map[string]*KindCounts{}
+	count := func(kind string) *KindCounts {
+		if counts[kind] == nil {
+			counts[kind] = &KindCounts{Kind: kind}
+		}
+		return counts[kind]
+	}
+	actor := actorOf(p)
+	change := runChange{RunID: res.RunID, RoadmapID: res.RoadmapID, AsOf: res.AsOf.Format(time.DateOnly),
+		Opened: []string{}, Reopened: []string{}, Resolved: []string{}}
+	rows, err := tx.Query(ctx, upsertSQL, res.RoadmapID, res.RunID, ids, fps, kinds, sevs, subjects, evidence, expl, actor)
+	if err != nil {
+		return nil, fmt.Errorf("writing flags: %w", err)
+	}
+	var id, kind, event string
+	_, err = pgx.ForEachRow(rows, []any{&id, &kind, &event}, func() error {
+		c := count(kind)
+		switch event {
+		case "OPENED":
+			c.New++
+			change.Opened = append(change.Opened, id)
+		case "REOPENED":
+			c.Reopened++
+			change.Reopened = append(change.Reopened, id)
+		default:
+			c.StillOpen++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing flags: %w", err)
+	}
+	rows, err = tx.Query(ctx, resolveSQL, res.RoadmapID, res.RunID, fps, actor)
+	if err != nil {
+		return nil, fmt.Errorf("resolving flags: %w", err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&id, &kind}, func() error {
+		count(kind).Resolved++
+		change.Resolved = append(change.Resolved, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolving flags: %w", err)
+	}
+	out := make([]KindCounts, 0, len(Kinds))
+	for _, k := range Kinds {
+		out = append(out, *count(k))
+	}
+	slices.Sort(change.Opened)
+	slices.Sort(change.Reopened)
+	slices.Sort(change.Resolved)
+	change.Counts = out
+	cb, err := json.Marshal(countsByKind(out))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO detection_runs (id, roadmap_id, as_of, started_at, actor, actor_role, counts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, res.RunID, res.RoadmapID, res.AsOf, started, actor, string(p.Role), string(cb)); err != nil {
+		return nil, fmt.Errorf("recording the run: %w", err)
+	}
+	if err := audit.Record(ctx, tx, audit.Entry{EntityType: "detection_run", EntityID: res.RunID, Change: change}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// runChange is a run's audit event: what it found and which flags it
+// opened, reopened and resolved (flags found again with new evidence are in
+// flag_events).
+type runChange struct {
+	RunID     string       `json:"runId"`
+	RoadmapID string       `json:"roadmapId"`
+	AsOf      string       `json:"asOf"`
+	Counts    []KindCounts `json:"counts"`
+	Opened    []string     `json:"opened"`
+	Reopened  []string     `json:"reopened"`
+	Resolved  []string     `json:"resolved"`
+}
+
+func countsByKind(cs []KindCounts) map[string]KindCounts {
+	out := make(map[string]KindCounts, len(cs))
+	for _, c := range cs {
+		out[c.Kind] = c
+	}
+	return out
+}
+
+// actorOf is who a run or review is recorded as: the token, or for the
+// operator (background runs, CLI) its name.
+func actorOf(p auth.Principal) string {
+	if p.TokenID != "" {
+		return p.TokenID
+	}
+	return string(p.Role) + ":" + p.Name
+}
