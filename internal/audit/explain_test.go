@@ -37,6 +37,16 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 		                          WHEN i % 100 < 97 THEN 'milestone' ELSE 'organization' END AS k) x`); err != nil {
 		t.Fatal(err)
 	}
+	// 500 reviews of flags, each naming two donors and two implementers.
+	if _, err := db.Owner.Exec(ctx, `
+		INSERT INTO audit_events (occurred_at, actor_token_id, actor_name, actor_role, actor_org_id, method,
+		                          entity_type, entity_id, request_id, subject_orgs, change, seq, prev_hash, hash)
+		SELECT timestamptz '2025-01-01 00:00Z' + i * interval '1 hour', 'tok-1', 'n', 'coordinator', '', 'm', 'flag',
+		       'f-' || i, 'rf-' || i, ARRAY['donor-' || i % 50, 'impl-' || i % 40, 'donor-' || (i + 7) % 50, 'impl-' || (i + 3) % 40],
+		       '{}', 50000 + i, '\x00', '\x00'
+		FROM generate_series(1, 500) i`); err != nil {
+		t.Fatal(err)
+	}
 	mutate(t, db, 3, "pending") // a few events still pending sealing
 	if _, err := db.Owner.Exec(ctx, `ANALYZE audit_events`); err != nil {
 		t.Fatal(err)
@@ -53,9 +63,9 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 		{"by entity", auth.Principal{Role: auth.Auditor}, audit.Filter{EntityType: "transaction", EntityID: "e-101"}, []string{"audit_events_entity"}},
 		{"by actor", auth.Principal{Role: auth.Auditor}, audit.Filter{ActorTokenID: "tok-7"}, []string{"audit_events_actor"}},
 		{"by time range", auth.Principal{Role: auth.Coordinator}, audit.Filter{From: day, To: day.Add(24 * time.Hour)}, []string{"audit_events_time"}},
-		{"by organisation, as a donor", auth.Principal{Role: auth.Donor, OrgID: "donor-7"}, audit.Filter{}, []string{"audit_events_donor"}},
+		{"by organisation, as a donor", auth.Principal{Role: auth.Donor, OrgID: "donor-7"}, audit.Filter{}, []string{"audit_events_donor", "audit_events_flag_orgs"}},
 		{"by organisation, as an implementer", auth.Principal{Role: auth.Implementer, OrgID: "impl-3"}, audit.Filter{},
-			[]string{"audit_events_recipient", "audit_events_donor"}},
+			[]string{"audit_events_recipient", "audit_events_donor", "audit_events_flag_orgs"}},
 		{"by actor, as a donor", auth.Principal{Role: auth.Donor, OrgID: "donor-7"}, audit.Filter{ActorTokenID: "tok-7"}, nil},
 		{"by time range, as an implementer", auth.Principal{Role: auth.Implementer, OrgID: "impl-3"}, audit.Filter{From: day, To: day.Add(24 * time.Hour)}, nil},
 		{"by actor and time range", auth.Principal{Role: auth.Auditor}, audit.Filter{ActorTokenID: "tok-7", From: day}, nil},

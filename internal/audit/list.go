@@ -32,12 +32,22 @@ type Filter struct {
 // internal/procurement record them so): a donor sees those of the grants it
 // gives, as it reads them, an implementer those of the grants it receives.
 // A token's events carry the organisation the token acts for, and its own
-// tokens are about that organisation. An entity type not named here is seen
+// tokens are about that organisation. A flag's review is seen by the
+// organisations the flag involves (flagReviews). An entity type not named here is seen
 // by the unbound roles only, until its rule is written here.
 const (
 	publicTypes = `'organization', 'roadmap', 'milestone', 'fx_rates', 'fx_rate'`
 	grantTypes  = `'grant', 'transaction', 'transaction_batch', 'procurement_item'`
 )
+
+// flagReviews is the condition for the reviews of flags about org's grants:
+// a review names every donor and recipient of the flag's grants, in no
+// order, so org may be any of them (audit_events_flag_orgs, migration 011).
+// Detection runs (entity type detection_run) cover a whole roadmap and stay
+// with the unbound roles.
+func flagReviews(org string) string {
+	return `entity_type = 'flag' AND subject_orgs @> ARRAY[` + org + `]::text[]`
+}
 
 // query collects a statement's arguments.
 type query struct{ args []any }
@@ -57,6 +67,7 @@ func (q *query) visibility(p auth.Principal) []string {
 		return []string{
 			`entity_type IN (` + publicTypes + `)`,
 			`entity_type IN (` + grantTypes + `, 'token') AND subject_orgs[1] = ` + org,
+			flagReviews(org),
 		}
 	case auth.Implementer:
 		org := q.arg(p.OrgID)
@@ -64,6 +75,7 @@ func (q *query) visibility(p auth.Principal) []string {
 			`entity_type IN (` + publicTypes + `)`,
 			`entity_type IN ('token') AND subject_orgs[1] = ` + org,
 			`entity_type IN (` + grantTypes + `) AND subject_orgs[2] = ` + org,
+			flagReviews(org),
 		}
 	}
 	return []string{"true"}
