@@ -28,26 +28,38 @@ import (
 // a matched pair only differs when its reporting-currency amounts differ by
 // more than $4 (a share of the disbursement), which absorbs FX movement
 // between the two value dates.
+//
+// One pass: window aggregates over each (grant, reference) group give every
+// flow its group's counts and receipts' total, and its rank among the
+// group's flows of its type; no join between groups and flows.
 var receiptMismatchSQL = `WITH ` + liveCTE("DISBURSEMENT", "RECEIPT") + `,
-	f AS (
-	  SELECT id, grant_id, type, reference, reporting_amount, value_date FROM live
-	), grp AS (
-	  SELECT grant_id, reference,
-	         count(*) FILTER (WHERE type = 'DISBURSEMENT') AS nd, count(*) FILTER (WHERE type = 'RECEIPT') AS nr,
-	         sum(reporting_amount) FILTER (WHERE type = 'RECEIPT') AS rsum,
-	         array_agg(id::text ORDER BY id) FILTER (WHERE type = 'RECEIPT') AS rids
-	  FROM f GROUP BY grant_id, reference
-	), d AS (
-	  SELECT f.*, row_number() OVER (PARTITION BY grant_id, reference ORDER BY id) AS rn FROM f WHERE type = 'DISBURSEMENT'
+	x AS (
+	  SELECT id, type, reference, reporting_amount, value_date,
+	         count(*) FILTER (WHERE type = 'DISBURSEMENT') OVER g AS nd,
+	         count(*) FILTER (WHERE type = 'RECEIPT') OVER g AS nr,
+	         sum(reporting_amount) FILTER (WHERE type = 'RECEIPT') OVER g AS rsum,
+	         row_number() OVER (PARTITION BY grant_id, reference, type ORDER BY id) AS rn
+	  FROM live
+	  WINDOW g AS (PARTITION BY grant_id, reference)
+	), y AS (
+	  SELECT id, CASE
+	           WHEN type = 'RECEIPT' THEN CASE WHEN nd = 0 OR reference = '' THEN 'RECEIPT_WITHOUT_DISBURSEMENT' END
+	           WHEN rn > 1 OR reference = '' OR nr = 0 THEN CASE WHEN value_date <= $3::date THEN 'MISSING_RECEIPT' END
+	           WHEN abs(rsum - reporting_amount) > $4::numeric * abs(reporting_amount) THEN 'AMOUNT_VARIANCE'
+	         END AS status
+	  FROM x
 	)
-	SELECT 'MISSING_RECEIPT', d.id::text, '{}'::text[] FROM d JOIN grp USING (grant_id, reference)
-	WHERE (d.rn > 1 OR d.reference = '' OR grp.nr = 0) AND d.value_date <= $3::date
-	UNION ALL
-	SELECT 'AMOUNT_VARIANCE', d.id::text, grp.rids FROM d JOIN grp USING (grant_id, reference)
-	WHERE d.rn = 1 AND d.reference <> '' AND grp.nr > 0 AND abs(grp.rsum - d.reporting_amount) > $4::numeric * abs(d.reporting_amount)
-	UNION ALL
-	SELECT 'RECEIPT_WITHOUT_DISBURSEMENT', f.id::text, '{}'::text[] FROM f JOIN grp USING (grant_id, reference)
-	WHERE f.type = 'RECEIPT' AND (grp.nd = 0 OR f.reference = '')`
+	SELECT status, id::text FROM y WHERE status IS NOT NULL`
+
+// receiptsOfSQL reads the live receipts (as of $4) that a matched
+// disbursement $3 takes: those of its grant $1 citing its reference $2, by
+// transactions_flows, for the few disbursements whose amounts differ.
+const receiptsOfSQL = `SELECT k.did, t.id::text
+	FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k(grant_id, reference, did)
+	JOIN transactions t ON t.grant_id = k.grant_id AND t.reference = k.reference AND t.bucket IN ('DISBURSEMENT', 'RECEIPT')
+	WHERE t.type = 'RECEIPT' AND t.value_date <= $4::date
+	  AND NOT EXISTS (SELECT FROM transactions r WHERE r.reverses_id = t.id AND r.value_date <= $4::date)
+	ORDER BY k.did, t.id`
 
 func receiptMismatchArgs(s scope) []any {
 	return []any{s.RoadmapID, s.AsOf, s.AsOf.AddDate(0, 0, -s.Config.ReceiptWindowDays), s.Config.ReceiptTolerance}
@@ -65,13 +77,10 @@ func findReceiptMismatches(ctx context.Context, q postgres.Querier, s scope) ([]
 	if err != nil {
 		return nil, err
 	}
-	type hit struct {
-		status, id string
-		receipts   []string
-	}
+	type hit struct{ status, id string }
 	hits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (hit, error) {
 		var h hit
-		return h, r.Scan(&h.status, &h.id, &h.receipts)
+		return h, r.Scan(&h.status, &h.id)
 	})
 	if err != nil {
 		return nil, err
@@ -79,11 +88,45 @@ func findReceiptMismatches(ctx context.Context, q postgres.Querier, s scope) ([]
 	var ids []string
 	for _, h := range hits {
 		ids = append(ids, h.id)
-		ids = append(ids, h.receipts...)
 	}
 	entries, err := loadEntries(ctx, q, ids)
 	if err != nil {
 		return nil, err
+	}
+	// The receipts of the disbursements whose amounts differ.
+	var grants, refs, dids []string
+	for _, h := range hits {
+		if h.status == "AMOUNT_VARIANCE" {
+			e := entries[h.id]
+			grants, refs, dids = append(grants, e.GrantID), append(refs, e.Reference), append(dids, e.ID)
+		}
+	}
+	receipts := map[string][]string{}
+	if len(dids) > 0 {
+		rows, err := q.Query(ctx, receiptsOfSQL, grants, refs, dids, s.AsOf)
+		if err != nil {
+			return nil, err
+		}
+		var rids []string
+		for rows.Next() {
+			var did, rid string
+			if err := rows.Scan(&did, &rid); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			receipts[did] = append(receipts[did], rid)
+			rids = append(rids, rid)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		more, err := loadEntries(ctx, q, rids)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range more {
+			entries[k] = v
+		}
 	}
 	c := s.Config
 	out := make([]finding, 0, len(hits))
@@ -106,7 +149,7 @@ func findReceiptMismatches(ctx context.Context, q postgres.Querier, s scope) ([]
 			f.Severity, f.Key = Medium, "variance:"+h.id
 			received := decimal.Zero
 			var rs []map[string]any
-			for _, r := range h.receipts {
+			for _, r := range receipts[h.id] {
 				re := entries[r]
 				subj.entry(re)
 				received = received.Add(re.Reporting)
