@@ -148,7 +148,10 @@ func findOverfundedMilestones(ctx context.Context, q postgres.Querier, s scope) 
 //     milestone grouping does not already show).
 //
 // Each row is one (group, grant, milestone) with the grant's allocation to
-// the milestone and its tagged disbursements, in reporting currency.
+// the milestone and its tagged disbursements, in reporting currency. Groups
+// are told by window aggregates (two donors: the least and greatest donor
+// differ), not by joining group rows back to their members, so no row
+// estimate can turn the grouping into a loop over pairs.
 var overlappingSQL = `WITH ` + allocationsCTE + `, ` + liveCTE("COMMITMENT", "DISBURSEMENT", "EXPENDITURE") + `,
 	funds AS (
 	  SELECT grant_id, milestone_id, sum(alloc) AS alloc, sum(disb) AS disb FROM (
@@ -161,17 +164,18 @@ var overlappingSQL = `WITH ` + allocationsCTE + `, ` + liveCTE("COMMITMENT", "DI
 	  SELECT g.id AS grant_id, g.donor_org_id, g.recipient_org_id, f.milestone_id, m.region, m.activity_type, f.alloc, f.disb
 	  FROM funds f JOIN grants g ON g.id = f.grant_id JOIN milestones m ON m.id = f.milestone_id
 	  WHERE g.start_date <= $2::date AND g.end_date >= $2::date
-	), by_milestone AS (
-	  SELECT recipient_org_id, milestone_id FROM gm GROUP BY recipient_org_id, milestone_id HAVING count(DISTINCT donor_org_id) > 1
-	), by_area AS (
-	  SELECT recipient_org_id, region, activity_type FROM gm WHERE region <> ''
-	  GROUP BY recipient_org_id, region, activity_type HAVING count(DISTINCT donor_org_id) > 1 AND count(DISTINCT milestone_id) > 1
+	), w AS (
+	  SELECT gm.*,
+	         min(donor_org_id::text) OVER m <> max(donor_org_id::text) OVER m AS milestone_donors,
+	         min(donor_org_id::text) OVER a <> max(donor_org_id::text) OVER a
+	           AND min(milestone_id::text) OVER a <> max(milestone_id::text) OVER a AS area_overlap
+	  FROM gm
+	  WINDOW m AS (PARTITION BY recipient_org_id, milestone_id), a AS (PARTITION BY recipient_org_id, region, activity_type)
 	)
-	SELECT 'milestone', gm.milestone_id::text, gm.grant_id::text, gm.milestone_id::text, gm.alloc, gm.disb
-	FROM gm JOIN by_milestone USING (recipient_org_id, milestone_id)
+	SELECT 'milestone', milestone_id::text, grant_id::text, milestone_id::text, alloc, disb FROM w WHERE milestone_donors
 	UNION ALL
-	SELECT 'area', gm.recipient_org_id::text || '/' || gm.region || '/' || gm.activity_type, gm.grant_id::text, gm.milestone_id::text, gm.alloc, gm.disb
-	FROM gm JOIN by_area USING (recipient_org_id, region, activity_type)
+	SELECT 'area', recipient_org_id::text || '/' || region || '/' || activity_type, grant_id::text, milestone_id::text, alloc, disb
+	FROM w WHERE area_overlap AND region <> ''
 	ORDER BY 1, 2, 3, 4`
 
 func overlappingArgs(s scope) []any { return []any{s.RoadmapID, s.AsOf} }

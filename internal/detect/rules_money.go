@@ -32,29 +32,29 @@ var moneyRules = []rule{
 	{kind: IdleFunds, find: findIdleFunds},
 }
 
-// liveCTE defines two CTEs over the journal of roadmap $1 as of day $2 (the
-// scope's definition of "as of"): rt, the roadmap's entries of the given
-// buckets with value_date <= $2, and live, those of rt that are not
-// reversals and not reversed by a reversal in rt. A reversal moves its
-// original's bucket (migrations/003, transactions.bucket), and lives in its
-// original's grant, so filtering both by bucket and by roadmap keeps every
-// reversal that matters: an entry reversed on a day after $2 is live, its
-// reversal is not in rt, and a reversal on or before $2 of an entry dated
-// after $2 cancels nothing in rt.
+// liveCTE defines the CTE live: the entries of roadmap $1's grants, of the
+// given buckets, live as of day $2 by the scope's definition of "as of":
+// value_date <= $2, not a reversal, and not reversed by a reversal with
+// value_date <= $2. (A reversal dated after $2 leaves its original live; a
+// reversal on or before $2 of an entry dated after $2 cancels nothing live.)
 //
-// rt is read once (it is referenced twice, so PostgreSQL materialises it);
-// the anti-join that drops reversed entries is a hash join over it, not a
-// probe of the whole journal per entry.
+// The roadmap's entries are read once, by one scan (sequential, or by index
+// over the roadmap's grants). Whether an entry is reversed is an anti-join
+// on transactions_reverses_id_key, the partial unique index of the few
+// entries that reverse another: a probe per entry, or a hash of the
+// reversals, whichever the planner prefers; with any row estimate, never a
+// comparison of every entry with every reversal. (An anti-join of the
+// entries read against themselves was quadratic when statistics were stale
+// and the planner took the two sides for one row each.)
 func liveCTE(buckets ...string) string {
-	return `rt AS (
-	  SELECT t.id, t.grant_id, t.type, t.bucket, t.amount, t.currency, t.agreement_amount, t.reporting_amount,
-	         t.value_date, t.reference, t.milestone_id, t.reverses_id,
+	return `live AS (
+	  SELECT t.id, t.grant_id, t.type, t.amount, t.currency, t.agreement_amount, t.reporting_amount,
+	         t.value_date, t.reference, t.milestone_id,
 	         g.donor_org_id, g.recipient_org_id, g.currency AS agreement_currency
 	  FROM grants g JOIN transactions t ON t.grant_id = g.id
 	  WHERE g.roadmap_id = $1 AND t.value_date <= $2::date AND t.bucket IN ('` + strings.Join(buckets, "', '") + `')
-	), live AS (
-	  SELECT rt.* FROM rt
-	  WHERE rt.type <> 'REVERSAL' AND NOT EXISTS (SELECT FROM rt r WHERE r.reverses_id = rt.id)
+	    AND t.type <> 'REVERSAL'
+	    AND NOT EXISTS (SELECT FROM transactions r WHERE r.reverses_id = t.id AND r.value_date <= $2::date)
 	)`
 }
 

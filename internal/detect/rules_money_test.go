@@ -572,3 +572,27 @@ func TestIdleFunds(t *testing.T) {
 			}},
 	})
 }
+
+// TestDuplicatesOnHotKeys: many equal amounts of one pair on one day stay
+// linear. 2 000 expenditures of one amount with distinct invoice numbers
+// are not duplicates; 2 000 equal disbursements without references are one
+// group (not 2 million pairs), and the same 2 000 invoice numbers claimed
+// again on another donor's grant are 2 000 double-dipping groups of two.
+func TestDuplicatesOnHotKeys(t *testing.T) {
+	t.Parallel()
+	f := newMoneyFixture(t)
+	twoDonors(f)
+	f.exec(`INSERT INTO transactions (id, grant_id, type, bucket, amount, currency, agreement_amount, reporting_amount,
+		agreement_rate, reporting_rate, value_date, reference, recorded_by, recorded_role)
+		SELECT gen_random_uuid(), g, t, t, 500, 'USD', 500, 500, 1, 1, '2024-05-01', ref, 'test', 'admin'
+		FROM generate_series(1, 2000) i,
+		LATERAL (VALUES ($1::uuid, 'EXPENDITURE', 'PAYSLIP-' || i), ($1::uuid, 'DISBURSEMENT', ''),
+		                ($2::uuid, 'EXPENDITURE', 'payslip ' || i)) v(g, t, ref)`, f.id("gA"), f.id("gB"))
+	fs := f.run(DuplicateTransaction, "2024-12-31", nil)
+	if len(fs) != 1 || len(fs[0].Evidence["entries"].([]map[string]any)) != 2000 || fs[0].Evidence["type"] != "DISBURSEMENT" {
+		t.Errorf("DUPLICATE_TRANSACTION found %d findings, want one group of the 2 000 disbursements", len(fs))
+	}
+	if fs := f.run(DuplicateExpenditure, "2024-12-31", nil); len(fs) != 2000 {
+		t.Errorf("DUPLICATE_EXPENDITURE found %d groups, want 2 000", len(fs))
+	}
+}
