@@ -31,7 +31,13 @@ import (
 // gridding: a hot key (many equal amounts of one pair) costs a sort, never a
 // square. The float logarithm only chooses buckets; the tolerance itself is
 // checked on the NUMERIC amounts. With a zero tolerance the bucket is the
-// amount itself.
+// amount itself (the second gridding then only adds comparisons of equal
+// amounts). Expenditures always carry a document reference, so for them
+// the amount rule adds nothing to the reference rule unless the reference
+// normalises to nothing: the amount rule sorts the other entries only, the
+// reference rule its own, and no entry is sorted three times. Partition
+// keys are uuids, numbers and text compared bytewise (COLLATE "C": equality
+// is all they need).
 //
 // By reference: disbursements or expenditures of one partition whose
 // normalised references are equal, value dates at most $6 days apart, again
@@ -41,36 +47,33 @@ import (
 //
 // A reversal and its original are never candidates: live drops both.
 var duplicateTransactionSQL = `WITH ` + liveCTE("PLEDGE", "COMMITMENT", "DISBURSEMENT", "RECEIPT", "EXPENDITURE") + `,
-	c AS (
-	  SELECT id, type, value_date, agreement_amount AS a, ` + normRefSQL("reference") + ` AS nref,
-	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN grant_id::text
-	              ELSE donor_org_id::text || '/' || recipient_org_id::text || '/' || agreement_currency END
-	           || '/' || type || '/' || sign(agreement_amount)::text AS pk,
-	         CASE WHEN $3::float8 > 0 THEN floor(ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8)::text
-	              ELSE abs(agreement_amount)::text END AS b0,
-	         CASE WHEN $3::float8 > 0 THEN floor(ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8 + 0.5)::text
-	              ELSE '' END AS b1
+	c AS MATERIALIZED (
+	  SELECT id, type COLLATE "C" AS type, value_date, agreement_amount AS a, ` + normRefSQL("reference") + ` COLLATE "C" AS nref,
+	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN grant_id ELSE donor_org_id END AS k1,
+	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN NULL ELSE recipient_org_id END AS k2,
+	         agreement_currency COLLATE "C" AS cur, sign(agreement_amount) AS sg,
+	         CASE WHEN $3::float8 > 0 THEN floor(ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8)::bigint END AS b0,
+	         CASE WHEN $3::float8 > 0 THEN floor(ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8 + 0.5)::bigint END AS b1,
+	         CASE WHEN $3::float8 = 0 THEN abs(agreement_amount) END AS exact
 	  FROM live
-	), w AS (
-	  SELECT id, type, value_date, a, nref,
+	), wa AS (
+	  SELECT id, value_date, a, nref,
 	         lag(id) OVER w0 AS id0, lag(value_date) OVER w0 AS d0, lag(a) OVER w0 AS a0, lag(nref) OVER w0 AS r0,
-	         lag(id) OVER w1 AS id1, lag(value_date) OVER w1 AS d1, lag(a) OVER w1 AS a1, lag(nref) OVER w1 AS r1,
-	         lag(id) OVER wr AS idr, lag(value_date) OVER wr AS dr
-	  FROM c
-	  WINDOW w0 AS (PARTITION BY pk, b0 ORDER BY value_date, id),
-	         w1 AS (PARTITION BY pk, b1 ORDER BY value_date, id),
-	         wr AS (PARTITION BY pk, nref ORDER BY value_date, id)
+	         lag(id) OVER w1 AS id1, lag(value_date) OVER w1 AS d1, lag(a) OVER w1 AS a1, lag(nref) OVER w1 AS r1
+	  FROM c WHERE type <> 'EXPENDITURE' OR nref = ''
+	  WINDOW w0 AS (PARTITION BY k1, k2, cur, type, sg, b0, exact ORDER BY value_date, id),
+	         w1 AS (PARTITION BY k1, k2, cur, type, sg, b1 ORDER BY value_date, id)
+	), wr AS (
+	  SELECT id, value_date, lag(id) OVER wr AS idr, lag(value_date) OVER wr AS dr
+	  FROM c WHERE nref <> '' AND type IN ('DISBURSEMENT', 'EXPENDITURE')
+	  WINDOW wr AS (PARTITION BY k1, k2, cur, type, sg, nref ORDER BY value_date, id)
 	)
-	SELECT id0::text, id::text, 'amount' FROM w
-	WHERE id0 IS NOT NULL AND value_date - d0 <= $4 AND abs(a - a0) <= $5::numeric * greatest(abs(a), abs(a0))
-	  AND (nref = '' OR r0 = '' OR nref = r0)
+	SELECT v.p::text, wa.id::text, 'amount'
+	FROM wa, LATERAL (VALUES (id0, d0, a0, r0), (id1, d1, a1, r1)) AS v(p, d, pa, r)
+	WHERE v.p IS NOT NULL AND wa.value_date - v.d <= $4 AND abs(wa.a - v.pa) <= $5::numeric * greatest(abs(wa.a), abs(v.pa))
+	  AND (wa.nref = '' OR v.r = '' OR wa.nref = v.r)
 	UNION
-	SELECT id1::text, id::text, 'amount' FROM w
-	WHERE $3::float8 > 0 AND id1 IS NOT NULL AND value_date - d1 <= $4 AND abs(a - a1) <= $5::numeric * greatest(abs(a), abs(a1))
-	  AND (nref = '' OR r1 = '' OR nref = r1)
-	UNION
-	SELECT idr::text, id::text, 'reference' FROM w
-	WHERE idr IS NOT NULL AND nref <> '' AND type IN ('DISBURSEMENT', 'EXPENDITURE') AND value_date - dr <= $6`
+	SELECT idr::text, id::text, 'reference' FROM wr WHERE idr IS NOT NULL AND value_date - dr <= $6`
 
 // bucketWidth is the log-amount bucket width for a tolerance (see
 // duplicateTransactionSQL); zero means exact amounts.
