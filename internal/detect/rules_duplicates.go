@@ -203,9 +203,9 @@ func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope)
 // dipping. Expenditures always carry a reference (the ledger requires one).
 var duplicateExpenditureSQL = `WITH ` + liveCTE("EXPENDITURE") + `,
 	e AS (
-	  SELECT id, grant_id, recipient_org_id, ` + normRefSQL("reference") + ` AS nref FROM live
+	  SELECT id, grant_id, recipient_org_id, ` + normRefSQL("reference") + ` COLLATE "C" AS nref FROM live
 	), x AS (
-	  SELECT e.*, min(grant_id::text) OVER p AS g1, max(grant_id::text) OVER p AS g2
+	  SELECT e.*, min(grant_id::text COLLATE "C") OVER p AS g1, max(grant_id::text COLLATE "C") OVER p AS g2
 	  FROM e WHERE nref <> ''
 	  WINDOW p AS (PARTITION BY recipient_org_id, nref)
 	)

@@ -148,20 +148,24 @@ func findOverfundedMilestones(ctx context.Context, q postgres.Querier, s scope) 
 //     milestone grouping does not already show).
 //
 // Each row is one (group, grant, milestone) with the grant's allocation to
-// the milestone and its tagged disbursements, in reporting currency. Groups
+// the milestone and its tagged disbursements, in agreement and in reporting
+// currency. Groups
 // are told by window aggregates (two donors: the least and greatest donor
 // differ), not by joining group rows back to their members, so no row
 // estimate can turn the grouping into a loop over pairs.
 var overlappingSQL = `WITH ` + allocationsCTE + `, ` + liveCTE("COMMITMENT", "DISBURSEMENT", "EXPENDITURE") + `,
 	funds AS (
-	  SELECT grant_id, milestone_id, sum(alloc) AS alloc, sum(disb) AS disb FROM (
-	    SELECT grant_id, milestone_id, reporting_amount AS alloc, 0 AS disb FROM alloc
+	  SELECT grant_id, milestone_id, sum(alloc) AS alloc, sum(alloc_rep) AS alloc_rep, sum(disb) AS disb, sum(disb_rep) AS disb_rep
+	  FROM (
+	    SELECT grant_id, milestone_id, amount AS alloc, reporting_amount AS alloc_rep, 0 AS disb, 0 AS disb_rep FROM alloc
 	    UNION ALL
-	    SELECT grant_id, milestone_id, 0, CASE WHEN type = 'DISBURSEMENT' THEN reporting_amount ELSE 0 END
+	    SELECT grant_id, milestone_id, 0, 0, CASE WHEN type = 'DISBURSEMENT' THEN agreement_amount ELSE 0 END,
+	           CASE WHEN type = 'DISBURSEMENT' THEN reporting_amount ELSE 0 END
 	    FROM live WHERE milestone_id IS NOT NULL
 	  ) f GROUP BY grant_id, milestone_id
 	), gm AS (
-	  SELECT g.id AS grant_id, g.donor_org_id, g.recipient_org_id, f.milestone_id, m.region, m.activity_type, f.alloc, f.disb
+	  SELECT g.id AS grant_id, g.donor_org_id, g.recipient_org_id, f.milestone_id, m.region, m.activity_type,
+	         f.alloc, f.alloc_rep, f.disb, f.disb_rep
 	  FROM funds f JOIN grants g ON g.id = f.grant_id JOIN milestones m ON m.id = f.milestone_id
 	  WHERE g.start_date <= $2::date AND g.end_date >= $2::date
 	), w AS (
@@ -172,9 +176,11 @@ var overlappingSQL = `WITH ` + allocationsCTE + `, ` + liveCTE("COMMITMENT", "DI
 	  FROM gm
 	  WINDOW m AS (PARTITION BY recipient_org_id, milestone_id), a AS (PARTITION BY recipient_org_id, region, activity_type)
 	)
-	SELECT 'milestone', milestone_id::text, grant_id::text, milestone_id::text, alloc, disb FROM w WHERE milestone_donors
+	SELECT 'milestone', milestone_id::text, grant_id::text, milestone_id::text, alloc, alloc_rep, disb, disb_rep
+	FROM w WHERE milestone_donors
 	UNION ALL
-	SELECT 'area', recipient_org_id::text || '/' || region || '/' || activity_type, grant_id::text, milestone_id::text, alloc, disb
+	SELECT 'area', recipient_org_id::text || '/' || region || '/' || activity_type, grant_id::text, milestone_id::text,
+	       alloc, alloc_rep, disb, disb_rep
 	FROM w WHERE area_overlap AND region <> ''
 	ORDER BY 1, 2, 3, 4`
 
@@ -193,11 +199,11 @@ func findOverlappingGrants(ctx context.Context, q postgres.Querier, s scope) ([]
 	}
 	type row struct {
 		basis, group, grant, milestone string
-		alloc, disb                    decimal.Decimal
+		alloc, allocRep, disb, disbRep decimal.Decimal
 	}
 	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		return x, r.Scan(&x.basis, &x.group, &x.grant, &x.milestone, &x.alloc, &x.disb)
+		return x, r.Scan(&x.basis, &x.group, &x.grant, &x.milestone, &x.alloc, &x.allocRep, &x.disb, &x.disbRep)
 	})
 	if err != nil {
 		return nil, err
@@ -235,7 +241,8 @@ func findOverlappingGrants(ctx context.Context, q postgres.Querier, s scope) ([]
 			donors[g.donor] = true
 			evGrants = append(evGrants, map[string]any{"grantId": g.id, "grantReference": g.ref, "donorOrgId": g.donor,
 				"recipientOrgId": g.recipient, "startDate": dayJSON(g.start), "endDate": dayJSON(g.end), "milestoneId": x.milestone,
-				"allocatedReporting": moneyJSON(x.alloc, rc), "disbursedReporting": moneyJSON(x.disb, rc)})
+				"allocated": moneyJSON(x.alloc, g.currency), "allocatedReporting": moneyJSON(x.allocRep, rc),
+				"disbursed": moneyJSON(x.disb, g.currency), "disbursedReporting": moneyJSON(x.disbRep, rc)})
 		}
 		slices.Sort(milestones)
 		first := grants[group[0].grant]

@@ -337,8 +337,17 @@ func TestOverlappingGrants(t *testing.T) {
 			},
 			want: func(f *moneyFixture) []string { return []string{f.idsKey("milestone:"+f.id("M1"), "gA", "gB")} },
 			check: func(t *testing.T, f *moneyFixture, fs []finding) {
-				if fs[0].Severity != Medium || len(fs[0].Evidence["grants"].([]map[string]any)) != 2 {
-					t.Errorf("finding %+v", fs[0])
+				gs := fs[0].Evidence["grants"].([]map[string]any)
+				if fs[0].Severity != Medium || len(gs) != 2 {
+					t.Fatalf("finding %+v", fs[0])
+				}
+				var amounts []string
+				for _, g := range gs {
+					amounts = append(amounts, g["allocated"].(map[string]string)["amount"]+" "+g["allocatedReporting"].(map[string]string)["currency"])
+				}
+				slices.Sort(amounts)
+				if !slices.Equal(amounts, []string{"400000.00 USD", "600000.00 USD"}) {
+					t.Errorf("allocations in evidence %v", amounts)
 				}
 			}},
 		{name: "through entries tagged with the milestone", asOf: "2025-06-30",

@@ -38,9 +38,9 @@ var receiptMismatchSQL = `WITH ` + liveCTE("DISBURSEMENT", "RECEIPT") + `,
 	         count(*) FILTER (WHERE type = 'DISBURSEMENT') OVER g AS nd,
 	         count(*) FILTER (WHERE type = 'RECEIPT') OVER g AS nr,
 	         sum(reporting_amount) FILTER (WHERE type = 'RECEIPT') OVER g AS rsum,
-	         row_number() OVER (PARTITION BY grant_id, reference, type ORDER BY id) AS rn
+	         row_number() OVER (PARTITION BY grant_id, reference COLLATE "C", type ORDER BY id) AS rn
 	  FROM live
-	  WINDOW g AS (PARTITION BY grant_id, reference)
+	  WINDOW g AS (PARTITION BY grant_id, reference COLLATE "C")
 	), y AS (
 	  SELECT id, CASE
 	           WHEN type = 'RECEIPT' THEN CASE WHEN nd = 0 OR reference = '' THEN 'RECEIPT_WITHOUT_DISBURSEMENT' END
