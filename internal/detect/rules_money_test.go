@@ -182,6 +182,13 @@ func TestDuplicateTransaction(t *testing.T) {
 				f.entry("d1", "gA", disb("120000.00", "2024-02-01", "DE-2024/0017"))
 				f.entry("d2", "gA", disb("80000.00", "2024-05-02", "de 2024 0017"))
 			}},
+		{name: "a disbursement and its receipt are two types", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("d1", "gA", disb("60000.00", "2024-02-01", "TR-1"))
+				f.entry("r1", "gA", tx{Type: "RECEIPT", Amount: "60000.00", Day: "2024-02-01", Ref: "TR-1"})
+				f.entry("e1", "gA", tx{Type: "EXPENDITURE", Amount: "60000.00", Day: "2024-02-01", Ref: "TR-1"})
+			}},
 		{name: "receipts citing one reference are partial receipts", asOf: "2024-12-31",
 			setup: func(f *moneyFixture) {
 				twoDonors(f)
