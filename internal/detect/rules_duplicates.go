@@ -26,10 +26,11 @@ import (
 // a grid, not from all pairs: each entry falls into a bucket of width $3 on
 // the log of its amount (2.5 × ln(1 + tolerance), so two amounts within the
 // tolerance share a bucket in at least one of two griddings offset by half a
-// bucket), and each entry is compared, in value-date order, with the entry
-// before it in its bucket (lag). Every entry yields at most one candidate per
-// gridding: a hot key (many equal amounts of one pair) costs a sort, never a
-// square. The float logarithm only chooses buckets; the tolerance itself is
+// bucket; h is the half-bucket index, h >> 1 and (h + 1) >> 1 the buckets of
+// the two griddings, one logarithm per entry), and each entry is compared,
+// in value-date order, with the entry before it in its bucket (lag). Every
+// entry yields at most one candidate per gridding: a hot key (many equal
+// amounts of one pair) costs a sort, never a square. The float logarithm only chooses buckets; the tolerance itself is
 // checked on the NUMERIC amounts. With a zero tolerance the bucket is the
 // amount itself (the second gridding then only adds comparisons of equal
 // amounts). Expenditures always carry a document reference, so for them
@@ -51,9 +52,8 @@ var duplicateTransactionSQL = `WITH ` + liveCTE("PLEDGE", "COMMITMENT", "DISBURS
 	  SELECT id, type COLLATE "C" AS type, value_date, agreement_amount AS a, ` + normRefSQL("reference") + ` COLLATE "C" AS nref,
 	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN grant_id ELSE donor_org_id END AS k1,
 	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN NULL ELSE recipient_org_id END AS k2,
-	         agreement_currency COLLATE "C" AS cur, sign(agreement_amount) AS sg,
-	         CASE WHEN $3::float8 > 0 THEN floor(ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8)::bigint END AS b0,
-	         CASE WHEN $3::float8 > 0 THEN floor(ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8 + 0.5)::bigint END AS b1,
+	         agreement_currency COLLATE "C" AS cur, agreement_amount < 0 AS sg,
+	         CASE WHEN $3::float8 > 0 THEN floor(2 * ln(greatest(abs(agreement_amount)::float8, 1e-9)) / $3::float8)::bigint END AS h,
 	         CASE WHEN $3::float8 = 0 THEN abs(agreement_amount) END AS exact
 	  FROM live
 	), wa AS (
@@ -61,8 +61,8 @@ var duplicateTransactionSQL = `WITH ` + liveCTE("PLEDGE", "COMMITMENT", "DISBURS
 	         lag(id) OVER w0 AS id0, lag(value_date) OVER w0 AS d0, lag(a) OVER w0 AS a0, lag(nref) OVER w0 AS r0,
 	         lag(id) OVER w1 AS id1, lag(value_date) OVER w1 AS d1, lag(a) OVER w1 AS a1, lag(nref) OVER w1 AS r1
 	  FROM c WHERE type <> 'EXPENDITURE' OR nref = ''
-	  WINDOW w0 AS (PARTITION BY k1, k2, cur, type, sg, b0, exact ORDER BY value_date, id),
-	         w1 AS (PARTITION BY k1, k2, cur, type, sg, b1 ORDER BY value_date, id)
+	  WINDOW w0 AS (PARTITION BY k1, k2, cur, type, sg, h >> 1, exact ORDER BY value_date, id),
+	         w1 AS (PARTITION BY k1, k2, cur, type, sg, (h + 1) >> 1 ORDER BY value_date, id)
 	), wr AS (
 	  SELECT id, value_date, lag(id) OVER wr AS idr, lag(value_date) OVER wr AS dr
 	  FROM c WHERE nref <> '' AND type IN ('DISBURSEMENT', 'EXPENDITURE')
