@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -162,13 +163,7 @@ func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope)
 			}
 			return strings.Compare(a["transactionId"].(string), b["transactionId"].(string))
 		})
-		matched := slices.Sorted(func(yield func(string) bool) {
-			for k := range why[r] {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		matched := slices.Sorted(maps.Keys(why[r]))
 		first := entries[members[0]]
 		sev := Low
 		switch first.Type {
@@ -187,7 +182,7 @@ func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope)
 					"duplicateReferenceWindowDays": c.DuplicateReferenceWindowDays,
 				},
 			},
-			Explanation: fmt.Sprintf("%d %s entries from the same donor to the same recipient look like one payment recorded %d times (matching %s); reverse the extra entries, or dismiss this flag with a note if they are distinct payments.",
+			Explanation: fmt.Sprintf("%d %s entries from the same donor to the same recipient look like one entry recorded %d times (matching by %s); reverse the extra entries, or dismiss this flag with a note if they are distinct.",
 				len(members), strings.ToLower(first.Type), len(members), strings.Join(matched, " and ")),
 		})
 	}
