@@ -16,13 +16,12 @@ import (
 // allocationsCTE defines alloc: the allocations of roadmap $1's grants as of
 // day $2. The set in force on a day is, per grant, the latest version
 // created on or before it (created_at before the end of the day, UTC). On
-// today (UTC) or later that is
-// the grant's current version (grant_balances.allocation_version), which is
-// also what roadmap coverage sums (internal/ledger, funding.go), so the two
-// agree to the minor unit; it also sees a set that was emptied, which leaves
-// no rows. For a past day an emptied set cannot be told from no change (its
-// version has no rows to date it), so a replay of a past day sees the last
-// non-empty set before it.
+// today (UTC) or later that is the grant's current version
+// (grant_balances.allocation_version), which is also what roadmap coverage
+// sums (internal/ledger, funding.go), so the two agree to the minor unit; it
+// also sees a set that was emptied, which leaves no rows. For a past day an
+// emptied set cannot be told from no change (its version has no rows to date
+// it), so a replay of a past day sees the last non-empty set before it.
 const allocationsCTE = `cur AS (
 	  SELECT g.id AS grant_id,
 	         CASE WHEN $2::date >= (now() AT TIME ZONE 'UTC')::date THEN b.allocation_version

@@ -18,7 +18,9 @@ import (
 //
 // Every rule reads the roadmap's journal through liveCTE (one scan of the
 // roadmap's entries, however many grants it has) and does its matching in
-// SQL with window functions and grouped joins on equality keys; Go only
+// SQL with window functions and aggregates over equality keys (never a join
+// of rows with rows of their own kind, which a hot key or a stale row
+// estimate could turn into a loop over pairs); Go only
 // shapes the rows that come back into findings and, for duplicates, joins
 // the pairs SQL found into groups (union-find over those pairs, bounded by
 // what SQL returned). Details of the entries a finding names are read once
