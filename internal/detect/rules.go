@@ -29,12 +29,12 @@ func loadScope(ctx context.Context, q postgres.Querier, roadmapID uuid.UUID, asO
 	return s, err
 }
 
-// detectAll applies every rule to s. Two findings with one fingerprint are
-// a rule's defect, not data: they are refused rather than merged.
-func detectAll(ctx context.Context, q postgres.Querier, s scope) ([]finding, error) {
+// applyRules applies rules to s. Two findings with one fingerprint are a rule's
+// defect, not data: they are refused rather than merged.
+func applyRules(ctx context.Context, q postgres.Querier, s scope, rules []rule) ([]finding, error) {
 	var out []finding
 	seen := map[string]bool{}
-	for _, r := range allRules() {
+	for _, r := range rules {
 		fs, err := r.find(ctx, q, s)
 		if err != nil {
 			return nil, fmt.Errorf("detecting %s: %w", r.kind, err)
