@@ -18,9 +18,10 @@
 //   - a new fingerprint opens a flag (OPEN);
 //   - a flag found again keeps its id, status and review, and takes the
 //     run's severity, subjects, evidence and explanation;
-//   - a RESOLVED flag found again is OPEN again; its last review stays on it
-//     as history (reviewAction, reviewedBy, reviewNote), and its resolution
-//     is in its history (flag_events);
+//   - a RESOLVED flag found again returns to what its last review made of
+//     it: DISMISSED or ACKNOWLEDGED, else OPEN (a review is about the
+//     finding, and replaying a past day must not undo today's reviews); its
+//     resolution is in its history (flag_events);
 //   - an unresolved flag (OPEN, ACKNOWLEDGED, DISMISSED) this run did not
 //     find becomes RESOLVED, with resolvedByRun naming the run.
 //

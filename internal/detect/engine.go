@@ -217,7 +217,8 @@ func (f finding) check() error {
 // their journal entries and procurement items, their donors and recipients,
 // and any organisation named), inserts new fingerprints as OPEN flags and
 // updates existing ones only where something changed: a RESOLVED flag is
-// OPEN again, an unresolved one keeps its status and review and takes the
+// unresolved again (OPEN, or DISMISSED or ACKNOWLEDGED if that was its last
+// review), an unresolved one keeps its status and review and takes the
 // new severity, subjects, evidence and explanation. A flag found again
 // unchanged is not written at all: a rerun costs its reads, not a new
 // version of every flag with all its index entries (BenchmarkRunWrites).
@@ -249,19 +250,34 @@ WITH input AS (
          ARRAY(SELECT DISTINCT u FROM unnest(coalesce(v.recipients, '{}') || coalesce(o.orgs, '{}')) u ORDER BY u) AS recipients
   FROM input i LEFT JOIN vis v USING (fingerprint) LEFT JOIN orgs o USING (fingerprint)
 ), prev AS (
-  SELECT f.id, f.fingerprint, f.status
-  FROM flags f JOIN input i ON f.roadmap_id = $1::uuid AND f.fingerprint = i.fingerprint
+  SELECT f.id, f.fingerprint, f.status,
+         f.status = 'RESOLVED'
+           OR (f.severity, f.subjects, f.evidence, f.explanation, f.grant_ids, f.donor_org_ids, f.recipient_org_ids)
+              IS DISTINCT FROM (c.severity, c.subjects, c.evidence, c.explanation, c.grant_ids, c.donors, c.recipients)
+           AS changed
+  FROM flags f JOIN candidates c ON f.roadmap_id = $1::uuid AND f.fingerprint = c.fingerprint
 ), up AS (
   INSERT INTO flags AS f (id, roadmap_id, kind, fingerprint, severity, status, subjects, grant_ids, donor_org_ids,
                           recipient_org_ids, evidence, explanation, detected_at, first_run, updated_at)
   SELECT new_id, $1::uuid, kind, fingerprint, severity, 'OPEN', subjects, grant_ids, donors, recipients, evidence, explanation,
          now(), $2::uuid, now()
-  FROM candidates ORDER BY fingerprint
+  FROM candidates c
+  -- Only new and changed findings reach the insert: ON CONFLICT locks the
+  -- row it meets even when its WHERE then skips it, which for a rerun
+  -- would dirty every unchanged flag.
+  WHERE NOT EXISTS (SELECT FROM prev WHERE prev.fingerprint = c.fingerprint AND NOT prev.changed)
+  ORDER BY fingerprint
   ON CONFLICT (roadmap_id, fingerprint) DO UPDATE SET
     severity = excluded.severity, subjects = excluded.subjects, grant_ids = excluded.grant_ids,
     donor_org_ids = excluded.donor_org_ids, recipient_org_ids = excluded.recipient_org_ids,
     evidence = excluded.evidence, explanation = excluded.explanation,
-    status = CASE WHEN f.status = 'RESOLVED' THEN 'OPEN' ELSE f.status END,
+    -- A finding that holds again returns to what its last review made of
+    -- it: a dismissal or an acknowledgement is about the finding, and a
+    -- replay of a past day must not undo the reviews of today's flags.
+    status = CASE WHEN f.status <> 'RESOLVED' THEN f.status
+                  WHEN f.review_action = 'DISMISS' THEN 'DISMISSED'
+                  WHEN f.review_action = 'ACKNOWLEDGE' THEN 'ACKNOWLEDGED'
+                  ELSE 'OPEN' END,
     resolved_by_run = NULL, resolved_at = NULL, updated_at = now()
   WHERE f.status = 'RESOLVED'
      OR (f.severity, f.subjects, f.evidence, f.explanation, f.grant_ids, f.donor_org_ids, f.recipient_org_ids)

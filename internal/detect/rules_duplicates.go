@@ -50,7 +50,7 @@ import (
 // A reversal and its original are never candidates: live drops both.
 var duplicateTransactionSQL = `WITH ` + liveCTE("PLEDGE", "COMMITMENT", "DISBURSEMENT", "RECEIPT", "EXPENDITURE") + `,
 	c AS MATERIALIZED (
-	  SELECT id, type COLLATE "C" AS type, value_date, agreement_amount AS a, ` + normRefSQL("reference") + ` COLLATE "C" AS nref,
+	  SELECT id, type COLLATE "C" AS type, value_date, agreement_amount AS a, nref COLLATE "C" AS nref,
 	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN grant_id ELSE donor_org_id END AS k1,
 	         CASE WHEN type IN ('PLEDGE', 'COMMITMENT') THEN NULL ELSE recipient_org_id END AS k2,
 	         agreement_currency COLLATE "C" AS cur, agreement_amount < 0 AS sg,
@@ -198,7 +198,7 @@ func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope)
 // dipping. Expenditures always carry a reference (the ledger requires one).
 var duplicateExpenditureSQL = `WITH ` + liveCTE("EXPENDITURE") + `,
 	e AS (
-	  SELECT id, grant_id, recipient_org_id, ` + normRefSQL("reference") + ` COLLATE "C" AS nref FROM live
+	  SELECT id, grant_id, recipient_org_id, nref COLLATE "C" AS nref FROM live
 	), x AS (
 	  SELECT e.*, min(grant_id::text COLLATE "C") OVER p AS g1, max(grant_id::text COLLATE "C") OVER p AS g2
 	  FROM e WHERE nref <> ''

@@ -48,23 +48,20 @@ var moneyRules = []rule{
 // comparison of every entry with every reversal. (An anti-join of the
 // entries read against themselves was quadratic when statistics were stale
 // and the planner took the two sides for one row each.)
+//
+// nref is the normalised reference, stored with the entry (migration 012):
+// lower case, letters and digits only, so `DE-2024/0017` and `de 2024 0017`
+// are one reference.
 func liveCTE(buckets ...string) string {
 	return `live AS (
 	  SELECT t.id, t.grant_id, t.type, t.amount, t.currency, t.agreement_amount, t.reporting_amount,
-	         t.value_date, t.reference, t.milestone_id,
+	         t.value_date, t.reference, t.norm_reference AS nref, t.milestone_id,
 	         g.donor_org_id, g.recipient_org_id, g.currency AS agreement_currency
 	  FROM grants g JOIN transactions t ON t.grant_id = g.id
 	  WHERE g.roadmap_id = $1 AND t.value_date <= $2::date AND t.bucket IN ('` + strings.Join(buckets, "', '") + `')
 	    AND t.type <> 'REVERSAL'
 	    AND NOT EXISTS (SELECT FROM transactions r WHERE r.reverses_id = t.id AND r.value_date <= $2::date)
 	)`
-}
-
-// normRefSQL normalises a payment or document reference for comparison:
-// lower case, letters and digits only, so `DE-2024/0017` and `de 2024 0017`
-// are one reference.
-func normRefSQL(col string) string {
-	return `lower(regexp_replace(` + col + `, '[^[:alnum:]]+', '', 'g'))`
 }
 
 // entry is one journal entry a finding names, with its grant's parties.
