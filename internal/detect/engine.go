@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,11 +129,28 @@ func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fr
 	}
 	res := RunResult{RunID: uuid.Must(uuid.NewV7()).String(), RoadmapID: roadmapID.String(), AsOf: asOf}
 	started := time.Now()
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		res.Skipped, res.Counts = false, nil
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, runLockClass, roadmapID.String()); err != nil {
-			return fmt.Errorf("waiting for other runs of the roadmap: %w", err)
+	// Runs of one roadmap take turns on a session-level advisory lock taken
+	// before the run's transaction begins, so that transaction's snapshot
+	// (REPEATABLE READ: every rule sees one state of the data) starts after
+	// the previous run committed.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return RunResult{}, fmt.Errorf("running detection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, runLockClass, roadmapID.String()); err != nil {
+		conn.Conn().Close(context.Background()) // a lock request cut short may yet be granted: drop the session
+		return RunResult{}, fmt.Errorf("waiting for other runs of the roadmap: %w", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, runLockClass, roadmapID.String()); err != nil {
+			conn.Conn().Close(context.Background()) // closing the session releases its locks
 		}
+	}()
+	// A review committed during the run on a flag the run then updates is a
+	// serialization failure: InTxWith runs the whole run again.
+	err = postgres.InTxWith(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		res.Skipped, res.Counts = false, nil
 		if fresh > 0 {
 			var recent bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM detection_runs WHERE roadmap_id = $1 AND as_of = $2
@@ -143,11 +162,7 @@ func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fr
 				return nil
 			}
 		}
-		// The rules sort and hash the whole roadmap's journal: with the
-		// default work_mem their sorts spill to disk, and their plans cost
-		// enough to cross the JIT thresholds, whose compilation took longer
-		// than the queries it was meant to speed up (about 1 s at 1M entries).
-		if _, err := tx.Exec(ctx, `SELECT set_config('jit', 'off', true), set_config('work_mem', '256MB', true)`); err != nil {
+		if err := tuneForRules(ctx, tx); err != nil {
 			return err
 		}
 		sc, err := loadScope(ctx, tx, roadmapID, asOf, s.cfg)
@@ -167,19 +182,120 @@ func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fr
 	return res, nil
 }
 
+// tuneForRules sets, for the transaction, what the rules' statements need:
+// they sort and hash the whole roadmap's journal, so with the default
+// work_mem their sorts spill to disk, and their plans cost enough to cross
+// the JIT thresholds, whose compilation took longer than the queries it was
+// meant to speed up (about 1 s at 1M entries).
+func tuneForRules(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT set_config('jit', 'off', true), set_config('work_mem', '256MB', true)`)
+	return err
+}
+
 // runLockClass is the first key of the advisory lock a run holds on its
 // roadmap (the second is a hash of the roadmap id), apart from the audit
 // sealer's single-key lock.
 const runLockClass = 7346009
 
-// find applies the store's rules: every rule (allRules), or those a test
-// injected.
-func (s *Store) find(ctx context.Context, q postgres.Querier, sc scope) ([]finding, error) {
+// ruleHelpers is how many connections besides the run's own may apply its
+// rules at once. Each imports the run's snapshot, so every rule sees the
+// same state of the data whichever connection applies it. Helpers are taken
+// only from spare connections: a run never waits for one (runs waiting for
+// each other's locks hold connections; waiting for more could deadlock), and
+// with none idle the run's own transaction applies every rule.
+const ruleHelpers = 1
+
+// find applies the store's rules (every rule, or those a test injected) in
+// the run's transaction tx and in up to ruleHelpers helper transactions on
+// tx's snapshot, taking rules from one queue in order (the costliest first),
+// and returns the findings in rule order.
+func (s *Store) find(ctx context.Context, tx pgx.Tx, sc scope) ([]finding, error) {
 	rules := s.rules
 	if rules == nil {
 		rules = allRules()
 	}
-	return applyRules(ctx, q, sc, rules)
+	var snapshot string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
+		return nil, fmt.Errorf("sharing the run's snapshot: %w", err)
+	}
+	queue := make(chan int, len(rules))
+	for i := range rules {
+		queue <- i
+	}
+	close(queue)
+	found := make([][]finding, len(rules))
+	work := func(q postgres.Querier) error {
+		for i := range queue {
+			fs, err := rules[i].find(ctx, q, sc)
+			if err != nil {
+				return fmt.Errorf("detecting %s: %w", rules[i].kind, err)
+			}
+			found[i] = fs
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, ruleHelpers+1)
+	for h := 1; h <= ruleHelpers && h < len(rules) && s.spareConns(); h++ {
+		conn, err := s.idleConn(ctx)
+		if err != nil || conn == nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Release()
+			errs[h] = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(htx pgx.Tx) error {
+				// The snapshot id comes from the server; SET takes no parameters.
+				if _, err := htx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snapshot, "'", "")+`'`); err != nil {
+					return fmt.Errorf("importing the run's snapshot: %w", err)
+				}
+				if err := tuneForRules(ctx, htx); err != nil {
+					return err
+				}
+				return work(htx)
+			})
+		}()
+	}
+	errs[0] = work(tx)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var out []finding
+	seen := map[string]bool{}
+	for i, fs := range found {
+		for _, f := range fs {
+			if fp := f.fingerprint(); seen[fp] {
+				return nil, fmt.Errorf("detecting %s: two findings with key %q", rules[i].kind, f.Key)
+			} else {
+				seen[fp] = true
+			}
+		}
+		out = append(out, fs...)
+	}
+	return out, nil
+}
+
+// spareConns tells whether the pool has a connection idle or room to open one.
+func (s *Store) spareConns() bool {
+	st := s.pool.Stat()
+	return st.IdleConns() > 0 || st.TotalConns() < st.MaxConns()
+}
+
+// idleConn acquires a connection only if one is at hand: it gives up after
+// a moment rather than wait for one (see ruleHelpers). nil when none.
+func (s *Store) idleConn(ctx context.Context) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	conn, err := s.pool.Acquire(actx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, nil
+	}
+	return conn, nil
 }
 
 // uuidSubjects are the subject types whose ids are uuids of rows the
@@ -236,8 +352,10 @@ WITH input AS (
   FROM input i CROSS JOIN LATERAL jsonb_array_elements(i.subjects) s
 ), fgrants AS (
   SELECT fingerprint, id AS grant_id FROM subj WHERE type = 'grant'
-  UNION SELECT s.fingerprint, t.grant_id FROM subj s JOIN transactions t ON t.id = s.id WHERE s.type = 'transaction'
-  UNION SELECT s.fingerprint, pi.grant_id FROM subj s JOIN procurement_items pi ON pi.id = s.id WHERE s.type = 'procurement_item'
+  -- A probe of the primary key per subject (scalar subqueries): a join let
+  -- the planner hash the whole journal for a few thousand entries.
+  UNION SELECT s.fingerprint, (SELECT t.grant_id FROM transactions t WHERE t.id = s.id) FROM subj s WHERE s.type = 'transaction'
+  UNION SELECT s.fingerprint, (SELECT pi.grant_id FROM procurement_items pi WHERE pi.id = s.id) FROM subj s WHERE s.type = 'procurement_item'
 ), vis AS (
   SELECT fingerprint, array_agg(DISTINCT g.id) AS grant_ids, array_agg(DISTINCT g.donor_org_id) AS donors,
          array_agg(DISTINCT g.recipient_org_id) AS recipients

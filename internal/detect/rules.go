@@ -28,25 +28,3 @@ func loadScope(ctx context.Context, q postgres.Querier, roadmapID uuid.UUID, asO
 	}
 	return s, err
 }
-
-// applyRules applies rules to s. Two findings with one fingerprint are a rule's
-// defect, not data: they are refused rather than merged.
-func applyRules(ctx context.Context, q postgres.Querier, s scope, rules []rule) ([]finding, error) {
-	var out []finding
-	seen := map[string]bool{}
-	for _, r := range rules {
-		fs, err := r.find(ctx, q, s)
-		if err != nil {
-			return nil, fmt.Errorf("detecting %s: %w", r.kind, err)
-		}
-		for _, f := range fs {
-			fp := f.fingerprint()
-			if seen[fp] {
-				return nil, fmt.Errorf("detecting %s: two findings with key %q", r.kind, f.Key)
-			}
-			seen[fp] = true
-		}
-		out = append(out, fs...)
-	}
-	return out, nil
-}

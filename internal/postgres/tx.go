@@ -16,9 +16,17 @@ const maxAttempts = 5
 // a bounded number of times on serialization failures and deadlocks. fn must
 // therefore have no effects outside the transaction.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return InTxWith(ctx, pool, pgx.TxOptions{}, fn)
+}
+
+// InTxWith is InTx on db (a pool or one connection) with the transaction
+// options given, e.g. REPEATABLE READ.
+func InTxWith(ctx context.Context, db interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, pool, fn)
+		err = pgx.BeginTxFunc(ctx, db, opts, fn)
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return err
 		}
