@@ -295,6 +295,9 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 	}
 	v.Check(!day.After(now), "enteredOn", "%s is in the future: a stage is entered on a day that has happened", day.Format(time.DateOnly))
 	note = v.Text("note", note, false, MaxNote)
+	// Items are never edited: a cancellation's note is the only record of
+	// why the purchase was given up (a mistaken item, a failed acceptance).
+	v.Check(stage != Cancelled || note != "", "note", "required to cancel an item: say why")
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Item{}, err

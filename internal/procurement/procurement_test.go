@@ -259,7 +259,11 @@ func TestAdvanceMovesOnlyForward(t *testing.T) {
 	var last procurement.Item
 	for i, st := range steps {
 		before := w.counts(t)
-		got, err := w.s.Advance(w.implCtx, id, st.stage, day(st.on), "", w.rid())
+		note := ""
+		if st.stage == procurement.Cancelled {
+			note = "ordered twice"
+		}
+		got, err := w.s.Advance(w.implCtx, id, st.stage, day(st.on), note, w.rid())
 		switch {
 		case st.field == "" && err != nil:
 			t.Fatalf("step %d (%s on %s): %v", i, st.stage, st.on, err)
@@ -287,12 +291,22 @@ func TestAdvanceMovesOnlyForward(t *testing.T) {
 	other := w.create(t, coord, nil)
 	oid := uuid.MustParse(other.ID)
 	try(w.s.Advance(coord, oid, "CONTRACTED", day("2024-05-01"), "", w.rid())).must(t)
+	// Cancelling needs a note saying why: blank is refused, nothing written.
+	for _, note := range []string{"", " \t\n"} {
+		before := w.counts(t)
+		if _, err := w.s.Advance(coord, oid, "CANCELLED", time.Time{}, note, w.rid()); field(err) != "note" {
+			t.Errorf("cancelled with note %q: %v, want a violation of note", note, err)
+		}
+		if after := w.counts(t); after != before {
+			t.Errorf("cancelling without a note wrote: %+v → %+v", before, after)
+		}
+	}
 	c := try(w.s.Advance(coord, oid, "CANCELLED", time.Time{}, "supplier went bankrupt", w.rid())).must(t)
 	if c.Stage != procurement.Cancelled || !c.Stages[2].EnteredOn.Equal(today()) || c.Stages[2].Note != "supplier went bankrupt" {
 		t.Fatalf("cancelled: %+v", c.Stages)
 	}
 	for _, s := range []string{"CANCELLED", "ACCEPTED"} {
-		if _, err := w.s.Advance(coord, oid, s, time.Time{}, "", w.rid()); field(err) != "stage" {
+		if _, err := w.s.Advance(coord, oid, s, time.Time{}, "again", w.rid()); field(err) != "stage" {
 			t.Errorf("%s after CANCELLED: %v", s, err)
 		}
 	}

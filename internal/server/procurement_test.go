@@ -167,7 +167,7 @@ func TestEveryRoleAgainstEveryProcurementEndpoint(t *testing.T) {
 		{"AdvanceProcurementItem", [7]codes.Code{OK, OK, PD, PD, OK, NF, PD},
 			func(ctx context.Context) error {
 				_, err := w.items.AdvanceProcurementItem(ctx, &pb.AdvanceProcurementItemRequest{ItemId: it.Id, Stage: stage(),
-					EnteredOn: "2024-05-01", RequestId: w.rid()})
+					EnteredOn: "2024-05-01", Note: "by role", RequestId: w.rid()})
 				if err == nil {
 					next++
 				}
@@ -175,7 +175,7 @@ func TestEveryRoleAgainstEveryProcurementEndpoint(t *testing.T) {
 			},
 			func(bearer string) restResponse {
 				r := h.rest(t, "POST", "/v1/procurement-items/"+it.Id+":advance", bearer, strings.NewReader(fmt.Sprintf(
-					`{"stage": %q, "enteredOn": "2024-05-01", "requestId": %q}`, stage(), w.rid())))
+					`{"stage": %q, "enteredOn": "2024-05-01", "note": "by role", "requestId": %q}`, stage(), w.rid())))
 				if r.code == 200 {
 					next++
 				}
@@ -365,6 +365,9 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 		{"before the current stage's day", adv, advPath, advance("AWARDED", "2024-05-09"), "enteredOn"},
 		{"in the future", adv, advPath, advance("AWARDED", tomorrow), "enteredOn"},
 		{"not a date", adv, advPath, advance("AWARDED", "10/05/2024"), "enteredOn"},
+		{"cancelled without a note", adv, advPath, advance("CANCELLED", "2024-05-11"), "note"},
+		{"cancelled with a blank note", adv, advPath, &pb.AdvanceProcurementItemRequest{ItemId: it.Id, Stage: "CANCELLED", Note: " \n",
+			RequestId: w.rid()}, "note"},
 		{"NUL in note", adv, advPath, &pb.AdvanceProcurementItemRequest{ItemId: it.Id, Stage: "AWARDED", Note: "\x00",
 			RequestId: w.rid()}, "note"},
 	} {
