@@ -231,6 +231,30 @@ func TestCreateRefusesBadInput(t *testing.T) {
 	})
 }
 
+// A day past 2099 is reported once, as outside the accepted dates, not also
+// as in the future.
+func TestDateOutOfRangeIsReportedOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	it := w.create(t, w.implCtx, nil)
+	violations := func(err error) []apperr.Violation {
+		var inv *apperr.InvalidError
+		if !errors.As(err, &inv) {
+			t.Fatalf("not invalid: %v", err)
+		}
+		return inv.Violations
+	}
+	_, err := w.s.Create(w.implCtx, procurement.Input{GrantID: uuid.MustParse(w.grant), MilestoneID: uuid.MustParse(w.m1),
+		Description: "PPE", Category: "PPE", EstimatedCost: usd("10.00"), RequisitionedOn: day("9999-12-31")}, w.rid())
+	if vs := violations(err); len(vs) != 1 || vs[0].Field != "requisitionedOn" || !strings.Contains(vs[0].Description, "outside") {
+		t.Errorf("requisitioned 9999-12-31: %v", vs)
+	}
+	_, err = w.s.Advance(w.implCtx, uuid.MustParse(it.ID), "TENDERED", day("9999-12-31"), "", w.rid())
+	if vs := violations(err); len(vs) != 1 || vs[0].Field != "enteredOn" || !strings.Contains(vs[0].Description, "outside") {
+		t.Errorf("entered 9999-12-31: %v", vs)
+	}
+}
+
 // The stage moves only forward, skipping allowed; CANCELLED ends any open
 // item; days never go back nor into the future.
 func TestAdvanceMovesOnlyForward(t *testing.T) {
