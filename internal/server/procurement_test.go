@@ -262,12 +262,20 @@ func TestProcurementOverREST(t *testing.T) {
 		{"?roadmapId=" + w.fx.roadmapID + "&milestoneId=" + w.fx.milestoneID, 2},
 		{"?late=true", 1}, // the dogs, expected 2024-10-01
 		{"?stage=ACCEPTED", 0},
+		// Ids in upper case, as every other list takes them.
+		{"?grantId=" + strings.ToUpper(w.fx.grantID) + "&stage=DELIVERED", 1},
+		{"?roadmapId=" + strings.ToUpper(w.fx.roadmapID) + "&milestoneId=" + strings.ToUpper(w.fx.milestoneID), 2},
 	} {
 		r := h.rest(t, "GET", "/v1/procurement-items"+tc.query, bearer, nil)
 		list, _ := r.body["procurementItems"].([]any)
 		if _, ok := r.body["nextPageToken"]; r.code != 200 || len(list) != tc.want || !ok {
 			t.Errorf("GET %s: %d %s, want %d items", tc.query, r.code, r.raw, tc.want)
 		}
+	}
+	up, err := w.items.ListProcurementItems(h.as(t, auth.Coordinator, ""), &pb.ListProcurementItemsRequest{
+		RoadmapId: strings.ToUpper(w.fx.roadmapID), GrantId: strings.ToUpper(w.fx.grantID), MilestoneId: strings.ToUpper(w.fx.milestoneID)})
+	if err != nil || len(up.ProcurementItems) != 2 {
+		t.Errorf("gRPC list by upper-case ids: %d items, %v", len(up.GetProcurementItems()), err)
 	}
 	// Every write was audited once (a retry writes none): two creates, two
 	// advances. The grant's donor and recipient see them, as they see the
