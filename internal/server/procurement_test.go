@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/auth"
@@ -367,6 +368,19 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 			edit(func(x *pb.ProcurementItem) { x.ExpectedDeliveryDate = "2024-03-31" }), "procurementItem.expectedDeliveryDate"},
 		{"not a date", create, "/v1/procurement-items",
 			edit(func(x *pb.ProcurementItem) { x.ExpectedDeliveryDate = "2024-02-30" }), "procurementItem.expectedDeliveryDate"},
+		// Output-only fields are refused, not silently dropped.
+		{"id set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) { x.Id = it.Id }), "procurementItem.id"},
+		{"roadmap set", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RoadmapId = w.fx.roadmapID }), "procurementItem.roadmapId"},
+		{"stage set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) { x.Stage = "CONTRACTED" }), "procurementItem.stage"},
+		{"stages set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) {
+			x.Stages = []*pb.ProcurementStage{{Stage: "TENDERED", EnteredOn: "2024-04-02"}}
+		}), "procurementItem.stages"},
+		{"late set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) { x.Late = true }), "procurementItem.late"},
+		{"recordedBy set", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RecordedBy = "someone" }), "procurementItem.recordedBy"},
+		{"recordedAt set", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RecordedAt = timestamppb.Now() }), "procurementItem.recordedAt"},
 		{"not a grant id", create, "/v1/procurement-items",
 			edit(func(x *pb.ProcurementItem) { x.GrantId = "G-1" }), "procurementItem.grantId"},
 		{"unknown stage", adv, advPath, advance("SHIPPED", "2024-05-11"), "stage"},
