@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -421,4 +422,52 @@ func queryFault(ctx context.Context, r *http.Request) error {
 		bound = append(bound, strings.Split(m[1], "."))
 	}
 	return checkQuery(mt.New().Interface(), r.URL.Query(), utilities.NewDoubleArray(bound))
+}
+
+// restParams checks what the gateway takes from the URL before it builds the
+// gRPC request: a path parameter or query value that is not text (invalid
+// UTF-8, or NUL) is refused naming the parameter, as checkText names a bad
+// string of a body. Invalid UTF-8 must be caught here: the gateway could not
+// even marshal the request, and would answer 500.
+func (s *Server) restParams(mux **runtime.ServeMux) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+			if err := badParams(pathParams, r.URL.Query()); err != nil {
+				_, out := runtime.MarshalerForRequest(*mux, r)
+				runtime.HTTPError(r.Context(), *mux, out, w, r, err)
+				s.log.InfoContext(r.Context(), "http refused", "method", r.Method, "path", strings.ToValidUTF8(r.URL.Path, "\uFFFD"),
+					"request_id", r.Header.Get("X-Request-Id"), "err", err.Error())
+				return
+			}
+			next(w, r, pathParams)
+		}
+	}
+}
+
+// badParams names each path parameter (by its JSON name) and query
+// parameter whose value is not text, path first, each in name order.
+func badParams(path map[string]string, query url.Values) error {
+	var vs []apperr.Violation
+	for _, k := range slices.Sorted(maps.Keys(path)) {
+		if !goodText(path[k]) {
+			vs = append(vs, apperr.Violation{Field: jsonPath(echo(k)), Description: badText})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(query)) {
+		name := echo(k)
+		if mapKeyRE.FindStringSubmatch(k) == nil {
+			name = jsonPath(name)
+		}
+		if !goodText(k) {
+			vs = append(vs, apperr.Violation{Field: name, Description: "query parameter name " + badText})
+			continue
+		}
+		if slices.ContainsFunc(query[k], func(v string) bool { return !goodText(v) }) {
+			vs = append(vs, apperr.Violation{Field: name, Description: badText})
+		}
+	}
+	if len(vs) > 0 {
+		return &apperr.InvalidError{Violations: vs}
+	}
+	return nil
 }
