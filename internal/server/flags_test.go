@@ -391,6 +391,10 @@ func TestFlagEndpointsRefuseBadInput(t *testing.T) {
 		{"review: 1 MB note", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"DISMISS","note":"` + huge + `","requestId":"x4"}`, 400, "note"},
 		{"review: unknown field", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"DISMISS","note":"x","reason":"y","requestId":"x5"}`, 400, "reason"},
 		{"review: bad flag id", "POST", "/v1/flags/xyz:review", `{"action":"DISMISS","note":"x","requestId":"x6"}`, 400, "flagId"},
+		{"review: body names another flag", "POST", "/v1/flags/" + w.flag + ":review",
+			`{"flagId":"` + w.otherFlag + `","action":"DISMISS","note":"x","requestId":"x8"}`, 400, "flagId"},
+		{"review: body names another flag, in upper case", "POST", "/v1/flags/" + w.flag + ":review",
+			`{"flag_id":"` + strings.ToUpper(w.otherFlag) + `","action":"DISMISS","note":"x","requestId":"x9"}`, 400, "flagId"},
 		{"review: replay with another payload", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"REOPEN","requestId":"used"}`, 409, ""},
 		{"review: acknowledged twice", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"ACKNOWLEDGE","requestId":"x7"}`, 400, ""},
 	}

@@ -69,6 +69,9 @@ func (s *Server) edge(gw *runtime.ServeMux) http.Handler {
 type requestBody struct {
 	io.ReadCloser
 	fault error
+	// path holds the request's path parameters (proto field paths to
+	// values), for the decoder to refuse a body naming others (restinput.go).
+	path map[string]string
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {

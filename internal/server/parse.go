@@ -76,6 +76,15 @@ func (p *parser) date(field, s string) time.Time {
 	return d
 }
 
+// samePath refuses a request body naming at field (body) another value than
+// the URL path does for it (path): which of the two was meant is not ours to
+// guess. An empty body value names nothing, and the path's stands.
+func (p *parser) samePath(field, what, body, path string) {
+	if body != "" && body != path {
+		p.add(field, "names %s %s, the path names %s", what, body, path)
+	}
+}
+
 // outputOnly refuses each of the fields named (proto names) that m sets: the
 // service sets them, and a value sent and silently dropped would let the
 // client believe it was kept. Fields are named under p's prefix.

@@ -243,7 +243,7 @@ func TestProcurementOverREST(t *testing.T) {
 		t.Fatalf("retry: %d %s", again.code, again.raw)
 	}
 	r = h.rest(t, "POST", "/v1/procurement-items/"+id+":advance", bearer, strings.NewReader(
-		`{"stage": "CONTRACTED", "enteredOn": "2024-03-15", "note": "framework contract", "requestId": "veh-2"}`))
+		`{"itemId": "`+id+`", "stage": "CONTRACTED", "enteredOn": "2024-03-15", "note": "framework contract", "requestId": "veh-2"}`))
 	it, _ = r.body["procurementItem"].(map[string]any)
 	if r.code != 200 || it["stage"] != "CONTRACTED" ||
 		fmt.Sprint(it["stages"]) != "[map[enteredOn:2024-02-01 note: stage:REQUISITIONED] map[enteredOn:2024-03-15 note:framework contract stage:CONTRACTED]]" {
@@ -338,6 +338,7 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 		adv    = "/tranche.v1.ProcurementService/AdvanceProcurementItem"
 	)
 	advPath := "/v1/procurement-items/" + it.Id + ":advance"
+	otherItem := w.create(t, coord, w.item())
 	before := w.written(t)
 	for _, tc := range []struct {
 		name, method, path string
@@ -417,6 +418,7 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 		{"unknown field", "POST", "/v1/procurement-items",
 			`{"procurementItem": {"grantId": "` + w.fx.grantID + `", "colour": "red"}, "requestId": "x"}`, "procurementItem.colour"},
 		{"unknown advance field", "POST", advPath, `{"stage": "AWARDED", "stageDate": "2024-05-11", "requestId": "x"}`, "stageDate"},
+		{"advance: body names another item", "POST", advPath, `{"itemId": "` + otherItem.Id + `", "stage": "AWARDED", "requestId": "x"}`, "itemId"},
 		{"cost as a number", "POST", "/v1/procurement-items",
 			`{"procurementItem": {"estimatedCost": {"amount": 1.5, "currency": "USD"}}, "requestId": "x"}`, "procurementItem.estimatedCost.amount"},
 		{"critical as a string", "POST", "/v1/procurement-items", `{"procurementItem": {"critical": "yes"}, "requestId": "x"}`,
