@@ -111,19 +111,33 @@ func scanFlag(row pgx.Row, f *Flag) error {
 
 // visibility is the condition (over flags, with its arguments appended to
 // args) under which p may see a flag. Coordinators, admins and auditors see
-// every flag; a donor the flags that involve a grant it gives (or name its
-// organisation), an implementer those that involve a grant it receives (or
-// name it). Any other role sees none.
+// every flag. A donor sees the flags involving a grant its organisation
+// gives, an implementer those involving a grant it receives: the role of the
+// token decides, so an organisation that both gives and receives (a pooled
+// fund) sees, with its donor token, nothing of the grants it receives, and
+// with its implementer token nothing of those it gives. An organisation a
+// flag names directly (a milestone's responsible organisation) sees it with
+// either token, unless the flag involves a grant it is a party to in the
+// other role only: then it is named as that party.
+//
+// The run writes the donors of a flag's grants and the organisations it
+// names into donor_org_ids (and the recipients and the named into
+// recipient_org_ids), and the rules name every grant's donor and recipient,
+// so those arrays alone cannot tell a party's role: they narrow the flags by
+// their index, and the caller's own grants (read once, by the grants'
+// indexes) decide.
 func visibility(p auth.Principal, args *[]any) string {
+	const cond = `(%[1]s @> ARRAY[$%[3]d::uuid] AND (grant_ids && ARRAY(SELECT id FROM grants WHERE %[2]s = $%[3]d::uuid)
+		OR NOT grant_ids && ARRAY(SELECT id FROM grants WHERE %[4]s = $%[3]d::uuid)))`
 	switch {
 	case p.Can(auth.Coordinator, auth.Auditor):
 		return "true"
 	case p.Role == auth.Donor && p.OrgID != "":
 		*args = append(*args, p.OrgID)
-		return fmt.Sprintf("donor_org_ids @> ARRAY[$%d::uuid]", len(*args))
+		return fmt.Sprintf(cond, "donor_org_ids", "donor_org_id", len(*args), "recipient_org_id")
 	case p.Role == auth.Implementer && p.OrgID != "":
 		*args = append(*args, p.OrgID)
-		return fmt.Sprintf("recipient_org_ids @> ARRAY[$%d::uuid]", len(*args))
+		return fmt.Sprintf(cond, "recipient_org_ids", "recipient_org_id", len(*args), "donor_org_id")
 	}
 	return "false"
 }

@@ -132,6 +132,11 @@ type Input struct {
 	RequisitionedOn       time.Time // zero: today
 }
 
+// inRange tells whether d lies within the dates the service accepts. A day
+// outside them is already refused as such (apperr.Validator.Date), and
+// saying it is also in the future would report one mistake twice.
+func inRange(d time.Time) bool { return !d.Before(apperr.Earliest) && !d.After(apperr.Latest) }
+
 // today is the current day, UTC: the default day of a stage and the latest
 // one may be entered on.
 func today() time.Time { return time.Now().UTC().Truncate(24 * time.Hour) }
@@ -212,8 +217,8 @@ func (s *Store) Create(ctx context.Context, in Input, requestID string) (Item, e
 	if v.Date("requisitionedOn", requisitioned, false); requisitioned.IsZero() {
 		requisitioned = now
 	}
-	v.Check(!requisitioned.After(now), "requisitionedOn", "%s is in the future: an item is requisitioned on a day that has happened",
-		requisitioned.Format(time.DateOnly))
+	v.Check(!requisitioned.After(now) || !inRange(requisitioned), "requisitionedOn",
+		"%s is in the future: an item is requisitioned on a day that has happened", requisitioned.Format(time.DateOnly))
 	v.Date("expectedDeliveryDate", in.ExpectedDeliveryDate, false)
 	v.Check(in.ExpectedDeliveryDate.IsZero() || !in.ExpectedDeliveryDate.Before(requisitioned), "expectedDeliveryDate",
 		"%s is before the item is requisitioned (%s)", in.ExpectedDeliveryDate.Format(time.DateOnly), requisitioned.Format(time.DateOnly))
@@ -293,8 +298,12 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 	if v.Date("enteredOn", day, false); day.IsZero() {
 		day = now
 	}
-	v.Check(!day.After(now), "enteredOn", "%s is in the future: a stage is entered on a day that has happened", day.Format(time.DateOnly))
+	v.Check(!day.After(now) || !inRange(day), "enteredOn", "%s is in the future: a stage is entered on a day that has happened",
+		day.Format(time.DateOnly))
 	note = v.Text("note", note, false, MaxNote)
+	// Items are never edited: a cancellation's note is the only record of
+	// why the purchase was given up (a mistaken item, a failed acceptance).
+	v.Check(stage != Cancelled || note != "", "note", "required to cancel an item: say why")
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Item{}, err

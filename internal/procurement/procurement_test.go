@@ -231,6 +231,30 @@ func TestCreateRefusesBadInput(t *testing.T) {
 	})
 }
 
+// A day past 2099 is reported once, as outside the accepted dates, not also
+// as in the future.
+func TestDateOutOfRangeIsReportedOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	it := w.create(t, w.implCtx, nil)
+	violations := func(err error) []apperr.Violation {
+		var inv *apperr.InvalidError
+		if !errors.As(err, &inv) {
+			t.Fatalf("not invalid: %v", err)
+		}
+		return inv.Violations
+	}
+	_, err := w.s.Create(w.implCtx, procurement.Input{GrantID: uuid.MustParse(w.grant), MilestoneID: uuid.MustParse(w.m1),
+		Description: "PPE", Category: "PPE", EstimatedCost: usd("10.00"), RequisitionedOn: day("9999-12-31")}, w.rid())
+	if vs := violations(err); len(vs) != 1 || vs[0].Field != "requisitionedOn" || !strings.Contains(vs[0].Description, "outside") {
+		t.Errorf("requisitioned 9999-12-31: %v", vs)
+	}
+	_, err = w.s.Advance(w.implCtx, uuid.MustParse(it.ID), "TENDERED", day("9999-12-31"), "", w.rid())
+	if vs := violations(err); len(vs) != 1 || vs[0].Field != "enteredOn" || !strings.Contains(vs[0].Description, "outside") {
+		t.Errorf("entered 9999-12-31: %v", vs)
+	}
+}
+
 // The stage moves only forward, skipping allowed; CANCELLED ends any open
 // item; days never go back nor into the future.
 func TestAdvanceMovesOnlyForward(t *testing.T) {
@@ -259,7 +283,11 @@ func TestAdvanceMovesOnlyForward(t *testing.T) {
 	var last procurement.Item
 	for i, st := range steps {
 		before := w.counts(t)
-		got, err := w.s.Advance(w.implCtx, id, st.stage, day(st.on), "", w.rid())
+		note := ""
+		if st.stage == procurement.Cancelled {
+			note = "ordered twice"
+		}
+		got, err := w.s.Advance(w.implCtx, id, st.stage, day(st.on), note, w.rid())
 		switch {
 		case st.field == "" && err != nil:
 			t.Fatalf("step %d (%s on %s): %v", i, st.stage, st.on, err)
@@ -287,12 +315,22 @@ func TestAdvanceMovesOnlyForward(t *testing.T) {
 	other := w.create(t, coord, nil)
 	oid := uuid.MustParse(other.ID)
 	try(w.s.Advance(coord, oid, "CONTRACTED", day("2024-05-01"), "", w.rid())).must(t)
+	// Cancelling needs a note saying why: blank is refused, nothing written.
+	for _, note := range []string{"", " \t\n"} {
+		before := w.counts(t)
+		if _, err := w.s.Advance(coord, oid, "CANCELLED", time.Time{}, note, w.rid()); field(err) != "note" {
+			t.Errorf("cancelled with note %q: %v, want a violation of note", note, err)
+		}
+		if after := w.counts(t); after != before {
+			t.Errorf("cancelling without a note wrote: %+v → %+v", before, after)
+		}
+	}
 	c := try(w.s.Advance(coord, oid, "CANCELLED", time.Time{}, "supplier went bankrupt", w.rid())).must(t)
 	if c.Stage != procurement.Cancelled || !c.Stages[2].EnteredOn.Equal(today()) || c.Stages[2].Note != "supplier went bankrupt" {
 		t.Fatalf("cancelled: %+v", c.Stages)
 	}
 	for _, s := range []string{"CANCELLED", "ACCEPTED"} {
-		if _, err := w.s.Advance(coord, oid, s, time.Time{}, "", w.rid()); field(err) != "stage" {
+		if _, err := w.s.Advance(coord, oid, s, time.Time{}, "again", w.rid()); field(err) != "stage" {
 			t.Errorf("%s after CANCELLED: %v", s, err)
 		}
 	}

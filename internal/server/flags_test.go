@@ -391,6 +391,10 @@ func TestFlagEndpointsRefuseBadInput(t *testing.T) {
 		{"review: 1 MB note", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"DISMISS","note":"` + huge + `","requestId":"x4"}`, 400, "note"},
 		{"review: unknown field", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"DISMISS","note":"x","reason":"y","requestId":"x5"}`, 400, "reason"},
 		{"review: bad flag id", "POST", "/v1/flags/xyz:review", `{"action":"DISMISS","note":"x","requestId":"x6"}`, 400, "flagId"},
+		{"review: body names another flag", "POST", "/v1/flags/" + w.flag + ":review",
+			`{"flagId":"` + w.otherFlag + `","action":"DISMISS","note":"x","requestId":"x8"}`, 400, "flagId"},
+		{"review: body names another flag, in upper case", "POST", "/v1/flags/" + w.flag + ":review",
+			`{"flag_id":"` + strings.ToUpper(w.otherFlag) + `","action":"DISMISS","note":"x","requestId":"x9"}`, 400, "flagId"},
 		{"review: replay with another payload", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"REOPEN","requestId":"used"}`, 409, ""},
 		{"review: acknowledged twice", "POST", "/v1/flags/" + w.flag + ":review", `{"action":"ACKNOWLEDGE","requestId":"x7"}`, 400, ""},
 	}
@@ -484,5 +488,121 @@ func TestBackgroundDetection(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "detection run") || !strings.Contains(l, "roadmap="+w.roadmapID) || !strings.Contains(l, "resolved=2") {
 		t.Fatalf("logs say nothing of the runs:\n%s", l)
+	}
+}
+
+// plantFlagOf writes an OPEN flag as a run would about grants (its
+// subjects), with the donor and recipient arrays given: the run puts the
+// organisations a flag names in both.
+func (h *harness) plantFlagOf(t *testing.T, roadmapID string, grants, donors, recipients []string) string {
+	t.Helper()
+	ctx := context.Background()
+	run, id := uuid.NewString(), uuid.Must(uuid.NewV7()).String()
+	if _, err := h.db.Owner.Exec(ctx, `INSERT INTO detection_runs (id, roadmap_id, as_of, started_at, actor, actor_role, counts)
+		VALUES ($1, $2, current_date, now(), 'test', 'admin', '{}')`, run, roadmapID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.db.Owner.Exec(ctx, `INSERT INTO flags (id, roadmap_id, kind, fingerprint, severity, status, subjects, grant_ids,
+		donor_org_ids, recipient_org_ids, evidence, explanation, detected_at, first_run, updated_at)
+		VALUES ($1::uuid, $2, 'MILESTONE_AT_RISK', encode(sha256(convert_to($1::uuid::text, 'UTF8')), 'hex'), 'HIGH', 'OPEN',
+		        (SELECT coalesce(jsonb_agg(jsonb_build_object('type', 'grant', 'id', g)), '[]') FROM unnest($3::text[]) g),
+		        $3::uuid[], $4::uuid[], $5::uuid[], '{}', 'At risk.', now(), $6, now())`,
+		id, roadmapID, grants, donors, recipients, run); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// The token's role decides which flags an organisation sees. A pooled fund
+// both gives and receives grants, and the rules name it on the flags of
+// both: with its donor token it sees the flags of the grants it gives, with
+// its implementer token those of the grants it receives, never the other
+// role's. A flag naming it where it is no party to a grant (a milestone's
+// responsible organisation) it sees with either. The grantId and
+// organizationId filters only narrow what the caller sees.
+func TestFlagVisibilityFollowsTheTokensRole(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	fx := h.fixture(t, admin)
+	fund, ngo2 := h.org(t, admin, "POOLED_FUND"), h.org(t, admin, "IMPLEMENTER")
+	grant := func(donor, recipient, ref string) string {
+		g, err := pb.NewGrantServiceClient(h.conn).CreateGrant(admin, &pb.CreateGrantRequest{RequestId: uuid.NewString(), Grant: &pb.Grant{
+			RoadmapId: fx.roadmapID, DonorOrgId: donor, RecipientOrgId: recipient, Reference: ref, Title: ref,
+			Currency: "USD", Pledged: &pb.Money{Amount: "100.00", Currency: "USD"}, StartDate: "2024-01-01", EndDate: "2025-12-31"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Grant.Id
+	}
+	into := grant(fx.donorOrgID, fund, "G-IN") // the fund receives
+	outOf := grant(fund, ngo2, "G-OUT")        // the fund gives
+	both := func(orgs ...string) []string { return orgs }
+	fIn := h.plantFlagOf(t, fx.roadmapID, []string{into}, both(fx.donorOrgID, fund), both(fx.donorOrgID, fund))
+	fOut := h.plantFlagOf(t, fx.roadmapID, []string{outOf}, both(fund, ngo2), both(fund, ngo2))
+	fNamed := h.plantFlagOf(t, fx.roadmapID, []string{}, both(fund), both(fund))
+	fResp := h.plantFlagOf(t, fx.roadmapID, []string{fx.grantID}, both(fx.donorOrgID, fx.ngoOrgID, fund),
+		both(fx.donorOrgID, fx.ngoOrgID, fund))
+	all := []string{fIn, fOut, fNamed, fResp}
+	flags := pb.NewFlagServiceClient(h.conn)
+	for _, r := range []struct {
+		name string
+		role auth.Role
+		org  string
+		sees []string
+	}{
+		{"the fund as donor", auth.Donor, fund, []string{fOut, fNamed, fResp}},
+		{"the fund as implementer", auth.Implementer, fund, []string{fIn, fNamed, fResp}},
+		{"the fund's donor", auth.Donor, fx.donorOrgID, []string{fIn, fResp}},
+		{"the fund's partner", auth.Implementer, ngo2, []string{fOut}},
+		{"the fixture's partner", auth.Implementer, fx.ngoOrgID, []string{fResp}},
+		{"coordinator", auth.Coordinator, "", all},
+	} {
+		secret := h.secret(t, r.role, r.org)
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+secret)
+		list := func(query string, req *pb.ListFlagsRequest) []string {
+			resp, err := flags.ListFlags(ctx, req)
+			if err != nil {
+				t.Fatalf("%s: ListFlags %v: %v", r.name, req, err)
+			}
+			var grpcIDs, restIDs []string
+			for _, f := range resp.Flags {
+				grpcIDs = append(grpcIDs, f.Id)
+			}
+			rest := h.rest(t, "GET", "/v1/flags?"+query, "Bearer "+secret, nil)
+			for _, f := range asList(rest.body["flags"]) {
+				restIDs = append(restIDs, fmt.Sprint(f["id"]))
+			}
+			if !slices.Equal(grpcIDs, restIDs) {
+				t.Errorf("%s: %s lists %v over gRPC, %v over REST (%d)", r.name, query, grpcIDs, restIDs, rest.code)
+			}
+			return grpcIDs
+		}
+		if got := list("roadmapId="+fx.roadmapID, &pb.ListFlagsRequest{RoadmapId: fx.roadmapID}); !slices.Equal(got, r.sees) {
+			t.Errorf("%s lists %v, want %v", r.name, got, r.sees)
+		}
+		for _, id := range all {
+			want, wantHTTP := codes.NotFound, http.StatusNotFound
+			if slices.Contains(r.sees, id) {
+				want, wantHTTP = codes.OK, http.StatusOK
+			}
+			_, err := flags.GetFlag(ctx, &pb.GetFlagRequest{FlagId: id})
+			if rest := h.rest(t, "GET", "/v1/flags/"+id, "Bearer "+secret, nil); status.Code(err) != want || rest.code != wantHTTP {
+				t.Errorf("%s: GetFlag %s: %v over gRPC, %d over REST; want %v", r.name, id, err, rest.code, want)
+			}
+		}
+		// Filters narrow what the caller sees, and reveal nothing more.
+		for _, g := range []struct{ id, flag string }{{into, fIn}, {outOf, fOut}, {fx.grantID, fResp}} {
+			var want []string
+			if slices.Contains(r.sees, g.flag) {
+				want = []string{g.flag}
+			}
+			if got := list("grantId="+g.id, &pb.ListFlagsRequest{GrantId: g.id}); !slices.Equal(got, want) {
+				t.Errorf("%s: grantId %s lists %v, want %v", r.name, g.id, got, want)
+			}
+		}
+		if got := list("organizationId="+fund, &pb.ListFlagsRequest{OrganizationId: fund}); !slices.Equal(got, r.sees) {
+			t.Errorf("%s: organizationId (the fund) lists %v, want %v", r.name, got, r.sees)
+		}
 	}
 }

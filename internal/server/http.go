@@ -69,6 +69,9 @@ func (s *Server) edge(gw *runtime.ServeMux) http.Handler {
 type requestBody struct {
 	io.ReadCloser
 	fault error
+	// path holds the request's path parameters (proto field paths to
+	// values), for the decoder to refuse a body naming others (restinput.go).
+	path map[string]string
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -89,14 +92,7 @@ func (s *Server) gatewayOptions(routes *routeProbe) []runtime.ServeMuxOption {
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true}},
 		}}),
-		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-			// A request refused before its gRPC call has no request id from
-			// the interceptor: answer with the one the edge chose.
-			if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || len(md.HeaderMD.Get("x-request-id")) == 0 {
-				w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id"))
-			}
-			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, httpStatus(ctx, s.log, r, err))
-		}),
+		runtime.WithErrorHandler(s.gatewayError),
 		// A known path with a method it does not take is 405 with the methods
 		// it does take (grpc-gateway answers 501 and lists none).
 		runtime.WithRoutingErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
@@ -117,6 +113,28 @@ func (s *Server) gatewayOptions(routes *routeProbe) []runtime.ServeMuxOption {
 }
 
 var setQueryParser sync.Once
+
+// gatewayError answers every error of the gateway, through httpStatus.
+func (s *Server) gatewayError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	// A request refused before its gRPC call has no request id from the
+	// interceptor: answer with the one the edge chose.
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	reached := ok && len(md.HeaderMD.Get("x-request-id")) > 0
+	rid := r.Header.Get("X-Request-Id")
+	if !reached {
+		w.Header().Set("X-Request-Id", rid)
+	}
+	err = httpStatus(ctx, s.log, r, err)
+	var custom *runtime.HTTPStatusError
+	if code := status.Code(err); !reached && !errors.As(err, &custom) && (code == codes.Internal || code == codes.Unknown) {
+		// The gateway failed on its own side of the call (building or
+		// marshalling the request): no interceptor saw it, so it is logged
+		// here, in full, and answered like any internal error.
+		s.log.ErrorContext(ctx, "http internal error", "method", r.Method, "path", r.URL.Path, "request_id", rid, "err", err.Error())
+		err = status.Errorf(codes.Internal, "internal error (request id %s)", rid)
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
 
 // registerFunc adds one service's REST routes to a gateway mux.
 type registerFunc func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error

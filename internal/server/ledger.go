@@ -111,10 +111,7 @@ func (s *grantService) SetAllocations(ctx context.Context, req *pb.SetAllocation
 func entryInput(p *parser, t *pb.Transaction, grantID string) ledger.EntryInput {
 	gid := p.id("grantId", t.GetGrantId())
 	if grantID != "" {
-		if t.GetGrantId() != "" && t.GetGrantId() != grantID {
-			// Two different grants named: which one was meant is not ours to guess.
-			p.add("grantId", "names grant %s, the path names %s", t.GetGrantId(), grantID)
-		}
+		p.samePath("grantId", "grant", t.GetGrantId(), grantID)
 		prefix := p.prefix
 		p.within("")
 		gid = p.id("grantId", grantID)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/apperr"
@@ -72,6 +74,31 @@ func (p *parser) date(field, s string) time.Time {
 		p.add(field, "%s is outside %s to %s", s, apperr.Earliest.Format(time.DateOnly), apperr.Latest.Format(time.DateOnly))
 	}
 	return d
+}
+
+// samePath refuses a request body naming at field (body) another value than
+// the URL path does for it (path): which of the two was meant is not ours to
+// guess. An empty body value names nothing, and the path's stands.
+func (p *parser) samePath(field, what, body, path string) {
+	if body != "" && body != path {
+		p.add(field, "names %s %s, the path names %s", what, body, path)
+	}
+}
+
+// outputOnly refuses each of the fields named (proto names) that m sets: the
+// service sets them, and a value sent and silently dropped would let the
+// client believe it was kept. Fields are named under p's prefix.
+func (p *parser) outputOnly(m proto.Message, names ...protoreflect.Name) {
+	r := m.ProtoReflect()
+	for _, n := range names {
+		fd := r.Descriptor().Fields().ByName(n)
+		if fd == nil {
+			panic(fmt.Sprintf("outputOnly: %s has no field %s", r.Descriptor().FullName(), n))
+		}
+		if r.Has(fd) {
+			p.add(fd.JSONName(), "set by the service; leave it out")
+		}
+	}
 }
 
 // decimal reads a plain decimal number; empty is zero.

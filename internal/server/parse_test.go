@@ -71,6 +71,14 @@ func TestBadRequestsNameRequestPaths(t *testing.T) {
 	if got := fields(t, record(entry(func(tx *pb.Transaction) { tx.GrantId = other }))); fmt.Sprint(got) != "[transaction.grantId]" {
 		t.Errorf("body grantId other than the path's: violations %v", got)
 	}
+	// Over REST the path's grant may also be repeated at the top of the body:
+	// another one is refused as well, not overwritten by the path's.
+	bearer := "Bearer " + h.secret(t, auth.Admin, "")
+	r := h.rest(t, "POST", "/v1/grants/"+grantID+"/transactions", bearer, strings.NewReader(`{"grantId": "`+other+
+		`", "transaction": {"type": "COMMITMENT", "amount": {"amount": "10.00", "currency": "USD"}, "valueDate": "2024-03-01"}, "requestId": "p-body"}`))
+	if r.code != 400 || fmt.Sprint(fieldsOf(r)) != "[grantId]" || !strings.Contains(r.raw, "the path names "+grantID) {
+		t.Errorf("REST body grantId other than the path's: %d %s", r.code, r.raw)
+	}
 	// Several bad fields of a grant come in the grant's field order.
 	for range 5 {
 		_, err := grants.CreateGrant(admin, &pb.CreateGrantRequest{RequestId: rid(), Grant: &pb.Grant{RoadmapId: f.roadmapID,

@@ -39,6 +39,7 @@ func (s *procurementService) CreateProcurementItem(ctx context.Context, req *pb.
 	it := req.GetProcurementItem()
 	var p parser
 	p.within("procurementItem.")
+	p.outputOnly(it, "id", "roadmap_id", "stage", "stages", "late", "recorded_by", "recorded_at")
 	in := procurement.Input{GrantID: p.id("grantId", it.GetGrantId()), MilestoneID: p.id("milestoneId", it.GetMilestoneId()),
 		Description: it.GetDescription(), Category: it.GetCategory(), Critical: it.GetCritical(),
 		EstimatedCost:        p.money("estimatedCost", it.GetEstimatedCost()),

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/auth"
@@ -167,7 +168,7 @@ func TestEveryRoleAgainstEveryProcurementEndpoint(t *testing.T) {
 		{"AdvanceProcurementItem", [7]codes.Code{OK, OK, PD, PD, OK, NF, PD},
 			func(ctx context.Context) error {
 				_, err := w.items.AdvanceProcurementItem(ctx, &pb.AdvanceProcurementItemRequest{ItemId: it.Id, Stage: stage(),
-					EnteredOn: "2024-05-01", RequestId: w.rid()})
+					EnteredOn: "2024-05-01", Note: "by role", RequestId: w.rid()})
 				if err == nil {
 					next++
 				}
@@ -175,7 +176,7 @@ func TestEveryRoleAgainstEveryProcurementEndpoint(t *testing.T) {
 			},
 			func(bearer string) restResponse {
 				r := h.rest(t, "POST", "/v1/procurement-items/"+it.Id+":advance", bearer, strings.NewReader(fmt.Sprintf(
-					`{"stage": %q, "enteredOn": "2024-05-01", "requestId": %q}`, stage(), w.rid())))
+					`{"stage": %q, "enteredOn": "2024-05-01", "note": "by role", "requestId": %q}`, stage(), w.rid())))
 				if r.code == 200 {
 					next++
 				}
@@ -242,7 +243,7 @@ func TestProcurementOverREST(t *testing.T) {
 		t.Fatalf("retry: %d %s", again.code, again.raw)
 	}
 	r = h.rest(t, "POST", "/v1/procurement-items/"+id+":advance", bearer, strings.NewReader(
-		`{"stage": "CONTRACTED", "enteredOn": "2024-03-15", "note": "framework contract", "requestId": "veh-2"}`))
+		`{"itemId": "`+id+`", "stage": "CONTRACTED", "enteredOn": "2024-03-15", "note": "framework contract", "requestId": "veh-2"}`))
 	it, _ = r.body["procurementItem"].(map[string]any)
 	if r.code != 200 || it["stage"] != "CONTRACTED" ||
 		fmt.Sprint(it["stages"]) != "[map[enteredOn:2024-02-01 note: stage:REQUISITIONED] map[enteredOn:2024-03-15 note:framework contract stage:CONTRACTED]]" {
@@ -262,12 +263,20 @@ func TestProcurementOverREST(t *testing.T) {
 		{"?roadmapId=" + w.fx.roadmapID + "&milestoneId=" + w.fx.milestoneID, 2},
 		{"?late=true", 1}, // the dogs, expected 2024-10-01
 		{"?stage=ACCEPTED", 0},
+		// Ids in upper case, as every other list takes them.
+		{"?grantId=" + strings.ToUpper(w.fx.grantID) + "&stage=DELIVERED", 1},
+		{"?roadmapId=" + strings.ToUpper(w.fx.roadmapID) + "&milestoneId=" + strings.ToUpper(w.fx.milestoneID), 2},
 	} {
 		r := h.rest(t, "GET", "/v1/procurement-items"+tc.query, bearer, nil)
 		list, _ := r.body["procurementItems"].([]any)
 		if _, ok := r.body["nextPageToken"]; r.code != 200 || len(list) != tc.want || !ok {
 			t.Errorf("GET %s: %d %s, want %d items", tc.query, r.code, r.raw, tc.want)
 		}
+	}
+	up, err := w.items.ListProcurementItems(h.as(t, auth.Coordinator, ""), &pb.ListProcurementItemsRequest{
+		RoadmapId: strings.ToUpper(w.fx.roadmapID), GrantId: strings.ToUpper(w.fx.grantID), MilestoneId: strings.ToUpper(w.fx.milestoneID)})
+	if err != nil || len(up.ProcurementItems) != 2 {
+		t.Errorf("gRPC list by upper-case ids: %d items, %v", len(up.GetProcurementItems()), err)
 	}
 	// Every write was audited once (a retry writes none): two creates, two
 	// advances. The grant's donor and recipient see them, as they see the
@@ -329,6 +338,7 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 		adv    = "/tranche.v1.ProcurementService/AdvanceProcurementItem"
 	)
 	advPath := "/v1/procurement-items/" + it.Id + ":advance"
+	otherItem := w.create(t, coord, w.item())
 	before := w.written(t)
 	for _, tc := range []struct {
 		name, method, path string
@@ -353,10 +363,25 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 			edit(func(x *pb.ProcurementItem) { x.EstimatedCost.Currency = "XYZ" }), "procurementItem.estimatedCost.currency"},
 		{"requisitioned tomorrow", create, "/v1/procurement-items",
 			edit(func(x *pb.ProcurementItem) { x.RequisitionedOn, x.ExpectedDeliveryDate = tomorrow, "" }), "procurementItem.requisitionedOn"},
+		{"requisitioned in 9999 (once, not also as future)", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RequisitionedOn, x.ExpectedDeliveryDate = "9999-12-31", "" }), "procurementItem.requisitionedOn"},
 		{"delivery before requisition", create, "/v1/procurement-items",
 			edit(func(x *pb.ProcurementItem) { x.ExpectedDeliveryDate = "2024-03-31" }), "procurementItem.expectedDeliveryDate"},
 		{"not a date", create, "/v1/procurement-items",
 			edit(func(x *pb.ProcurementItem) { x.ExpectedDeliveryDate = "2024-02-30" }), "procurementItem.expectedDeliveryDate"},
+		// Output-only fields are refused, not silently dropped.
+		{"id set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) { x.Id = it.Id }), "procurementItem.id"},
+		{"roadmap set", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RoadmapId = w.fx.roadmapID }), "procurementItem.roadmapId"},
+		{"stage set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) { x.Stage = "CONTRACTED" }), "procurementItem.stage"},
+		{"stages set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) {
+			x.Stages = []*pb.ProcurementStage{{Stage: "TENDERED", EnteredOn: "2024-04-02"}}
+		}), "procurementItem.stages"},
+		{"late set", create, "/v1/procurement-items", edit(func(x *pb.ProcurementItem) { x.Late = true }), "procurementItem.late"},
+		{"recordedBy set", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RecordedBy = "someone" }), "procurementItem.recordedBy"},
+		{"recordedAt set", create, "/v1/procurement-items",
+			edit(func(x *pb.ProcurementItem) { x.RecordedAt = timestamppb.Now() }), "procurementItem.recordedAt"},
 		{"not a grant id", create, "/v1/procurement-items",
 			edit(func(x *pb.ProcurementItem) { x.GrantId = "G-1" }), "procurementItem.grantId"},
 		{"unknown stage", adv, advPath, advance("SHIPPED", "2024-05-11"), "stage"},
@@ -365,6 +390,10 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 		{"before the current stage's day", adv, advPath, advance("AWARDED", "2024-05-09"), "enteredOn"},
 		{"in the future", adv, advPath, advance("AWARDED", tomorrow), "enteredOn"},
 		{"not a date", adv, advPath, advance("AWARDED", "10/05/2024"), "enteredOn"},
+		{"entered in 9999 (once, not also as future)", adv, advPath, advance("AWARDED", "9999-12-31"), "enteredOn"},
+		{"cancelled without a note", adv, advPath, advance("CANCELLED", "2024-05-11"), "note"},
+		{"cancelled with a blank note", adv, advPath, &pb.AdvanceProcurementItemRequest{ItemId: it.Id, Stage: "CANCELLED", Note: " \n",
+			RequestId: w.rid()}, "note"},
 		{"NUL in note", adv, advPath, &pb.AdvanceProcurementItemRequest{ItemId: it.Id, Stage: "AWARDED", Note: "\x00",
 			RequestId: w.rid()}, "note"},
 	} {
@@ -389,6 +418,7 @@ func TestProcurementBadInputNamesTheFieldAndWritesNothing(t *testing.T) {
 		{"unknown field", "POST", "/v1/procurement-items",
 			`{"procurementItem": {"grantId": "` + w.fx.grantID + `", "colour": "red"}, "requestId": "x"}`, "procurementItem.colour"},
 		{"unknown advance field", "POST", advPath, `{"stage": "AWARDED", "stageDate": "2024-05-11", "requestId": "x"}`, "stageDate"},
+		{"advance: body names another item", "POST", advPath, `{"itemId": "` + otherItem.Id + `", "stage": "AWARDED", "requestId": "x"}`, "itemId"},
 		{"cost as a number", "POST", "/v1/procurement-items",
 			`{"procurementItem": {"estimatedCost": {"amount": 1.5, "currency": "USD"}}, "requestId": "x"}`, "procurementItem.estimatedCost.amount"},
 		{"critical as a string", "POST", "/v1/procurement-items", `{"procurementItem": {"critical": "yes"}, "requestId": "x"}`,

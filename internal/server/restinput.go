@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -49,7 +50,11 @@ func (j strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 			return io.EOF // no body: the gateway leaves the request empty
 		}
 		err = decodeJSON(data, m)
-		if b, ok := r.(*requestBody); ok && err != nil && b.fault == nil {
+		b, ok := r.(*requestBody)
+		if ok && err == nil {
+			err = pathConflicts(m, b.path)
+		}
+		if ok && err != nil && b.fault == nil {
 			b.fault = err
 		}
 		return err
@@ -421,4 +426,87 @@ func queryFault(ctx context.Context, r *http.Request) error {
 		bound = append(bound, strings.Split(m[1], "."))
 	}
 	return checkQuery(mt.New().Interface(), r.URL.Query(), utilities.NewDoubleArray(bound))
+}
+
+// restParams checks what the gateway takes from the URL before it builds the
+// gRPC request: a path parameter or query value that is not text (invalid
+// UTF-8, or NUL) is refused naming the parameter, as checkText names a bad
+// string of a body. Invalid UTF-8 must be caught here: the gateway could not
+// even marshal the request, and would answer 500. It also hands the path
+// parameters to the body decoder (pathConflicts).
+func (s *Server) restParams(mux **runtime.ServeMux) runtime.Middleware {
+	return func(next runtime.HandlerFunc) runtime.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+			if err := badParams(pathParams, r.URL.Query()); err != nil {
+				_, out := runtime.MarshalerForRequest(*mux, r)
+				runtime.HTTPError(r.Context(), *mux, out, w, r, err)
+				s.log.InfoContext(r.Context(), "http refused", "method", r.Method, "path", strings.ToValidUTF8(r.URL.Path, "\uFFFD"),
+					"request_id", r.Header.Get("X-Request-Id"), "err", err.Error())
+				return
+			}
+			if b, ok := r.Body.(*requestBody); ok {
+				b.path = pathParams
+			}
+			next(w, r, pathParams)
+		}
+	}
+}
+
+// badParams names each path parameter (by its JSON name) and query
+// parameter whose value is not text, path first, each in name order.
+func badParams(path map[string]string, query url.Values) error {
+	var vs []apperr.Violation
+	for _, k := range slices.Sorted(maps.Keys(path)) {
+		if !goodText(path[k]) {
+			vs = append(vs, apperr.Violation{Field: jsonPath(echo(k)), Description: badText})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(query)) {
+		name := echo(k)
+		if mapKeyRE.FindStringSubmatch(k) == nil {
+			name = jsonPath(name)
+		}
+		if !goodText(k) {
+			vs = append(vs, apperr.Violation{Field: name, Description: "query parameter name " + badText})
+			continue
+		}
+		if slices.ContainsFunc(query[k], func(v string) bool { return !goodText(v) }) {
+			vs = append(vs, apperr.Violation{Field: name, Description: badText})
+		}
+	}
+	if len(vs) > 0 {
+		return &apperr.InvalidError{Violations: vs}
+	}
+	return nil
+}
+
+// pathConflicts refuses a body that sets a field the URL path binds (the
+// flagId of POST /v1/flags/{flagId}:review) to another value: the gateway
+// would silently overwrite it with the path's, acting on a resource the
+// client did not name. It is the same refusal as a transaction naming
+// another grant than its path (parser.samePath).
+func pathConflicts(m proto.Message, path map[string]string) error {
+	var p parser
+	for _, key := range slices.Sorted(maps.Keys(path)) {
+		r := m.ProtoReflect()
+		parts := strings.Split(key, ".")
+		var fd protoreflect.FieldDescriptor
+		for i, part := range parts {
+			fd = r.Descriptor().Fields().ByName(protoreflect.Name(part))
+			if fd == nil || i == len(parts)-1 {
+				break
+			}
+			if fd.Message() == nil || fd.IsList() || fd.IsMap() || !r.Has(fd) {
+				fd = nil
+				break
+			}
+			r = r.Get(fd).Message()
+		}
+		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || !r.Has(fd) {
+			continue
+		}
+		what := strings.TrimSuffix(fd.JSONName(), "Id")
+		p.samePath(jsonPath(key), what, r.Get(fd).String(), path[key])
+	}
+	return p.err()
 }

@@ -247,7 +247,8 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 	if err != nil {
 		return nil, fmt.Errorf("registering gateway: %w", err)
 	}
-	mux := runtime.NewServeMux(append(s.gatewayOptions(routes),
+	var mux *runtime.ServeMux
+	mux = runtime.NewServeMux(append(s.gatewayOptions(routes), runtime.WithMiddlewares(s.restParams(&mux)),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if strings.EqualFold(key, "X-Request-Id") {
 				return "x-request-id", true

@@ -18,7 +18,10 @@ import (
 
 // Every text field of every request must be valid UTF-8 without NUL bytes:
 // PostgreSQL text cannot hold NUL, and neither belongs in a ledger. The
-// interceptors check each request here, in one place, before validation.
+// interceptors check each request here, in one place, before validation;
+// over REST, path and query parameters are checked with the same goodText
+// before the gateway marshals them (restParams), since it cannot marshal
+// invalid UTF-8 at all.
 
 const badText = "must be valid UTF-8 text without NUL bytes"
 

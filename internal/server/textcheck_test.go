@@ -2,9 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -241,5 +245,82 @@ func TestMegabyteStringIsRefusedBriefly(t *testing.T) {
 	}
 	if after := h.auditEvents(t, bearer); after != before {
 		t.Errorf("%d audit events written", after-before)
+	}
+}
+
+// A path parameter or query value that is not text (invalid UTF-8, or NUL)
+// is INVALID_ARGUMENT naming the parameter, on every endpoint, checked before
+// the gateway builds the gRPC request. Invalid UTF-8 used to be a 500: the
+// gateway could not marshal the request.
+func TestBadTextInTheURLIsRefusedNamingTheParameter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	bearer := "Bearer " + h.secret(t, auth.Admin, "")
+	fx := h.fixture(t, admin)
+	before := h.auditEvents(t, bearer)
+	for _, tc := range []struct {
+		method, path, body string
+		want               []string
+	}{
+		{"GET", "/v1/procurement-items/" + fx.grantID + "%FF", "", []string{"itemId"}},
+		{"GET", "/v1/flags/%FF", "", []string{"flagId"}},
+		{"GET", "/v1/flags/%00", "", []string{"flagId"}},
+		{"GET", "/v1/grants/%C3%28", "", []string{"grantId"}},
+		{"GET", "/v1/grants?roadmapId=%FF", "", []string{"roadmapId"}},
+		{"GET", "/v1/grants?roadmap_id=%FF", "", []string{"roadmapId"}},
+		{"GET", "/v1/audit-events?entityType=%FF", "", []string{"entityType"}},
+		{"GET", "/v1/audit-events?entityType=%FF&entityId=%00", "", []string{"entityId", "entityType"}},
+		{"GET", "/v1/organizations?pageToken=%00", "", []string{"pageToken"}},
+		{"GET", "/v1/flags?pageSize=%FF", "", []string{"pageSize"}},
+		{"POST", "/v1/flags/%FF:review", `{"action": "ACKNOWLEDGE", "requestId": "r-1"}`, []string{"flagId"}},
+		{"POST", "/v1/procurement-items/%FF%FE:advance", `{"stage": "TENDERED", "requestId": "r-2"}`, []string{"itemId"}},
+		{"POST", "/v1/grants/" + fx.grantID + "%FF/transactions", `{"transaction": {"type": "DISBURSEMENT"}, "requestId": "r-3"}`,
+			[]string{"grantId"}},
+	} {
+		r := h.rest(t, tc.method, tc.path, bearer, strings.NewReader(tc.body))
+		if r.code != 400 || r.grpcCode() != 3 || !slicesEqual(fieldsOf(r), tc.want) || strings.Contains(r.raw, "marshal") {
+			t.Errorf("%s %s: %d %s, want 400 naming %q", tc.method, tc.path, r.code, r.raw, tc.want)
+		}
+	}
+	if after := h.auditEvents(t, bearer); after != before {
+		t.Errorf("%d audit events written", after-before)
+	}
+	// The same ids over gRPC, sent as raw bytes: the codec and the text check.
+	for _, tc := range []struct {
+		method string
+		req    proto.Message
+		want   string
+	}{
+		{"/tranche.v1.FlagService/GetFlag", &pb.GetFlagRequest{FlagId: "\u2603\u2603"}, "flagId"},
+		{"/tranche.v1.FlagService/ReviewFlag", &pb.ReviewFlagRequest{FlagId: "\u2603\u2603", Action: "ACKNOWLEDGE", RequestId: "r-4"}, "flagId"},
+		{"/tranche.v1.ProcurementService/GetProcurementItem", &pb.GetProcurementItemRequest{ItemId: "\u2603\u2603"}, "itemId"},
+		{"/tranche.v1.GrantService/ListGrants", &pb.ListGrantsRequest{RoadmapId: "\u2603\u2603"}, "roadmapId"},
+	} {
+		var resp pb.CreateOrganizationResponse
+		err := h.conn.Invoke(admin, tc.method, withBadUTF8(t, tc.req), &resp, grpc.ForceCodecV2(rawCodec{}))
+		if status.Code(err) != codes.InvalidArgument || !slicesEqual(violationFields(err), []string{tc.want}) {
+			t.Errorf("gRPC %s: %v, fields %q, want %s", tc.method, err, violationFields(err), tc.want)
+		}
+	}
+}
+
+// An internal error of the gateway itself (one the service never saw, so no
+// interceptor logged it) is logged in full and answered without detail.
+func TestGatewayInternalErrorIsLogged(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/v1/flags/x", nil)
+	r.Header.Set("X-Request-Id", "rid-1")
+	mux := runtime.NewServeMux()
+	s.gatewayError(context.Background(), mux, &runtime.JSONPb{}, w, r,
+		status.Error(codes.Internal, "grpc: error while marshaling: string field contains invalid UTF-8"))
+	if w.Code != 500 || strings.Contains(w.Body.String(), "marshaling") || !strings.Contains(w.Body.String(), "rid-1") {
+		t.Errorf("answered %d %s", w.Code, w.Body.String())
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "marshaling") || !strings.Contains(l, "rid-1") {
+		t.Errorf("not logged: %q", l)
 	}
 }

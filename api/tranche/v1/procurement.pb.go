@@ -437,12 +437,14 @@ func (x *GetProcurementItemResponse) GetProcurementItem() *ProcurementItem {
 }
 
 type ListProcurementItemsRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	PageSize    int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken   string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	RoadmapId   string                 `protobuf:"bytes,3,opt,name=roadmap_id,json=roadmapId,proto3" json:"roadmap_id,omitempty"`
-	GrantId     string                 `protobuf:"bytes,4,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
-	MilestoneId string                 `protobuf:"bytes,5,opt,name=milestone_id,json=milestoneId,proto3" json:"milestone_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Ids in either case: the service parses them and names one that is not
+	// an id, as the flag list does.
+	RoadmapId   string `protobuf:"bytes,3,opt,name=roadmap_id,json=roadmapId,proto3" json:"roadmap_id,omitempty"`
+	GrantId     string `protobuf:"bytes,4,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	MilestoneId string `protobuf:"bytes,5,opt,name=milestone_id,json=milestoneId,proto3" json:"milestone_id,omitempty"`
 	// The current stage.
 	Stage string `protobuf:"bytes,6,opt,name=stage,proto3" json:"stage,omitempty"`
 	// Only items whose expected delivery date has passed and that are neither
@@ -746,16 +748,16 @@ const file_tranche_v1_procurement_proto_rawDesc = "" +
 	"\x19GetProcurementItemRequest\x12!\n" +
 	"\aitem_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06itemId\"d\n" +
 	"\x1aGetProcurementItemResponse\x12F\n" +
-	"\x10procurement_item\x18\x01 \x01(\v2\x1b.tranche.v1.ProcurementItemR\x0fprocurementItem\"\xd0\x02\n" +
+	"\x10procurement_item\x18\x01 \x01(\v2\x1b.tranche.v1.ProcurementItemR\x0fprocurementItem\"\x9a\x02\n" +
 	"\x1bListProcurementItemsRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\x128\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\x12&\n" +
 	"\n" +
-	"roadmap_id\x18\x03 \x01(\tB\x19\xbaH\x16r\x142\x12^$|^[0-9a-f-]{36}$R\troadmapId\x124\n" +
-	"\bgrant_id\x18\x04 \x01(\tB\x19\xbaH\x16r\x142\x12^$|^[0-9a-f-]{36}$R\agrantId\x12<\n" +
-	"\fmilestone_id\x18\x05 \x01(\tB\x19\xbaH\x16r\x142\x12^$|^[0-9a-f-]{36}$R\vmilestoneId\x12\x1d\n" +
+	"roadmap_id\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18$R\troadmapId\x12\"\n" +
+	"\bgrant_id\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18$R\agrantId\x12*\n" +
+	"\fmilestone_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18$R\vmilestoneId\x12\x1d\n" +
 	"\x05stage\x18\x06 \x01(\tB\a\xbaH\x04r\x02\x182R\x05stage\x12\x12\n" +
 	"\x04late\x18\a \x01(\bR\x04late\"\x90\x01\n" +
 	"\x1cListProcurementItemsResponse\x12H\n" +
