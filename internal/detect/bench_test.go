@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,7 @@ func BenchmarkDetect(b *testing.B) {
 			}
 			m.perRule[r.kind] = time.Since(t0).Seconds()
 		}
+		checkRulePlans(b, db, sc, entries)
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				if counts, err = runDetection(ctx, db, res.Roadmap, genAsOf); err != nil {
@@ -129,4 +131,35 @@ func BenchmarkDetect(b *testing.B) {
 				a.n, c.n, x.what, x.to/x.from, x.from, x.to, bound, x.to/x.from/bound)
 		}
 	}
+}
+
+// checkRulePlans explains every statement each rule sends over the loaded
+// programme and fails if any plan scans the journal sequentially once per
+// row of something else (the inner side of a nested loop, or a subplan):
+// the issue's "no sequential scan of the journal per grant", checked at
+// each size the benchmark loads, 1 000 000 entries included.
+func checkRulePlans(b *testing.B, db *testdb.DB, sc scope, entries int) {
+	ctx := context.Background()
+	tr := &testdb.Tracer{}
+	pool := testdb.TracedPool(b, db, tr)
+	if _, err := pool.Exec(ctx, `SET jit = off`); err != nil {
+		b.Fatal(err)
+	}
+	checked, bad := 0, 0
+	for _, r := range allRules() {
+		stmts := tr.CaptureAll(b, func() error { _, err := r.find(ctx, pool, sc); return err })
+		for _, st := range stmts {
+			if !strings.Contains(st.SQL, "transactions") {
+				continue
+			}
+			checked++
+			walkPlan(explainJSON(b, pool, st.SQL, st.Args), false, func(n planJSON, repeated bool) {
+				if repeated && n.NodeType == "Seq Scan" && n.RelationName == "transactions" {
+					bad++
+					b.Errorf("%s at %d entries scans the journal once per row:\n%s", r.kind, entries, planText(b, pool, st.SQL, st.Args))
+				}
+			})
+		}
+	}
+	fmt.Printf("BenchmarkDetect: %d entries: %d statements reading the journal explained, %d scanning it once per row\n", entries, checked, bad)
 }

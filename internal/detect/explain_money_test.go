@@ -170,7 +170,7 @@ type planJSON struct {
 	Plans        []planJSON `json:"Plans"`
 }
 
-func explainJSON(t *testing.T, pool *pgxpool.Pool, sql string, args []any) planJSON {
+func explainJSON(t testing.TB, pool *pgxpool.Pool, sql string, args []any) planJSON {
 	t.Helper()
 	var raw []byte
 	if err := pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&raw); err != nil {
@@ -183,7 +183,7 @@ func explainJSON(t *testing.T, pool *pgxpool.Pool, sql string, args []any) planJ
 	return doc[0].Plan
 }
 
-func planText(t *testing.T, pool *pgxpool.Pool, sql string, args []any) string {
+func planText(t testing.TB, pool *pgxpool.Pool, sql string, args []any) string {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), "EXPLAIN "+sql, args...)
 	if err != nil {

@@ -56,6 +56,30 @@ func (tr *Tracer) Capture(t testing.TB, fn func() error, marker string) (string,
 	return found[0].sql, found[0].args
 }
 
+// Statement is one statement a traced pool ran, with its arguments.
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// CaptureAll runs fn and returns every statement it ran, in order.
+func (tr *Tracer) CaptureAll(t testing.TB, fn func() error) []Statement {
+	t.Helper()
+	tr.mu.Lock()
+	tr.queries = nil
+	tr.mu.Unlock()
+	if err := fn(); err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := make([]Statement, len(tr.queries))
+	for i, q := range tr.queries {
+		out[i] = Statement{q.sql, q.args}
+	}
+	return out
+}
+
 // TracedPool is a pool on db as the service connects (decimals registered)
 // whose statements tr records.
 func TracedPool(t testing.TB, db *DB, tr *Tracer) *pgxpool.Pool {
