@@ -37,12 +37,12 @@ func TestFilteredListsUseIndexes(t *testing.T) {
 		                          WHEN i % 100 < 97 THEN 'milestone' ELSE 'organization' END AS k) x`); err != nil {
 		t.Fatal(err)
 	}
-	// 500 reviews of flags, each naming two donors and two implementers.
+	// 500 reviews of flags, each naming two donors and two implementers (by role).
 	if _, err := db.Owner.Exec(ctx, `
 		INSERT INTO audit_events (occurred_at, actor_token_id, actor_name, actor_role, actor_org_id, method,
 		                          entity_type, entity_id, request_id, subject_orgs, change, seq, prev_hash, hash)
 		SELECT timestamptz '2025-01-01 00:00Z' + i * interval '1 hour', 'tok-1', 'n', 'coordinator', '', 'm', 'flag',
-		       'f-' || i, 'rf-' || i, ARRAY['donor-' || i % 50, 'impl-' || i % 40, 'donor-' || (i + 7) % 50, 'impl-' || (i + 3) % 40],
+		       'f-' || i, 'rf-' || i, ARRAY['donor:donor-' || i % 50, 'recipient:impl-' || i % 40, 'donor:donor-' || (i + 7) % 50, 'recipient:impl-' || (i + 3) % 40],
 		       '{}', 50000 + i, '\x00', '\x00'
 		FROM generate_series(1, 500) i`); err != nil {
 		t.Fatal(err)

@@ -32,21 +32,23 @@ type Filter struct {
 // internal/procurement record them so): a donor sees those of the grants it
 // gives, as it reads them, an implementer those of the grants it receives.
 // A token's events carry the organisation the token acts for, and its own
-// tokens are about that organisation. A flag's review is seen by the
-// organisations the flag involves (flagReviews). An entity type not named here is seen
+// tokens are about that organisation. A flag's review is seen as the flag
+// is (flagReviews). An entity type not named here is seen
 // by the unbound roles only, until its rule is written here.
 const (
 	publicTypes = `'organization', 'roadmap', 'milestone', 'fx_rates', 'fx_rate'`
 	grantTypes  = `'grant', 'transaction', 'transaction_batch', 'procurement_item'`
 )
 
-// flagReviews is the condition for the reviews of flags about org's grants:
-// a review names every donor and recipient of the flag's grants, in no
-// order, so org may be any of them (audit_events_flag_orgs, migration 011).
-// Detection runs (entity type detection_run) cover a whole roadmap and stay
-// with the unbound roles.
-func flagReviews(org string) string {
-	return `entity_type = 'flag' AND subject_orgs @> ARRAY[` + org + `]::text[]`
+// flagReviews is the condition for the reviews of flags a token sees: a
+// review names each party to the flag's grants with its role
+// ("donor:ID", "recipient:ID", internal/detect), and a donor token lists
+// those naming its organisation as donor, an implementer token those naming
+// it as recipient, as with the flags themselves (audit_events_flag_orgs,
+// migration 011). Detection runs (entity type detection_run) cover a whole
+// roadmap and stay with the unbound roles.
+func flagReviews(role, org string) string {
+	return `entity_type = 'flag' AND subject_orgs @> ARRAY['` + role + `:' || ` + org + `]::text[]`
 }
 
 // query collects a statement's arguments.
@@ -67,7 +69,7 @@ func (q *query) visibility(p auth.Principal) []string {
 		return []string{
 			`entity_type IN (` + publicTypes + `)`,
 			`entity_type IN (` + grantTypes + `, 'token') AND subject_orgs[1] = ` + org,
-			flagReviews(org),
+			flagReviews("donor", org),
 		}
 	case auth.Implementer:
 		org := q.arg(p.OrgID)
@@ -75,7 +77,7 @@ func (q *query) visibility(p auth.Principal) []string {
 			`entity_type IN (` + publicTypes + `)`,
 			`entity_type IN ('token') AND subject_orgs[1] = ` + org,
 			`entity_type IN (` + grantTypes + `) AND subject_orgs[2] = ` + org,
-			flagReviews(org),
+			flagReviews("recipient", org),
 		}
 	}
 	return []string{"true"}

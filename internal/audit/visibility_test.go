@@ -50,9 +50,12 @@ func TestListVisibility(t *testing.T) {
 		{"grant B→A", "grant", uuid.NewString(), []string{donorB, donorA}},
 		{"entry B→A", "transaction", uuid.NewString(), []string{donorB, donorA}},
 		{"item A→I", "procurement_item", uuid.NewString(), []string{donorA, implI}},
-		// A flag about A's and B's grants to I and J, in no order.
-		{"flag", "flag", uuid.NewString(), []string{implJ, donorB, implI, donorA}},
-		{"flag B→J", "flag", uuid.NewString(), []string{donorB, implJ}},
+		// Reviews of flags name the parties to the flag's grants with their
+		// role: one about A's and B's grants to I and J, one about B→J, and
+		// one about B→A, which A sees as recipient only.
+		{"flag", "flag", uuid.NewString(), []string{"donor:" + donorA, "donor:" + donorB, "recipient:" + implI, "recipient:" + implJ}},
+		{"flag B→J", "flag", uuid.NewString(), []string{"donor:" + donorB, "recipient:" + implJ}},
+		{"flag B→A", "flag", uuid.NewString(), []string{"donor:" + donorB, "recipient:" + donorA}},
 		// A type without a visibility rule: unbound roles only.
 		{"unknown A→I", "something_new", uuid.NewString(), []string{donorA, implI}},
 	}
@@ -91,14 +94,14 @@ func TestListVisibility(t *testing.T) {
 		{"donor A", auth.Principal{Role: auth.Donor, OrgID: donorA},
 			append(slices.Clone(public), "token A", "grant A→I", "allocations A→I", "entry A→I", "batch A→I", "item A→I", "flag")},
 		{"donor B", auth.Principal{Role: auth.Donor, OrgID: donorB},
-			append(slices.Clone(public), "batch B→I", "grant B→J", "entry B→J", "grant B→A", "entry B→A", "flag", "flag B→J")},
+			append(slices.Clone(public), "batch B→I", "grant B→J", "entry B→J", "grant B→A", "entry B→A", "flag", "flag B→J", "flag B→A")},
 		{"implementer I", auth.Principal{Role: auth.Implementer, OrgID: implI},
 			append(slices.Clone(public), "token I", "grant A→I", "allocations A→I", "entry A→I", "batch A→I", "batch B→I", "item A→I", "flag")},
 		{"implementer J", auth.Principal{Role: auth.Implementer, OrgID: implJ},
 			append(slices.Clone(public), "grant B→J", "entry B→J", "flag", "flag B→J")},
 		// An implementer token of A's organisation reads the grants A receives.
 		{"implementer A", auth.Principal{Role: auth.Implementer, OrgID: donorA},
-			append(slices.Clone(public), "token A", "grant B→A", "entry B→A", "flag")},
+			append(slices.Clone(public), "token A", "grant B→A", "entry B→A", "flag B→A")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,11 +65,14 @@
 //
 // A run derives, from a flag's subjects, the grants it involves (grants
 // named, and the grants of journal entries and procurement items named) and
-// keeps them with the grants' donors and recipients (a grant's parties
-// never change); an organisation named as a subject counts as both. Admins,
-// coordinators and auditors see every flag; a donor the flags involving a
-// grant it gives (or naming it), an implementer those involving a grant it
-// receives (or naming it). A flag a caller may not see is NOT_FOUND.
+// keeps them with the grants' donors and recipients, apart (a grant's
+// parties never change). Admins, coordinators and auditors see every flag;
+// a donor token the flags involving a grant its organisation gives, an
+// implementer token those involving a grant it receives. Being named as a
+// subject (a milestone's responsible organisation) shows nothing: a flag
+// about no grant is for the unbound roles only. A flag a caller may not see
+// is NOT_FOUND; the audit events of its reviews likewise (they name each
+// party with its role).
 //
 // # Thresholds
 //

@@ -334,8 +334,8 @@ func (f finding) check() error {
 
 // upsertSQL writes every finding of a run in one statement. It derives who
 // may see each flag from its subjects (the grants named directly or through
-// their journal entries and procurement items, their donors and recipients,
-// and any organisation named), inserts new fingerprints as OPEN flags and
+// their journal entries and procurement items, and their donors and
+// recipients), inserts new fingerprints as OPEN flags and
 // updates existing ones only where something changed: a RESOLVED flag is
 // unresolved again (OPEN, or DISMISSED or ACKNOWLEDGED if that was its last
 // review), an unresolved one keeps its status and review and takes the
@@ -364,13 +364,13 @@ WITH input AS (
   SELECT fingerprint, array_agg(DISTINCT g.id) AS grant_ids, array_agg(DISTINCT g.donor_org_id) AS donors,
          array_agg(DISTINCT g.recipient_org_id) AS recipients
   FROM fgrants fg JOIN grants g ON g.id = fg.grant_id GROUP BY fingerprint
-), orgs AS (
-  SELECT fingerprint, array_agg(DISTINCT id) AS orgs FROM subj WHERE type = 'organization' GROUP BY fingerprint
 ), candidates AS (
-  SELECT i.*, coalesce(v.grant_ids, '{}') AS grant_ids,
-         ARRAY(SELECT DISTINCT u FROM unnest(coalesce(v.donors, '{}') || coalesce(o.orgs, '{}')) u ORDER BY u) AS donors,
-         ARRAY(SELECT DISTINCT u FROM unnest(coalesce(v.recipients, '{}') || coalesce(o.orgs, '{}')) u ORDER BY u) AS recipients
-  FROM input i LEFT JOIN vis v USING (fingerprint) LEFT JOIN orgs o USING (fingerprint)
+  -- Who sees a flag follows from its grants only (array_agg DISTINCT sorts):
+  -- an organisation named as a subject (a milestone's responsible one) is
+  -- not a party to the other organisations' grants the flag is about.
+  SELECT i.*, coalesce(v.grant_ids, '{}') AS grant_ids, coalesce(v.donors, '{}') AS donors,
+         coalesce(v.recipients, '{}') AS recipients
+  FROM input i LEFT JOIN vis v USING (fingerprint)
 ), prev AS (
   SELECT f.id, f.fingerprint, f.status,
          f.status = 'RESOLVED'

@@ -112,32 +112,25 @@ func scanFlag(row pgx.Row, f *Flag) error {
 // visibility is the condition (over flags, with its arguments appended to
 // args) under which p may see a flag. Coordinators, admins and auditors see
 // every flag. A donor sees the flags involving a grant its organisation
-// gives, an implementer those involving a grant it receives: the role of the
-// token decides, so an organisation that both gives and receives (a pooled
-// fund) sees, with its donor token, nothing of the grants it receives, and
-// with its implementer token nothing of those it gives. An organisation a
-// flag names directly (a milestone's responsible organisation) sees it with
-// either token, unless the flag involves a grant it is a party to in the
-// other role only: then it is named as that party.
-//
-// The run writes the donors of a flag's grants and the organisations it
-// names into donor_org_ids (and the recipients and the named into
-// recipient_org_ids), and the rules name every grant's donor and recipient,
-// so those arrays alone cannot tell a party's role: they narrow the flags by
-// their index, and the caller's own grants (read once, by the grants'
-// indexes) decide.
+// gives, an implementer those involving a grant it receives (the issue's
+// "flags whose subjects include their own grants"): the token's role
+// decides, so an organisation that both gives and receives (a pooled fund)
+// sees with its donor token the flags about grants it gives only, and with
+// its implementer token those about grants it receives. A flag involving no
+// grant (a milestone at risk for its funding gap alone) is seen by the
+// unbound roles only. The run keeps the donors and the recipients of a
+// flag's grants apart (donor_org_ids, recipient_org_ids), each with its GIN
+// index.
 func visibility(p auth.Principal, args *[]any) string {
-	const cond = `(%[1]s @> ARRAY[$%[3]d::uuid] AND (grant_ids && ARRAY(SELECT id FROM grants WHERE %[2]s = $%[3]d::uuid)
-		OR NOT grant_ids && ARRAY(SELECT id FROM grants WHERE %[4]s = $%[3]d::uuid)))`
 	switch {
 	case p.Can(auth.Coordinator, auth.Auditor):
 		return "true"
 	case p.Role == auth.Donor && p.OrgID != "":
 		*args = append(*args, p.OrgID)
-		return fmt.Sprintf(cond, "donor_org_ids", "donor_org_id", len(*args), "recipient_org_id")
+		return fmt.Sprintf("donor_org_ids @> ARRAY[$%d::uuid]", len(*args))
 	case p.Role == auth.Implementer && p.OrgID != "":
 		*args = append(*args, p.OrgID)
-		return fmt.Sprintf(cond, "recipient_org_ids", "recipient_org_id", len(*args), "donor_org_id")
+		return fmt.Sprintf("recipient_org_ids @> ARRAY[$%d::uuid]", len(*args))
 	}
 	return "false"
 }
@@ -166,7 +159,7 @@ type ListFilter struct {
 	RoadmapID uuid.UUID
 	GrantID   uuid.UUID
 	// OrganizationID lists the flags involving an organisation: as donor or
-	// recipient of a grant they involve, or named.
+	// recipient of a grant they involve.
 	OrganizationID uuid.UUID
 	Kind           string
 	Severity       string
@@ -301,12 +294,19 @@ func (s *Store) Review(ctx context.Context, id uuid.UUID, action, note, requestI
 	return f, nil
 }
 
-// involved is every organisation a flag involves, sorted, for the audit
-// event of its review.
+// involved names, for the audit event of a flag's review, every party to
+// the flag's grants with its role ("donor:ID", "recipient:ID"), so the audit
+// listing shows the review to the tokens that see the flag (internal/audit,
+// flagReviews).
 func involved(f Flag) []string {
-	out := slices.Concat(f.DonorOrgIDs, f.RecipientOrgIDs)
-	slices.Sort(out)
-	return slices.Compact(out)
+	out := make([]string, 0, len(f.DonorOrgIDs)+len(f.RecipientOrgIDs))
+	for _, o := range f.DonorOrgIDs {
+		out = append(out, "donor:"+o)
+	}
+	for _, o := range f.RecipientOrgIDs {
+		out = append(out, "recipient:"+o)
+	}
+	return out
 }
 
 // Event is one entry of a flag's history.
