@@ -134,15 +134,11 @@ func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fr
 	// before the run's transaction begins, so that transaction's snapshot
 	// (REPEATABLE READ: every rule sees one state of the data) starts after
 	// the previous run committed.
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.lockRoadmap(ctx, roadmapID)
 	if err != nil {
-		return RunResult{}, fmt.Errorf("running detection: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, runLockClass, roadmapID.String()); err != nil {
-		conn.Conn().Close(context.Background()) // a lock request cut short may yet be granted: drop the session
 		return RunResult{}, fmt.Errorf("waiting for other runs of the roadmap: %w", err)
 	}
+	defer conn.Release()
 	defer func() {
 		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, runLockClass, roadmapID.String()); err != nil {
 			conn.Conn().Close(context.Background()) // closing the session releases its locks
@@ -181,6 +177,38 @@ func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fr
 		return RunResult{}, fmt.Errorf("running detection: %w", err)
 	}
 	return res, nil
+}
+
+// lockRoadmap returns a connection holding the run lock of a roadmap. While
+// another run holds it, it waits without holding a connection: callers
+// queued behind a long run (a coordinator clicking twice, the background
+// loop of every replica) must not drain the pool the API needs. It tries
+// again after a pause that doubles up to a second.
+func (s *Store) lockRoadmap(ctx context.Context, roadmapID uuid.UUID) (*pgxpool.Conn, error) {
+	pause := 20 * time.Millisecond
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var locked bool
+		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, runLockClass, roadmapID.String()).Scan(&locked)
+		if err != nil {
+			conn.Conn().Close(context.Background()) // the lock may yet have been granted: drop the session
+			conn.Release()
+			return nil, err
+		}
+		if locked {
+			return conn, nil
+		}
+		conn.Release()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // tuneForRules sets, for the transaction, what the rules' statements need:

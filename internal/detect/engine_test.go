@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
@@ -638,5 +639,62 @@ func TestReviewRacingARun(t *testing.T) {
 		case reviewErr != nil && !errors.Is(reviewErr, apperr.ErrFailedPrecondition):
 			t.Fatalf("round %d: review: %v", i, reviewErr)
 		}
+	}
+}
+
+// Runs queued behind a run of the same roadmap wait without holding a
+// connection: on a pool of two, with the roadmap's lock held elsewhere,
+// four waiting runs leave the pool free for everything else, and all four
+// run once the lock is let go.
+func TestWaitingRunsHoldNoConnection(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.r.set(f("a", 0, grantSubject(w.g1)))
+	cfg, err := pgxpool.ParseConfig(w.db.AppURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := New(pool, DefaultConfig())
+	s.rules = w.s.rules
+	// Another session holds the roadmap's run lock.
+	holder, err := w.db.Owner.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	if _, err := holder.Exec(context.Background(), `SELECT pg_advisory_lock($1, hashtext($2))`, runLockClass, w.roadmap.String()); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { _, err := s.Run(coord, w.roadmap, time.Time{}); errs <- err }()
+	}
+	time.Sleep(300 * time.Millisecond) // the runs are waiting by now
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var one int
+		err := pool.QueryRow(ctx, `SELECT 1`).Scan(&one)
+		cancel()
+		if err != nil {
+			t.Fatalf("with four runs waiting, the pool of two has no connection left: %v", err)
+		}
+	}
+	if _, err := holder.Exec(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, runLockClass, w.roadmap.String()); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a waiting run: %v", err)
+		}
+	}
+	var runs int
+	if err := w.db.Owner.QueryRow(context.Background(), `SELECT count(*) FROM detection_runs WHERE roadmap_id = $1`, w.roadmap).Scan(&runs); err != nil || runs != 4 {
+		t.Fatalf("%d runs recorded (%v), want 4", runs, err)
 	}
 }
