@@ -318,7 +318,18 @@ var idleFundsSQL = `WITH ` + liveCTE("RECEIPT", "EXPENDITURE") + `,
 	ORDER BY g.id`
 
 func idleFundsArgs(s scope) []any {
-	return []any{s.RoadmapID, s.AsOf, s.AsOf.AddDate(0, -s.Config.IdleMonths, 0), s.Config.IdleShare}
+	return []any{s.RoadmapID, s.AsOf, idleCutoff(s), s.Config.IdleShare}
+}
+
+// idleCutoff is the day IdleMonths before the as-of day, clamped to the end
+// of a shorter month as PostgreSQL's date - make_interval(months => n) does:
+// 2025-08-31 less six months is 2025-02-28. time.AddDate would normalise
+// it to 2025-03-03, counting receipts of 1–3 March as six months old.
+func idleCutoff(s scope) time.Time {
+	y, m, d := s.AsOf.Date()
+	first := time.Date(y, m-time.Month(s.Config.IdleMonths), 1, 0, 0, 0, 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	return time.Date(first.Year(), first.Month(), min(d, last), 0, 0, 0, 0, time.UTC)
 }
 
 // findIdleFunds: IDLE_FUNDS, one finding per grant (key: its id). Severity:
@@ -331,7 +342,7 @@ func findIdleFunds(ctx context.Context, q postgres.Querier, s scope) ([]finding,
 	}
 	c := s.Config
 	rc := s.ReportingCurrency
-	cutoff := s.AsOf.AddDate(0, -c.IdleMonths, 0)
+	cutoff := idleCutoff(s)
 	var out []finding
 	for rows.Next() {
 		var id, ref, donor, recipient, gcur string

@@ -586,6 +586,18 @@ func TestIdleFunds(t *testing.T) {
 				f.entry("r1", "gA", rcpt("100000.00", "2024-03-01", "TR-1"))
 				f.entry("e1", "gA", exp("90000.00", "2024-09-02", "INV-1"))
 			}},
+		{name: "at a month end, six months back clamps to February's last day", asOf: "2025-08-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("r1", "gA", rcpt("100000.00", "2025-02-28", "TR-1"))
+				f.entry("r2", "gB", rcpt("100000.00", "2025-03-01", "TR-2"))
+			},
+			want: keysOf("", "gA"),
+			check: func(t *testing.T, f *moneyFixture, fs []finding) {
+				if fs[0].Evidence["receivedBy"] != "2025-02-28" {
+					t.Errorf("receivedBy %v, want 2025-02-28", fs[0].Evidence["receivedBy"])
+				}
+			}},
 	})
 }
 
