@@ -204,6 +204,12 @@ func TestDuplicateTransaction(t *testing.T) {
 				f.entry("other", "gA", tx{Type: "EXPENDITURE", Amount: "4300.00", Day: "2024-04-02", Ref: "INV-78"})
 			},
 			want: keysOf("", "e1", "e2", "e3")},
+		{name: "references of non-Latin letters only are references", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("d1", "gA", disb("99600.00", "2024-03-01", "Платіж"))
+				f.entry("d2", "gA", disb("99600.00", "2024-03-02", "Рахунок"))
+			}},
 		{name: "as of a day before the copy, nothing", asOf: "2024-03-07",
 			setup: func(f *moneyFixture) {
 				twoDonors(f)
@@ -233,6 +239,19 @@ func TestDuplicateExpenditure(t *testing.T) {
 					t.Errorf("finding %+v", fs[0])
 				}
 			}},
+		{name: "two Cyrillic documents with one number on two grants", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("e1", "gA", exp("18000.00", "2024-04-01", "Рахунок-17"))
+				f.entry("e2", "gB", exp("18000.00", "2024-04-01", "Акт-17"))
+			}},
+		{name: "one Cyrillic document with punctuation noise on two grants", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("e1", "gA", exp("18000.00", "2024-04-01", "РАХ-17/А"))
+				f.entry("e2", "gB", exp("18000.00", "2024-06-01", "РАХ 17 А"))
+			},
+			want: keysOf("", "e1", "e2")},
 		{name: "the same number at two different recipients", asOf: "2024-12-31",
 			setup: func(f *moneyFixture) {
 				twoDonors(f)
