@@ -204,6 +204,31 @@ func TestDuplicateTransaction(t *testing.T) {
 				f.entry("other", "gA", tx{Type: "EXPENDITURE", Amount: "4300.00", Day: "2024-04-02", Ref: "INV-78"})
 			},
 			want: keysOf("", "e1", "e2", "e3")},
+		{name: "receipts: an instalment between two copies does not hide them", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("r1", "gA", rcpt("1000.00", "2024-03-01", "PAY-1"))
+				f.entry("r2", "gA", rcpt("1000.00", "2024-03-02", "PAY-2"))
+				f.entry("r3", "gA", rcpt("1000.00", "2024-03-03", "PAY-1"))
+			},
+			want: keysOf("", "r1", "r3")},
+		{name: "disbursements: a close amount between two copies does not hide them", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("d1", "gA", disb("99600.00", "2024-03-01", ""))
+				f.entry("d2", "gA", disb("100147.80", "2024-03-02", ""))
+				f.entry("d3", "gA", disb("99600.00", "2024-03-03", ""))
+			},
+			want: keysOf("", "d1", "d3")},
+		{name: "two unrelated entries between two copies do not hide them", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("r1", "gA", rcpt("1000.00", "2024-03-01", "PAY-1"))
+				f.entry("r2", "gA", rcpt("1000.00", "2024-03-02", "PAY-2"))
+				f.entry("r3", "gA", rcpt("1000.00", "2024-03-02", "PAY-3"))
+				f.entry("r4", "gA", rcpt("1000.00", "2024-03-03", "PAY-1"))
+			},
+			want: keysOf("", "r1", "r4")},
 		{name: "references of non-Latin letters only are references", asOf: "2024-12-31",
 			setup: func(f *moneyFixture) {
 				twoDonors(f)
