@@ -104,7 +104,11 @@ func duplicateTransactionArgs(s scope) []any {
 
 // findDuplicateTransactions: DUPLICATE_TRANSACTION. The pairs SQL finds are
 // joined into groups (three copies of one payment are one finding, keyed by
-// the sorted ids of the group's entries). Severity: HIGH for disbursements
+// the sorted ids of the group's entries). So a new member (a third copy
+// recorded after two were flagged) makes a new finding and the old flag
+// resolves: its review does not carry over. That is deliberate: a review
+// covers the entries it saw, and a dismissal of two distinct payments says
+// nothing about a third. Severity: HIGH for disbursements
 // and expenditures (money may have moved or been claimed twice), MEDIUM for
 // receipts, LOW for pledges and commitments (figures, not payments).
 func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope) ([]finding, error) {

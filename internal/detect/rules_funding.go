@@ -189,7 +189,9 @@ func overlappingArgs(s scope) []any { return []any{s.RoadmapID, s.AsOf} }
 // basis and the group ("milestone:" and the milestone id, or "area:" and
 // recipient/region/activity type, all fixed once recorded), then the sorted
 // ids of the grants in it: a grant joining or leaving the group is a new
-// overlap to review. Severity: MEDIUM for one milestone (co-funding must be
+// overlap to review, so the old flag resolves and its review (a dismissal
+// with its note) does not carry over to the new one. That is deliberate: a
+// review covers the grants it saw, and a donor joining is news. Severity: MEDIUM for one milestone (co-funding must be
 // coordinated so no cost is paid twice), LOW for one area and activity.
 func findOverlappingGrants(ctx context.Context, q postgres.Querier, s scope) ([]finding, error) {
 	rows, err := q.Query(ctx, overlappingSQL, overlappingArgs(s)...)
