@@ -58,8 +58,10 @@ func (f *procFixture) milestone(code, due, requirement string) uuid.UUID {
 	if due != "" {
 		d = procDay(due)
 	}
-	f.exec(`INSERT INTO milestones (id, roadmap_id, code, title, activity_type, region, due_date, funding_requirement, responsible_org_id)
-		VALUES ($1, $2, $3, $4, 'CLEARANCE', 'AF-HEL', $5, $6, $7)`, id, f.roadmap, code, "Clearance "+code, d, requirement, f.respOrg)
+	// Created before every day the tests replay (a milestone created after
+	// the day did not exist on it).
+	f.exec(`INSERT INTO milestones (id, roadmap_id, code, title, activity_type, region, due_date, funding_requirement, responsible_org_id, created_at)
+		VALUES ($1, $2, $3, $4, 'CLEARANCE', 'AF-HEL', $5, $6, $7, '2020-01-01T00:00:00Z')`, id, f.roadmap, code, "Clearance "+code, d, requirement, f.respOrg)
 	return id
 }
 

@@ -295,7 +295,7 @@ func generate(tb testing.TB, db *testdb.DB, entries int, seed uint64, fast bool)
 	copyRows("organizations", []string{"id", "name", "kind", "iati_ref", "country"}, pgx.CopyFromRows(orgs))
 	copyRows("roadmaps", []string{"id", "country", "title", "start_date", "end_date", "reporting_currency"}, pgx.CopyFromRows(roadmaps))
 	copyRows("milestones", []string{"id", "roadmap_id", "code", "title", "activity_type", "region", "target_quantity", "target_unit",
-		"due_date", "funding_requirement", "responsible_org_id", "status"}, pgx.CopyFromRows(milestones))
+		"due_date", "funding_requirement", "responsible_org_id", "status", "created_at"}, pgx.CopyFromRows(milestones))
 	copyRows("milestone_status_history", []string{"id", "milestone_id", "status", "note", "recorded_by", "recorded_at"}, pgx.CopyFromRows(history))
 	copyRows("grants", []string{"id", "roadmap_id", "donor_org_id", "recipient_org_id", "reference", "title", "currency", "start_date", "end_date"},
 		pgx.CopyFromRows(grants))
@@ -794,7 +794,7 @@ func (g *generator) plan(entries int) genResult {
 		title := fmt.Sprintf("%s%s in province AF-%s", strings.ToUpper(act[:1]), act[1:], genRegions[g.msRegion[k]])
 		g.milestones = append(g.milestones, []any{id, g.msRoadmap[k], code, title, genActivities[g.msActivity[k]],
 			"AF-" + genRegions[g.msRegion[k]], decimal.NewFromInt(int64(g.between(1, 500)) * 10000), "m2", due,
-			decimal.New(req, -2), g.authID, status})
+			decimal.New(req, -2), g.authID, status, genEpoch.Add(8 * time.Hour)})
 	}
 	for _, gr := range g.grants {
 		c := genCurrencies[gr.cur]

@@ -29,10 +29,16 @@ import (
 // tolerance share a bucket in at least one of two griddings offset by half a
 // bucket; h is the half-bucket index, h >> 1 and (h + 1) >> 1 the buckets of
 // the two griddings, one logarithm per entry), and each entry is compared,
-// in value-date order, with the entry before it in its bucket (lag). Every
-// entry yields at most one candidate per gridding: a hot key (many equal
-// amounts of one pair) costs a sort, never a square. The float logarithm only chooses buckets; the tolerance itself is
-// checked on the NUMERIC amounts. With a zero tolerance the bucket is the
+// in value-date order, with the K = 3 entries before it in its bucket (lag
+// 1..3). One would not do: an unrelated entry between two copies (another
+// instalment with its own reference, a payment of a close amount) hid the
+// duplicate. Three let two unrelated entries of one pair, bucket and window
+// sit between copies, which covers a pair's ordinary traffic within a few
+// days; each further one costs one more comparison per entry and gridding.
+// Every entry yields at most K candidates per gridding: a hot key (many
+// equal amounts of one pair) costs a sort, never a square. The float
+// logarithm only chooses buckets; the tolerance itself is checked on the
+// NUMERIC amounts. With a zero tolerance the bucket is the
 // amount itself (the second gridding then only adds comparisons of equal
 // amounts). Expenditures always carry a document reference, so for them
 // the amount rule adds nothing to the reference rule unless the reference
@@ -59,8 +65,12 @@ var duplicateTransactionSQL = `WITH ` + liveCTE("PLEDGE", "COMMITMENT", "DISBURS
 	  FROM live
 	), wa AS (
 	  SELECT id, value_date, a, nref,
-	         lag(id) OVER w0 AS id0, lag(value_date) OVER w0 AS d0, lag(a) OVER w0 AS a0, lag(nref) OVER w0 AS r0,
-	         lag(id) OVER w1 AS id1, lag(value_date) OVER w1 AS d1, lag(a) OVER w1 AS a1, lag(nref) OVER w1 AS r1
+	         lag(id, 1) OVER w0 AS id01, lag(value_date, 1) OVER w0 AS d01, lag(a, 1) OVER w0 AS a01, lag(nref, 1) OVER w0 AS r01,
+	         lag(id, 2) OVER w0 AS id02, lag(value_date, 2) OVER w0 AS d02, lag(a, 2) OVER w0 AS a02, lag(nref, 2) OVER w0 AS r02,
+	         lag(id, 3) OVER w0 AS id03, lag(value_date, 3) OVER w0 AS d03, lag(a, 3) OVER w0 AS a03, lag(nref, 3) OVER w0 AS r03,
+	         lag(id, 1) OVER w1 AS id11, lag(value_date, 1) OVER w1 AS d11, lag(a, 1) OVER w1 AS a11, lag(nref, 1) OVER w1 AS r11,
+	         lag(id, 2) OVER w1 AS id12, lag(value_date, 2) OVER w1 AS d12, lag(a, 2) OVER w1 AS a12, lag(nref, 2) OVER w1 AS r12,
+	         lag(id, 3) OVER w1 AS id13, lag(value_date, 3) OVER w1 AS d13, lag(a, 3) OVER w1 AS a13, lag(nref, 3) OVER w1 AS r13
 	  FROM c WHERE type <> 'EXPENDITURE' OR nref = ''
 	  WINDOW w0 AS (PARTITION BY k1, k2, cur, type, sg, h >> 1, exact ORDER BY value_date, id),
 	         w1 AS (PARTITION BY k1, k2, cur, type, sg, (h + 1) >> 1 ORDER BY value_date, id)
@@ -70,7 +80,8 @@ var duplicateTransactionSQL = `WITH ` + liveCTE("PLEDGE", "COMMITMENT", "DISBURS
 	  WINDOW wr AS (PARTITION BY k1, k2, cur, type, sg, nref ORDER BY value_date, id)
 	)
 	SELECT v.p::text, wa.id::text, 'amount'
-	FROM wa, LATERAL (VALUES (id0, d0, a0, r0), (id1, d1, a1, r1)) AS v(p, d, pa, r)
+	FROM wa, LATERAL (VALUES (id01, d01, a01, r01), (id02, d02, a02, r02), (id03, d03, a03, r03),
+	                         (id11, d11, a11, r11), (id12, d12, a12, r12), (id13, d13, a13, r13)) AS v(p, d, pa, r)
 	WHERE v.p IS NOT NULL AND wa.value_date - v.d <= $4 AND abs(wa.a - v.pa) <= $5::numeric * greatest(abs(wa.a), abs(v.pa))
 	  AND (wa.nref = '' OR v.r = '' OR wa.nref = v.r)
 	UNION
@@ -93,7 +104,11 @@ func duplicateTransactionArgs(s scope) []any {
 
 // findDuplicateTransactions: DUPLICATE_TRANSACTION. The pairs SQL finds are
 // joined into groups (three copies of one payment are one finding, keyed by
-// the sorted ids of the group's entries). Severity: HIGH for disbursements
+// the sorted ids of the group's entries). So a new member (a third copy
+// recorded after two were flagged) makes a new finding and the old flag
+// resolves: its review does not carry over. That is deliberate: a review
+// covers the entries it saw, and a dismissal of two distinct payments says
+// nothing about a third. Severity: HIGH for disbursements
 // and expenditures (money may have moved or been claimed twice), MEDIUM for
 // receipts, LOW for pledges and commitments (figures, not payments).
 func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope) ([]finding, error) {

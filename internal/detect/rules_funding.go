@@ -189,7 +189,9 @@ func overlappingArgs(s scope) []any { return []any{s.RoadmapID, s.AsOf} }
 // basis and the group ("milestone:" and the milestone id, or "area:" and
 // recipient/region/activity type, all fixed once recorded), then the sorted
 // ids of the grants in it: a grant joining or leaving the group is a new
-// overlap to review. Severity: MEDIUM for one milestone (co-funding must be
+// overlap to review, so the old flag resolves and its review (a dismissal
+// with its note) does not carry over to the new one. That is deliberate: a
+// review covers the grants it saw, and a donor joining is news. Severity: MEDIUM for one milestone (co-funding must be
 // coordinated so no cost is paid twice), LOW for one area and activity.
 func findOverlappingGrants(ctx context.Context, q postgres.Querier, s scope) ([]finding, error) {
 	rows, err := q.Query(ctx, overlappingSQL, overlappingArgs(s)...)
@@ -318,7 +320,18 @@ var idleFundsSQL = `WITH ` + liveCTE("RECEIPT", "EXPENDITURE") + `,
 	ORDER BY g.id`
 
 func idleFundsArgs(s scope) []any {
-	return []any{s.RoadmapID, s.AsOf, s.AsOf.AddDate(0, -s.Config.IdleMonths, 0), s.Config.IdleShare}
+	return []any{s.RoadmapID, s.AsOf, idleCutoff(s), s.Config.IdleShare}
+}
+
+// idleCutoff is the day IdleMonths before the as-of day, clamped to the end
+// of a shorter month as PostgreSQL's date - make_interval(months => n) does:
+// 2025-08-31 less six months is 2025-02-28. time.AddDate would normalise
+// it to 2025-03-03, counting receipts of 1–3 March as six months old.
+func idleCutoff(s scope) time.Time {
+	y, m, d := s.AsOf.Date()
+	first := time.Date(y, m-time.Month(s.Config.IdleMonths), 1, 0, 0, 0, 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	return time.Date(first.Year(), first.Month(), min(d, last), 0, 0, 0, 0, time.UTC)
 }
 
 // findIdleFunds: IDLE_FUNDS, one finding per grant (key: its id). Severity:
@@ -331,7 +344,7 @@ func findIdleFunds(ctx context.Context, q postgres.Querier, s scope) ([]finding,
 	}
 	c := s.Config
 	rc := s.ReportingCurrency
-	cutoff := s.AsOf.AddDate(0, -c.IdleMonths, 0)
+	cutoff := idleCutoff(s)
 	var out []finding
 	for rows.Next() {
 		var id, ref, donor, recipient, gcur string

@@ -50,8 +50,9 @@ var moneyRules = []rule{
 // and the planner took the two sides for one row each.)
 //
 // nref is the normalised reference, stored with the entry (migration 012):
-// lower case, letters and digits only, so `DE-2024/0017` and `de 2024 0017`
-// are one reference.
+// lower case, with ASCII spaces and ASCII punctuation removed and every other
+// character kept, so `DE-2024/0017` and `de 2024 0017` are one reference
+// while `Рахунок-17` and `Акт-17` stay two in any database locale.
 func liveCTE(buckets ...string) string {
 	return `live AS (
 	  SELECT t.id, t.grant_id, t.type, t.amount, t.currency, t.agreement_amount, t.reporting_amount,

@@ -204,6 +204,37 @@ func TestDuplicateTransaction(t *testing.T) {
 				f.entry("other", "gA", tx{Type: "EXPENDITURE", Amount: "4300.00", Day: "2024-04-02", Ref: "INV-78"})
 			},
 			want: keysOf("", "e1", "e2", "e3")},
+		{name: "receipts: an instalment between two copies does not hide them", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("r1", "gA", rcpt("1000.00", "2024-03-01", "PAY-1"))
+				f.entry("r2", "gA", rcpt("1000.00", "2024-03-02", "PAY-2"))
+				f.entry("r3", "gA", rcpt("1000.00", "2024-03-03", "PAY-1"))
+			},
+			want: keysOf("", "r1", "r3")},
+		{name: "disbursements: a close amount between two copies does not hide them", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("d1", "gA", disb("99600.00", "2024-03-01", ""))
+				f.entry("d2", "gA", disb("100147.80", "2024-03-02", ""))
+				f.entry("d3", "gA", disb("99600.00", "2024-03-03", ""))
+			},
+			want: keysOf("", "d1", "d3")},
+		{name: "two unrelated entries between two copies do not hide them", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("r1", "gA", rcpt("1000.00", "2024-03-01", "PAY-1"))
+				f.entry("r2", "gA", rcpt("1000.00", "2024-03-02", "PAY-2"))
+				f.entry("r3", "gA", rcpt("1000.00", "2024-03-02", "PAY-3"))
+				f.entry("r4", "gA", rcpt("1000.00", "2024-03-03", "PAY-1"))
+			},
+			want: keysOf("", "r1", "r4")},
+		{name: "references of non-Latin letters only are references", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("d1", "gA", disb("99600.00", "2024-03-01", "Платіж"))
+				f.entry("d2", "gA", disb("99600.00", "2024-03-02", "Рахунок"))
+			}},
 		{name: "as of a day before the copy, nothing", asOf: "2024-03-07",
 			setup: func(f *moneyFixture) {
 				twoDonors(f)
@@ -233,6 +264,19 @@ func TestDuplicateExpenditure(t *testing.T) {
 					t.Errorf("finding %+v", fs[0])
 				}
 			}},
+		{name: "two Cyrillic documents with one number on two grants", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("e1", "gA", exp("18000.00", "2024-04-01", "Рахунок-17"))
+				f.entry("e2", "gB", exp("18000.00", "2024-04-01", "Акт-17"))
+			}},
+		{name: "one Cyrillic document with punctuation noise on two grants", asOf: "2024-12-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("e1", "gA", exp("18000.00", "2024-04-01", "РАХ-17/А"))
+				f.entry("e2", "gB", exp("18000.00", "2024-06-01", "РАХ 17 А"))
+			},
+			want: keysOf("", "e1", "e2")},
 		{name: "the same number at two different recipients", asOf: "2024-12-31",
 			setup: func(f *moneyFixture) {
 				twoDonors(f)
@@ -585,6 +629,18 @@ func TestIdleFunds(t *testing.T) {
 				twoDonors(f)
 				f.entry("r1", "gA", rcpt("100000.00", "2024-03-01", "TR-1"))
 				f.entry("e1", "gA", exp("90000.00", "2024-09-02", "INV-1"))
+			}},
+		{name: "at a month end, six months back clamps to February's last day", asOf: "2025-08-31",
+			setup: func(f *moneyFixture) {
+				twoDonors(f)
+				f.entry("r1", "gA", rcpt("100000.00", "2025-02-28", "TR-1"))
+				f.entry("r2", "gB", rcpt("100000.00", "2025-03-01", "TR-2"))
+			},
+			want: keysOf("", "gA"),
+			check: func(t *testing.T, f *moneyFixture, fs []finding) {
+				if fs[0].Evidence["receivedBy"] != "2025-02-28" {
+					t.Errorf("receivedBy %v, want 2025-02-28", fs[0].Evidence["receivedBy"])
+				}
 			}},
 	})
 }

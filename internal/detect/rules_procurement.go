@@ -226,7 +226,8 @@ func quoteItem(r itemRow) string {
 // as of the day: for each grant its latest set created on or before the day
 // (as of today exactly the current sets, so an emptied set counts as empty;
 // a set emptied in the past leaves no row and a replay of a day it was in
-// force still sees the set before it).
+// force still sees the set before it). A milestone created after the day
+// did not exist on it: a replay of that day leaves it out.
 func findAtRisk(ctx context.Context, q postgres.Querier, s scope) ([]finding, error) {
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	rows, err := q.Query(ctx, `
@@ -234,6 +235,7 @@ func findAtRisk(ctx context.Context, q postgres.Querier, s scope) ([]finding, er
 		  SELECT m.id, m.code, m.title, m.due_date, m.funding_requirement, m.responsible_org_id
 		  FROM milestones m
 		  WHERE m.roadmap_id = $1 AND m.due_date <= $2::date + $3::int
+		    AND m.created_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
 		    AND coalesce(
 		      (SELECT h.status FROM milestone_status_history h
 		       WHERE h.milestone_id = m.id AND h.recorded_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'

@@ -256,6 +256,25 @@ func TestMilestoneAtRisk(t *testing.T) {
 	}
 }
 
+// A replay of a day before a milestone was created does not flag it: it did
+// not exist yet. Created at 10:00 UTC on 2025-06-20, it counts from that day.
+func TestMilestoneAtRiskNotBeforeCreated(t *testing.T) {
+	t.Parallel()
+	f := newProcFixture(t)
+	g := f.grant("100000.00")
+	m := f.milestone("M-1", "2025-07-15", "1000.00")
+	f.exec(`UPDATE milestones SET created_at = '2025-06-20T10:00:00Z' WHERE id = $1`, m)
+	f.item(g, m, "40 detectors", true, "", stageAt{"REQUISITIONED", "2025-01-10"}, stageAt{"TENDERED", "2025-02-01"})
+	for _, c := range []struct {
+		asOf string
+		want bool
+	}{{"2025-06-19", false}, {"2025-06-20", true}, {procAsOf, true}} {
+		if _, ok := ofKind(f.run(c.asOf, DefaultConfig()), MilestoneAtRisk)[m.String()]; ok != c.want {
+			t.Errorf("as of %s: at risk %v, want %v", c.asOf, ok, c.want)
+		}
+	}
+}
+
 // Allocations count as of the day: a later set does not fund the past, and
 // as of today the grant's current set counts, even an emptied one.
 func TestMilestoneAtRiskAllocationsAsOf(t *testing.T) {
