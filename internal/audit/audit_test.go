@@ -244,6 +244,10 @@ func TestListFiltersAndPages(t *testing.T) {
 	if err != nil || len(byEntity) != 1 {
 		t.Fatalf("filter by entity: %d (%v)", len(byEntity), err)
 	}
+	// A UUID in upper case names the same entity.
+	if upper, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{EntityType: "organization", EntityID: strings.ToUpper(a.ID)}); err != nil || len(upper) != 1 {
+		t.Fatalf("filter by entity, id in upper case: %d (%v)", len(upper), err)
+	}
 	var inv *apperr.InvalidError
 	if _, err := list(auth.Principal{Role: auth.Coordinator}, audit.Filter{EntityID: a.ID}); !errors.As(err, &inv) || inv.Violations[0].Field != "entityType" {
 		t.Fatalf("entityId without entityType: %v, want INVALID_ARGUMENT naming entityType", err)

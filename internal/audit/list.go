@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/paging"
@@ -106,7 +108,13 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Event, string, error) {
 		filters += " AND entity_type = " + q.arg(f.EntityType)
 	}
 	if f.EntityID != "" {
-		filters += " AND entity_id = " + q.arg(f.EntityID)
+		// Entities are recorded under their ids as the service writes them:
+		// a UUID in lower case, which a client may send in either.
+		id := f.EntityID
+		if u, err := uuid.Parse(id); err == nil {
+			id = u.String()
+		}
+		filters += " AND entity_id = " + q.arg(id)
 	}
 	if f.ActorTokenID != "" {
 		filters += " AND actor_token_id = " + q.arg(f.ActorTokenID)

@@ -197,8 +197,8 @@ func findDuplicateTransactions(ctx context.Context, q postgres.Querier, s scope)
 					"duplicateReferenceWindowDays": c.DuplicateReferenceWindowDays,
 				},
 			},
-			Explanation: fmt.Sprintf("%d %s entries from the same donor to the same recipient look like one entry recorded %d times (matching by %s); reverse the extra entries, or dismiss this flag with a note if they are distinct.",
-				len(members), strings.ToLower(first.Type), len(members), strings.Join(matched, " and ")),
+			Explanation: fmt.Sprintf("%d %s entries %s look like one entry recorded %d times (matching by %s); reverse the extra entries, or dismiss this flag with a note if they are distinct.",
+				len(members), strings.ToLower(first.Type), whose(first.Type), len(members), strings.Join(matched, " and ")),
 		})
 	}
 	slices.SortFunc(out, func(a, b finding) int { return strings.Compare(a.Key, b.Key) })
@@ -288,4 +288,18 @@ func findDuplicateExpenditures(ctx context.Context, q postgres.Querier, s scope)
 		})
 	}
 	return out, nil
+}
+
+// whose says, for an explanation, which entries a duplicate's partition
+// compares (see duplicateTransactionSQL).
+func whose(entryType string) string {
+	switch entryType {
+	case "PLEDGE", "COMMITMENT":
+		return "of one grant"
+	case "EXPENDITURE":
+		return "recorded by one recipient on grants from one donor"
+	case "RECEIPT":
+		return "confirmed by one recipient for money from one donor"
+	}
+	return "from one donor to one recipient"
 }

@@ -128,8 +128,8 @@ func findOverfundedMilestones(ctx context.Context, q postgres.Querier, s scope) 
 				"excess": moneyJSON(excess, rc), "limit": moneyJSON(limit, rc), "donors": shares,
 				"threshold": map[string]any{"overfundedTolerance": tol.String()},
 			},
-			Explanation: fmt.Sprintf("Milestone %s has %s %s allocated by %d donor(s) against a requirement of %s %s (%s %s over); agree with the donors which allocations to move to underfunded milestones.",
-				m.code, money2(m.total, rc), rc, len(donorOrder), money2(m.requirement, rc), rc, money2(excess, rc), rc),
+			Explanation: fmt.Sprintf("Milestone %s has %s %s allocated by %s against a requirement of %s %s (%s %s over); agree with the donors which allocations to move to underfunded milestones.",
+				m.code, money2(m.total, rc), rc, plural(len(donorOrder), "donor"), money2(m.requirement, rc), rc, money2(excess, rc), rc),
 		})
 	}
 	return out, nil
@@ -243,7 +243,7 @@ func findOverlappingGrants(ctx context.Context, q postgres.Querier, s scope) ([]
 			evGrants = append(evGrants, map[string]any{"grantId": g.id, "grantReference": g.ref, "donorOrgId": g.donor,
 				"recipientOrgId": g.recipient, "startDate": dayJSON(g.start), "endDate": dayJSON(g.end), "milestoneId": x.milestone,
 				"allocated": moneyJSON(x.alloc, g.currency), "allocatedReporting": moneyJSON(x.allocRep, rc),
-				"disbursed": moneyJSON(x.disb, g.currency), "disbursedReporting": moneyJSON(x.disbRep, rc)})
+				"disbursedToMilestone": moneyJSON(x.disb, g.currency), "disbursedToMilestoneReporting": moneyJSON(x.disbRep, rc)})
 		}
 		slices.Sort(milestones)
 		first := grants[group[0].grant]

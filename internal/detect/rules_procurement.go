@@ -370,7 +370,7 @@ func (m atRisk) finding(s scope) finding {
 	var why []string
 	if len(m.Items) > 0 {
 		slices.Sort(stages)
-		why = append(why, fmt.Sprintf("%d critical procurement item(s) not delivered (%s)", len(m.Items), strings.Join(stageCounts(stages), ", ")))
+		why = append(why, fmt.Sprintf("%s not delivered (%s)", plural(len(m.Items), "critical procurement item"), strings.Join(stageCounts(stages), ", ")))
 	}
 	if gapped {
 		why = append(why, fmt.Sprintf("%s %s (%s%%) of its %s %s requirement not allocated",
@@ -378,8 +378,8 @@ func (m atRisk) finding(s scope) finding {
 	}
 	return finding{
 		Kind: MilestoneAtRisk, Severity: sev, Key: m.ID, Subjects: subjects, Evidence: ev,
-		Explanation: fmt.Sprintf("Milestone %s %q %s with %s: chase the procurement or the funding before the due date slips.",
-			m.Code, m.Title, when, strings.Join(why, " and ")),
+		Explanation: fmt.Sprintf("Milestone %s %q %s with %s: %s before the due date slips.",
+			m.Code, m.Title, when, strings.Join(why, " and "), atRiskAction(len(m.Items) > 0, gapped)),
 	}
 }
 
@@ -396,4 +396,24 @@ func stageCounts(sorted []string) []string {
 		i = j
 	}
 	return out
+}
+
+// atRiskAction is what a coordinator should do about a milestone at risk,
+// by what puts it at risk.
+func atRiskAction(items, gap bool) string {
+	switch {
+	case items && gap:
+		return "chase the procurement and find the missing funding"
+	case items:
+		return "chase the procurement"
+	}
+	return "find the missing funding"
+}
+
+// plural writes n and a noun, with an s when n is not one.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

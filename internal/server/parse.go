@@ -80,7 +80,8 @@ func (p *parser) date(field, s string) time.Time {
 // the URL path does for it (path): which of the two was meant is not ours to
 // guess. An empty body value names nothing, and the path's stands.
 func (p *parser) samePath(field, what, body, path string) {
-	if body != "" && body != path {
+	// Ids are UUIDs, which clients may write in either case.
+	if body != "" && !strings.EqualFold(body, path) {
 		p.add(field, "names %s %s, the path names %s", what, body, path)
 	}
 }

@@ -243,7 +243,8 @@ func TestProcurementOverREST(t *testing.T) {
 		t.Fatalf("retry: %d %s", again.code, again.raw)
 	}
 	r = h.rest(t, "POST", "/v1/procurement-items/"+id+":advance", bearer, strings.NewReader(
-		`{"itemId": "`+id+`", "stage": "CONTRACTED", "enteredOn": "2024-03-15", "note": "framework contract", "requestId": "veh-2"}`))
+		// The body may repeat the path's id, in either case.
+		`{"itemId": "`+strings.ToUpper(id)+`", "stage": "CONTRACTED", "enteredOn": "2024-03-15", "note": "framework contract", "requestId": "veh-2"}`))
 	it, _ = r.body["procurementItem"].(map[string]any)
 	if r.code != 200 || it["stage"] != "CONTRACTED" ||
 		fmt.Sprint(it["stages"]) != "[map[enteredOn:2024-02-01 note: stage:REQUISITIONED] map[enteredOn:2024-03-15 note:framework contract stage:CONTRACTED]]" {
