@@ -44,7 +44,7 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	auditStore := audit.New(db.pool)
 	auditStore.SetSigningKey(key)
 	if key == nil {
-		log.Warn("no --signing-key: audit-chain heads are unsigned")
+		log.Info("no --signing-key: audit-chain heads are unsigned")
 	} else {
 		log.Info("signing audit-chain heads", "keyId", audit.KeyID(key.Public().(ed25519.PublicKey)))
 	}
