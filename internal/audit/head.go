@@ -137,6 +137,8 @@ var ErrNoSuchSeq = errors.New("the audit chain has no event at that sequence")
 
 // HeadAt seals pending events, then returns the head as it was after the
 // event at seq (sequence 0: the empty chain), signed when the store has a key.
+// Like Head it signs the hash as stored: a caller that vouches for the chain
+// behind it (an audit pack) verifies the chain in the same breath.
 func (s *Store) HeadAt(ctx context.Context, seq int64) (Head, error) {
 	if seq == 0 {
 		return s.head(0, zeroHash), nil
