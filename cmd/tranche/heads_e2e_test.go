@@ -88,6 +88,20 @@ func TestSignedHeadsEndToEnd(t *testing.T) {
 	if code, out, stderr := cliExit(t, dir, "verify", "--since-head", saved, "--public-key", pub); code != 0 || !strings.Contains(out, "extends it:     true") {
 		t.Fatalf("genuine head: exit %d\n%s%s", code, out, stderr)
 	}
+	if code, out, stderr := cliExit(t, dir, "verify", "--json", "--since-head", saved, "--public-key", pub); code != 0 {
+		t.Fatalf("genuine head, JSON: exit %d\n%s%s", code, out, stderr)
+	} else {
+		var rep struct {
+			Verified  bool
+			SinceHead struct {
+				Seq      int64
+				Extended bool
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.Verified || !rep.SinceHead.Extended || fmt.Sprint(rep.SinceHead.Seq) != seq {
+			t.Fatalf("JSON report %s (%v)", out, err)
+		}
+	}
 	// The server's own key serves as the trusted key when no public key is given.
 	if code, out, stderr := cliExit(t, dir, "verify", "--since-head", saved, "--signing-key", prefix+".key"); code != 0 {
 		t.Fatalf("genuine head, signing key: exit %d\n%s%s", code, out, stderr)
