@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/token"
@@ -148,40 +154,138 @@ func cmdToken(ctx context.Context, args []string, e map[string]string, stdout io
 }
 
 func cmdVerify(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
-	fs := newFlagSet("verify", "verify [--json]",
-		"Seals pending audit events, then recomputes the audit hash chain. Exit status 2 and\nthe first bad sequence number when it does not verify.", stdout)
-	cf := registerConfig(fs, false)
+	fs := newFlagSet("verify", "verify [--json] [--since-head FILE [--public-key FILE] [--allow-unsigned]]",
+		"Seals pending audit events, then recomputes the audit hash chain. Exit status 2 and\n"+
+			"the first bad sequence number when it does not verify.\n\n"+
+			"With --since-head, FILE is a head saved earlier (the JSON answer of GET\n"+
+			"/v1/audit-events:head): its signature must verify with --public-key (else the public\n"+
+			"half of --signing-key), the chain must have the head's hash at its sequence, and the\n"+
+			"chain must verify to its end. An unsigned head is refused unless --allow-unsigned.\n"+
+			"Exit status 2 naming the sequence and the reason when today's chain does not extend it.", stdout)
+	cf := registerConfig(fs, false).include("signing-key")
 	asJSON := fs.Bool("json", false, "print JSON")
+	sinceHead := fs.String("since-head", "", "a head saved earlier (JSON, as GET /v1/audit-events:head answers) the chain must extend")
+	pubFile := fs.String("public-key", "", "the trusted public key (PEM, tranche keys generate's .pub) to check the head's signature with; default: the public half of --signing-key")
+	allowUnsigned := fs.Bool("allow-unsigned", false, "accept a --since-head head without a signature (only its hash is then checked)")
 	cfg, err := parseCommand(fs, cf, args, e)
 	if err != nil {
 		return err
+	}
+	if fs.NArg() != 0 {
+		return exitError{code: 2, msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *sinceHead == "" && (*pubFile != "" || *allowUnsigned) {
+		return exitError{code: 2, msg: "--public-key and --allow-unsigned go with --since-head"}
+	}
+	var head *audit.Head
+	sigNote := ""
+	if *sinceHead != "" {
+		h, note, err := checkSavedHead(cfg, *sinceHead, *pubFile, *allowUnsigned)
+		if err != nil {
+			return err
+		}
+		head, sigNote = &h, note
 	}
 	db, err := cfg.open(ctx, 2)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	r, err := audit.New(db.pool).Verify(ctx)
+	store := audit.New(db.pool)
+	var r audit.Result
+	if head != nil {
+		r, err = store.VerifySince(ctx, *head)
+	} else {
+		r, err = store.Verify(ctx)
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		if err := json.NewEncoder(stdout).Encode(map[string]any{
+		out := map[string]any{
 			"verified": r.Verified, "eventsChecked": r.EventsChecked, "headSeq": r.HeadSeq,
 			"headHash": audit.HexHash(r.HeadHash), "unsealed": r.Unsealed, "firstBadSeq": r.FirstBadSeq,
 			"problem": r.Problem, "detail": r.Detail,
-		}); err != nil {
+		}
+		if head != nil {
+			out["sinceHead"] = map[string]any{"seq": head.Seq, "hash": audit.HexHash(head.Hash), "signature": sigNote, "extended": r.Verified}
+		}
+		if err := json.NewEncoder(stdout).Encode(out); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(stdout, "verified:       %v\nevents checked: %d\nhead:           %d %s\nunsealed:       %d\n",
 			r.Verified, r.EventsChecked, r.HeadSeq, audit.HexHash(r.HeadHash), r.Unsealed)
+		if head != nil {
+			fmt.Fprintf(stdout, "since head:     %d %s\nsignature:      %s\nextends it:     %v\n", head.Seq, audit.HexHash(head.Hash), sigNote, r.Verified)
+		}
 		if !r.Verified {
 			fmt.Fprintf(stdout, "first bad seq:  %d\nproblem:        %s\ndetail:         %s\n", r.FirstBadSeq, r.Problem, r.Detail)
 		}
 	}
 	if !r.Verified {
+		if head != nil {
+			return exitError{code: 2, msg: fmt.Sprintf("audit chain does not extend the head at sequence %d: %s at sequence %d: %s", head.Seq, r.Problem, r.FirstBadSeq, r.Detail)}
+		}
 		return exitError{code: 2, msg: fmt.Sprintf("audit chain does not verify: %s at sequence %d", r.Problem, r.FirstBadSeq)}
 	}
 	return nil
+}
+
+// checkSavedHead reads a head saved from GET /v1/audit-events:head and checks
+// its signature with a trusted key: --public-key, else the public half of the
+// configured signing key; never the key that came inside the file, which a
+// forger would have chosen. It says how the signature was checked.
+func checkSavedHead(cfg Config, file, pubFile string, allowUnsigned bool) (audit.Head, string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return audit.Head{}, "", exitError{code: 2, msg: "--since-head: " + err.Error()}
+	}
+	var saved pb.GetAuditHeadResponse
+	if err := protojson.Unmarshal(data, &saved); err != nil {
+		return audit.Head{}, "", exitError{code: 2, msg: fmt.Sprintf("--since-head %s: not a saved head (JSON of GET /v1/audit-events:head): %v", file, err)}
+	}
+	if saved.Format != "" && saved.Format != audit.HeadFormat {
+		return audit.Head{}, "", exitError{code: 2, msg: fmt.Sprintf("--since-head %s: format %q, this tranche reads %q", file, saved.Format, audit.HeadFormat)}
+	}
+	hash, err := hex.DecodeString(saved.Hash)
+	if err != nil || len(hash) != 32 || saved.Seq < 0 {
+		return audit.Head{}, "", exitError{code: 2, msg: fmt.Sprintf("--since-head %s: hash must be 64 hex digits and seq not negative", file)}
+	}
+	h := audit.Head{Seq: saved.Seq, Hash: hash, KeyID: saved.KeyId}
+	fail := func(problem, format string, args ...any) (audit.Head, string, error) {
+		return audit.Head{}, "", exitError{code: 2, msg: fmt.Sprintf("head at sequence %d: %s: %s", h.Seq, problem, fmt.Sprintf(format, args...))}
+	}
+	if saved.Signature == "" {
+		if !allowUnsigned {
+			return fail(audit.HeadNotSigned, "it has no signature, so anyone could have written it; --allow-unsigned checks its hash alone")
+		}
+		return h, "none (unsigned head accepted with --allow-unsigned)", nil
+	}
+	if h.Signature, err = audit.DecodeSignature(saved.Signature); err != nil {
+		return fail(audit.HeadBadSig, "signature is not base64: %v", err)
+	}
+	var pub ed25519.PublicKey
+	switch {
+	case pubFile != "":
+		data, err := os.ReadFile(pubFile)
+		if err != nil {
+			return audit.Head{}, "", exitError{code: 2, msg: "--public-key: " + err.Error()}
+		}
+		if pub, err = audit.ParsePublicKey(data); err != nil {
+			return audit.Head{}, "", exitError{code: 2, msg: fmt.Sprintf("--public-key %s: %v", pubFile, err)}
+		}
+	case cfg.SigningKey != "":
+		key, err := cfg.signingKey() // verified with the configuration
+		if err != nil {
+			return audit.Head{}, "", exitError{code: 2, msg: "--signing-key (env TRANCHE_SIGNING_KEY): " + err.Error()}
+		}
+		pub = key.Public().(ed25519.PublicKey)
+	default:
+		return audit.Head{}, "", exitError{code: 2, msg: "--since-head: no trusted key to check the signature with: give --public-key FILE (the operator's published key) or --signing-key"}
+	}
+	if err := h.VerifySignature(pub); err != nil {
+		return fail(audit.HeadBadSig, "%v", err)
+	}
+	return h, "valid, key " + audit.KeyID(pub), nil
 }

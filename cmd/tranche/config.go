@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/detect"
 )
 
@@ -36,6 +38,10 @@ type Config struct {
 	// defaults); DetectInterval how often serve runs detection (0: never).
 	DetectConfig   string
 	DetectInterval time.Duration
+	// SigningKey is the ed25519 private key file (PEM PKCS#8) serve signs
+	// audit-chain heads with, and whose public half verify checks heads
+	// against; empty: heads are unsigned. serve and verify only.
+	SigningKey string
 }
 
 // Limits Verify holds settings to.
@@ -108,6 +114,9 @@ var settings = []setting{
 	{flag: "detect-interval", env: "TRANCHE_DETECT_INTERVAL", def: "1h", serveOnly: true,
 		usage: "how often serve runs detection over every roadmap in the background (0 turns it off)",
 		parse: func(c *Config, v string) error { return parseDuration(&c.DetectInterval, v) }},
+	{flag: "signing-key", env: "TRANCHE_SIGNING_KEY", serveOnly: true,
+		usage: "ed25519 private key file (PEM PKCS#8, mode 0600; tranche keys generate) that signs audit-chain heads; empty: heads are unsigned",
+		parse: func(c *Config, v string) error { c.SigningKey = v; return nil }},
 }
 
 // thresholds reads the detection thresholds file, if any, over the
@@ -154,6 +163,26 @@ func registerConfig(fs *flag.FlagSet, serve bool) *configFlags {
 		f.values[s.flag] = fs.String(s.flag, s.def, s.usage+" (env "+s.env+")")
 	}
 	return f
+}
+
+// include registers one of serve's settings on another command (verify
+// takes --signing-key).
+func (f *configFlags) include(name string) *configFlags {
+	for _, s := range settings {
+		if s.flag == name {
+			f.values[s.flag] = f.fs.String(s.flag, s.def, s.usage+" (env "+s.env+")")
+			return f
+		}
+	}
+	panic("unknown setting " + name)
+}
+
+// signingKey loads the signing key; nil when none is configured.
+func (c Config) signingKey() (ed25519.PrivateKey, error) {
+	if c.SigningKey == "" {
+		return nil, nil
+	}
+	return audit.LoadPrivateKey(c.SigningKey)
 }
 
 // resolve builds the Config once fs has parsed the command line: for each
@@ -236,6 +265,9 @@ func (c Config) Verify() error {
 	}
 	if c.DetectInterval != 0 && (c.DetectInterval < minDetectInterval || c.DetectInterval > maxDetectInterval) {
 		bad("detect-interval", "must be 0 (off) or from %v to %v, got %v", minDetectInterval, maxDetectInterval, c.DetectInterval)
+	}
+	if _, err := c.signingKey(); err != nil {
+		bad("signing-key", "%v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -38,6 +38,15 @@ func TestHelpSucceedsOnEveryCommand(t *testing.T) {
 		{[]string{"token", "revoke", "--help"}, []string{"usage: tranche token revoke"}},
 		{[]string{"verify", "-h"}, []string{"usage: tranche verify", "-json"}},
 		{[]string{"verify", "--help"}, []string{"usage: tranche verify"}},
+		{[]string{"verify", "-h"}, []string{"-since-head", "-public-key", "-allow-unsigned", "TRANCHE_SIGNING_KEY"}},
+		{[]string{"serve", "-h"}, []string{"-signing-key", "TRANCHE_SIGNING_KEY"}},
+		{[]string{"keys", "-h"}, []string{"usage: tranche keys generate", "PREFIX.pub"}},
+		{[]string{"keys", "--help"}, []string{"usage: tranche keys generate"}},
+		{[]string{"keys", "help"}, []string{"usage: tranche keys generate"}},
+		{[]string{"keys", "generate", "-h"}, []string{"usage: tranche keys generate", "-out"}},
+		{[]string{"keys", "generate", "--help"}, []string{"usage: tranche keys generate"}},
+		{[]string{"help", "keys", "generate"}, []string{"usage: tranche keys generate", "-out"}},
+		{[]string{"help"}, []string{"keys", "verify"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -61,6 +70,8 @@ func TestMisuseIsAUsageError(t *testing.T) {
 	for _, args := range [][]string{
 		{}, {"nonsense"}, {"help", "nonsense"}, {"token"}, {"token", "rotate"},
 		{"serve", "--no-such-flag"}, {"token", "list", "--role", "admin"}, {"token", "revoke"},
+		{"keys"}, {"keys", "rotate"}, {"keys", "generate"}, {"keys", "generate", "--out", "x", "extra"},
+		{"verify", "--public-key", "k.pub"}, {"verify", "--allow-unsigned"},
 	} {
 		var out bytes.Buffer
 		err := run(context.Background(), args, nil, &out)

@@ -26,6 +26,8 @@ commands:
   migrate   apply database migrations and exit
   token     create, list or revoke API tokens (tranche token create --role ROLE [--org ID] [--name NAME])
   verify    recompute the audit hash chain; exit status 2 when it does not verify
+            (--since-head FILE: and check it extends a signed head saved earlier)
+  keys      generate the ed25519 key pair that signs audit-chain heads
   help      this text; 'tranche help <command>' for a command's flags
 
 Run 'tranche <command> -h' for a command's flags.
@@ -63,6 +65,8 @@ func dispatch(ctx context.Context, args []string, e map[string]string, stdout io
 		return cmdToken(ctx, args[1:], e, stdout)
 	case "verify":
 		return cmdVerify(ctx, args[1:], e, stdout)
+	case "keys":
+		return cmdKeys(ctx, args[1:], e, stdout)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[0] == "help" && !isHelp(args[1]) {
 			// tranche help token create = tranche token create -h
@@ -73,6 +77,8 @@ func dispatch(ctx context.Context, args []string, e map[string]string, stdout io
 	}
 	return exitError{code: 2, msg: fmt.Sprintf("unknown command %q (see tranche help)", args[0])}
 }
+
+func isFlagHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
 
 func isHelp(arg string) bool {
 	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"

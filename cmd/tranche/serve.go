@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"io"
 	"os"
 
@@ -28,6 +29,10 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	if err != nil {
 		return exitError{code: 2, msg: "configuration: --detect-config (env TRANCHE_DETECT_CONFIG): " + err.Error()}
 	}
+	key, err := cfg.signingKey() // verified too
+	if err != nil {
+		return exitError{code: 2, msg: "configuration: --signing-key (env TRANCHE_SIGNING_KEY): " + err.Error()}
+	}
 	log := cfg.logger(os.Stderr)
 	db, err := cfg.open(ctx, int32(cfg.MaxConns))
 	if err != nil {
@@ -36,8 +41,15 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	defer db.Close()
 	tokens := token.New(db.pool)
 	tokens.CacheTTL = cfg.TokenCacheTTL
+	auditStore := audit.New(db.pool)
+	auditStore.SetSigningKey(key)
+	if key == nil {
+		log.Info("no --signing-key: audit-chain heads are unsigned")
+	} else {
+		log.Info("signing audit-chain heads", "keyId", audit.KeyID(key.Public().(ed25519.PublicKey)))
+	}
 	stores := server.Stores{Pool: db.pool, Tokens: tokens, Organizations: org.New(db.pool), Roadmaps: roadmap.New(db.pool),
-		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: audit.New(db.pool),
+		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: auditStore,
 		Procurement: procurement.New(db.pool), Detect: detect.New(db.pool, thresholds)}
 	srv, err := server.New(server.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
 		DetectInterval: cfg.DetectInterval}, stores, log)

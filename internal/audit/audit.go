@@ -44,6 +44,20 @@
 // triggers; verification then reports the first bad sequence number, and a
 // head recorded outside the database (every audit pack carries one) exposes a
 // rewritten tail.
+//
+// # Signed heads
+//
+// Whoever can bypass the triggers can also re-hash the chain after an edit,
+// and the chain verifies again; only a head kept outside the database shows
+// the rewrite. A Head is (seq, hash of the event at seq), signed with the
+// server's ed25519 key when it has one (Store.SetSigningKey), over the RFC
+// 8785 message {"hash":"<hex>","seq":"<n>","v":"tranche-audit-head/1"}: a
+// domain label, so the signature cannot be replayed as anything else, and no
+// delimiter-joined fields. Store.VerifySince recomputes the chain and checks
+// that it still has the head's hash at the head's sequence and verifies to
+// its end. The signature proves who issued the head, not that the chain was
+// sound then: a head is worth what the verification done when it was taken
+// was worth, which is why packs carry the verification result beside it.
 package audit
 
 import (

@@ -242,11 +242,16 @@ type Result struct {
 	FirstBadSeq   int64
 	Problem       string
 	Detail        string
+	// MarkHash is the recomputed hash at the sequence verify was asked to
+	// mark (VerifySince's head), nil when the chain does not reach it
+	// soundly.
+	MarkHash []byte
 }
 
 // verify recomputes the chain from the first event, streaming, and reports
-// the first bad sequence number.
-func verify(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
+// the first bad sequence number; the recomputed hash at sequence mark goes in
+// MarkHash.
+func verify(ctx context.Context, pool *pgxpool.Pool, mark int64) (Result, error) {
 	var r Result
 	// One repeatable-read snapshot, so the count and the chain agree.
 	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -258,7 +263,7 @@ func verify(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 			return err
 		}
 		defer rows.Close()
-		r, err = verifyRows(rows, r)
+		r, err = verifyRows(rows, r, mark)
 		return err
 	})
 	if err != nil {
@@ -269,7 +274,7 @@ func verify(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 
 // verifyRows walks events in seq order. It looks one event ahead so that two
 // swapped events are reported as REORDERED rather than a broken link.
-func verifyRows(rows pgx.Rows, r Result) (Result, error) {
+func verifyRows(rows pgx.Rows, r Result, mark int64) (Result, error) {
 	prev := zeroHash
 	var cur, next *Event
 	var scanErr error
@@ -310,6 +315,9 @@ func verifyRows(rows pgx.Rows, r Result) (Result, error) {
 		}
 		r.EventsChecked++
 		r.HeadSeq, r.HeadHash = cur.Seq, cur.Hash
+		if cur.Seq == mark {
+			r.MarkHash = h
+		}
 		prev = cur.Hash
 		cur, next = next, nil
 		if cur != nil {

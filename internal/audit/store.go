@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -11,6 +12,7 @@ import (
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
+	key    ed25519.PrivateKey // signs heads; nil: heads are unsigned
 }
 
 // New returns the audit store over pool, with a sealer of the documented
@@ -29,5 +31,5 @@ func (s *Store) Verify(ctx context.Context) (Result, error) {
 	if _, err := s.sealer.SealPending(ctx); err != nil {
 		return Result{}, err
 	}
-	return verify(ctx, s.pool)
+	return verify(ctx, s.pool, 0)
 }

@@ -55,3 +55,21 @@ func (s *auditService) VerifyAuditChain(ctx context.Context, _ *pb.VerifyAuditCh
 		Unsealed: r.Unsealed, FirstBadSeq: r.FirstBadSeq, Problem: r.Problem, Detail: r.Detail,
 	}, nil
 }
+
+// GetAuditHead is open to those who may verify the chain: a head is the
+// chain's summary, and what it proves is checked against the whole chain.
+func (s *auditService) GetAuditHead(ctx context.Context, _ *pb.GetAuditHeadRequest) (*pb.GetAuditHeadResponse, error) {
+	if err := auth.FromContext(ctx).Require(auth.Coordinator, auth.Auditor); err != nil {
+		return nil, err
+	}
+	h, err := s.audit.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.GetAuditHeadResponse{Seq: h.Seq, Hash: audit.HexHash(h.Hash), Signed: h.Signed(), Format: audit.HeadFormat}
+	if h.Signed() {
+		resp.Signature, resp.KeyId = audit.EncodeSignature(h.Signature), h.KeyID
+		resp.PublicKey = audit.PublicKeyPEM(s.audit.PublicKey())
+	}
+	return resp, nil
+}

@@ -35,12 +35,19 @@ type harness struct {
 	tokens *token.Store
 }
 
-func newHarness(tb testing.TB) *harness {
+func newHarness(tb testing.TB) *harness { tb.Helper(); return newHarnessWith(tb, nil) }
+
+// newHarnessWith is newHarness with the stores adjusted by adjust before the
+// server starts (a signing key, say).
+func newHarnessWith(tb testing.TB, adjust func(*Stores)) *harness {
 	tb.Helper()
 	db := testdb.New(tb)
 	tokens := token.New(db.App)
 	stores := testStores(db.App)
 	stores.Tokens = tokens
+	if adjust != nil {
+		adjust(&stores)
+	}
 	srv, err := New(Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, stores, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatal(err)

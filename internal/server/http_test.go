@@ -307,6 +307,7 @@ func TestMethodNotAllowedListsAllowedMethods(t *testing.T) {
 		{"DELETE", "/v1/transactions:batchRecord", 405, "POST"},
 		{"PATCH", grant + "/transactions", 405, "GET, POST"},
 		{"POST", "/v1/audit-events:verify", 405, "GET"},
+		{"POST", "/v1/audit-events:head", 405, "GET"},
 		{"GET", "/v1/nothing-here", 404, ""},
 		{"DELETE", "/v1/nothing-here", 404, ""},
 		{"GET", "/v1/grants/x/nothing", 404, ""},

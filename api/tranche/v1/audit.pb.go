@@ -472,6 +472,145 @@ func (x *VerifyAuditChainResponse) GetDetail() string {
 	return ""
 }
 
+type GetAuditHeadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditHeadRequest) Reset() {
+	*x = GetAuditHeadRequest{}
+	mi := &file_tranche_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditHeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditHeadRequest) ProtoMessage() {}
+
+func (x *GetAuditHeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditHeadRequest.ProtoReflect.Descriptor instead.
+func (*GetAuditHeadRequest) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+// GetAuditHeadResponse is a head as saved by auditors: the whole JSON answer
+// is what tranche verify --since-head reads.
+type GetAuditHeadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sequence of the last sealed event; 0 for an empty chain.
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Hex SHA-256 of the event at seq (64 zeros for an empty chain).
+	Hash string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Whether the server has a signing key; false leaves the fields below empty.
+	Signed bool `protobuf:"varint,3,opt,name=signed,proto3" json:"signed,omitempty"`
+	// Standard base64 of the ed25519 signature over the RFC 8785 message
+	// {"hash":"<hash>","seq":"<seq>","v":"tranche-audit-head/1"}.
+	Signature string `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	// First 16 hex digits of the SHA-256 of the public key's PKIX DER.
+	KeyId string `protobuf:"bytes,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The public key, PEM PKIX, for a verifier to pin; trust it only after
+	// comparing it with the key file the operator published.
+	PublicKey string `protobuf:"bytes,6,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The head format, "tranche-audit-head/1".
+	Format        string `protobuf:"bytes,7,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditHeadResponse) Reset() {
+	*x = GetAuditHeadResponse{}
+	mi := &file_tranche_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditHeadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditHeadResponse) ProtoMessage() {}
+
+func (x *GetAuditHeadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tranche_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditHeadResponse.ProtoReflect.Descriptor instead.
+func (*GetAuditHeadResponse) Descriptor() ([]byte, []int) {
+	return file_tranche_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetAuditHeadResponse) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GetAuditHeadResponse) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *GetAuditHeadResponse) GetSigned() bool {
+	if x != nil {
+		return x.Signed
+	}
+	return false
+}
+
+func (x *GetAuditHeadResponse) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *GetAuditHeadResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *GetAuditHeadResponse) GetPublicKey() string {
+	if x != nil {
+		return x.PublicKey
+	}
+	return ""
+}
+
+func (x *GetAuditHeadResponse) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
 var File_tranche_v1_audit_proto protoreflect.FileDescriptor
 
 const file_tranche_v1_audit_proto_rawDesc = "" +
@@ -525,10 +664,21 @@ const file_tranche_v1_audit_proto_rawDesc = "" +
 	"\bunsealed\x18\x05 \x01(\x03R\bunsealed\x12\"\n" +
 	"\rfirst_bad_seq\x18\x06 \x01(\x03R\vfirstBadSeq\x12\x18\n" +
 	"\aproblem\x18\a \x01(\tR\aproblem\x12\x16\n" +
-	"\x06detail\x18\b \x01(\tR\x06detail2\x84\x02\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\"\x15\n" +
+	"\x13GetAuditHeadRequest\"\xc0\x01\n" +
+	"\x14GetAuditHeadResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\x12\x16\n" +
+	"\x06signed\x18\x03 \x01(\bR\x06signed\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\tR\tsignature\x12\x15\n" +
+	"\x06key_id\x18\x05 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x06 \x01(\tR\tpublicKey\x12\x16\n" +
+	"\x06format\x18\a \x01(\tR\x06format2\xf6\x02\n" +
 	"\fAuditService\x12t\n" +
 	"\x0fListAuditEvents\x12\".tranche.v1.ListAuditEventsRequest\x1a#.tranche.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-events\x12~\n" +
-	"\x10VerifyAuditChain\x12#.tranche.v1.VerifyAuditChainRequest\x1a$.tranche.v1.VerifyAuditChainResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/audit-events:verifyB<Z:github.com/tranche-ledger/tranche/api/tranche/v1;tranchev1b\x06proto3"
+	"\x10VerifyAuditChain\x12#.tranche.v1.VerifyAuditChainRequest\x1a$.tranche.v1.VerifyAuditChainResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/audit-events:verify\x12p\n" +
+	"\fGetAuditHead\x12\x1f.tranche.v1.GetAuditHeadRequest\x1a .tranche.v1.GetAuditHeadResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/audit-events:headB<Z:github.com/tranche-ledger/tranche/api/tranche/v1;tranchev1b\x06proto3"
 
 var (
 	file_tranche_v1_audit_proto_rawDescOnce sync.Once
@@ -542,26 +692,30 @@ func file_tranche_v1_audit_proto_rawDescGZIP() []byte {
 	return file_tranche_v1_audit_proto_rawDescData
 }
 
-var file_tranche_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_tranche_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_tranche_v1_audit_proto_goTypes = []any{
 	(*AuditEvent)(nil),               // 0: tranche.v1.AuditEvent
 	(*ListAuditEventsRequest)(nil),   // 1: tranche.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil),  // 2: tranche.v1.ListAuditEventsResponse
 	(*VerifyAuditChainRequest)(nil),  // 3: tranche.v1.VerifyAuditChainRequest
 	(*VerifyAuditChainResponse)(nil), // 4: tranche.v1.VerifyAuditChainResponse
-	(*timestamppb.Timestamp)(nil),    // 5: google.protobuf.Timestamp
+	(*GetAuditHeadRequest)(nil),      // 5: tranche.v1.GetAuditHeadRequest
+	(*GetAuditHeadResponse)(nil),     // 6: tranche.v1.GetAuditHeadResponse
+	(*timestamppb.Timestamp)(nil),    // 7: google.protobuf.Timestamp
 }
 var file_tranche_v1_audit_proto_depIdxs = []int32{
-	5, // 0: tranche.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	5, // 1: tranche.v1.ListAuditEventsRequest.from_time:type_name -> google.protobuf.Timestamp
-	5, // 2: tranche.v1.ListAuditEventsRequest.to_time:type_name -> google.protobuf.Timestamp
+	7, // 0: tranche.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	7, // 1: tranche.v1.ListAuditEventsRequest.from_time:type_name -> google.protobuf.Timestamp
+	7, // 2: tranche.v1.ListAuditEventsRequest.to_time:type_name -> google.protobuf.Timestamp
 	0, // 3: tranche.v1.ListAuditEventsResponse.events:type_name -> tranche.v1.AuditEvent
 	1, // 4: tranche.v1.AuditService.ListAuditEvents:input_type -> tranche.v1.ListAuditEventsRequest
 	3, // 5: tranche.v1.AuditService.VerifyAuditChain:input_type -> tranche.v1.VerifyAuditChainRequest
-	2, // 6: tranche.v1.AuditService.ListAuditEvents:output_type -> tranche.v1.ListAuditEventsResponse
-	4, // 7: tranche.v1.AuditService.VerifyAuditChain:output_type -> tranche.v1.VerifyAuditChainResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
+	5, // 6: tranche.v1.AuditService.GetAuditHead:input_type -> tranche.v1.GetAuditHeadRequest
+	2, // 7: tranche.v1.AuditService.ListAuditEvents:output_type -> tranche.v1.ListAuditEventsResponse
+	4, // 8: tranche.v1.AuditService.VerifyAuditChain:output_type -> tranche.v1.VerifyAuditChainResponse
+	6, // 9: tranche.v1.AuditService.GetAuditHead:output_type -> tranche.v1.GetAuditHeadResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
 	4, // [4:4] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
@@ -578,7 +732,7 @@ func file_tranche_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tranche_v1_audit_proto_rawDesc), len(file_tranche_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	AuditService_ListAuditEvents_FullMethodName  = "/tranche.v1.AuditService/ListAuditEvents"
 	AuditService_VerifyAuditChain_FullMethodName = "/tranche.v1.AuditService/VerifyAuditChain"
+	AuditService_GetAuditHead_FullMethodName     = "/tranche.v1.AuditService/GetAuditHead"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -40,6 +41,11 @@ type AuditServiceClient interface {
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 	// VerifyAuditChain recomputes the whole chain and reports the first bad event.
 	VerifyAuditChain(ctx context.Context, in *VerifyAuditChainRequest, opts ...grpc.CallOption) (*VerifyAuditChainResponse, error)
+	// GetAuditHead seals pending events and returns the chain's head, signed
+	// with the server's ed25519 key when it has one. Saved outside the
+	// database, a signed head lets anyone check later that the chain still
+	// extends it (tranche verify --since-head). Same roles as VerifyAuditChain.
+	GetAuditHead(ctx context.Context, in *GetAuditHeadRequest, opts ...grpc.CallOption) (*GetAuditHeadResponse, error)
 }
 
 type auditServiceClient struct {
@@ -70,6 +76,16 @@ func (c *auditServiceClient) VerifyAuditChain(ctx context.Context, in *VerifyAud
 	return out, nil
 }
 
+func (c *auditServiceClient) GetAuditHead(ctx context.Context, in *GetAuditHeadRequest, opts ...grpc.CallOption) (*GetAuditHeadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuditHeadResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetAuditHead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -87,6 +103,11 @@ type AuditServiceServer interface {
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	// VerifyAuditChain recomputes the whole chain and reports the first bad event.
 	VerifyAuditChain(context.Context, *VerifyAuditChainRequest) (*VerifyAuditChainResponse, error)
+	// GetAuditHead seals pending events and returns the chain's head, signed
+	// with the server's ed25519 key when it has one. Saved outside the
+	// database, a signed head lets anyone check later that the chain still
+	// extends it (tranche verify --since-head). Same roles as VerifyAuditChain.
+	GetAuditHead(context.Context, *GetAuditHeadRequest) (*GetAuditHeadResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -102,6 +123,9 @@ func (UnimplementedAuditServiceServer) ListAuditEvents(context.Context, *ListAud
 }
 func (UnimplementedAuditServiceServer) VerifyAuditChain(context.Context, *VerifyAuditChainRequest) (*VerifyAuditChainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyAuditChain not implemented")
+}
+func (UnimplementedAuditServiceServer) GetAuditHead(context.Context, *GetAuditHeadRequest) (*GetAuditHeadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuditHead not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -160,6 +184,24 @@ func _AuditService_VerifyAuditChain_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_GetAuditHead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuditHeadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetAuditHead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetAuditHead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetAuditHead(ctx, req.(*GetAuditHeadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -174,6 +216,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyAuditChain",
 			Handler:    _AuditService_VerifyAuditChain_Handler,
+		},
+		{
+			MethodName: "GetAuditHead",
+			Handler:    _AuditService_GetAuditHead_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
