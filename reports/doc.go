@@ -1,0 +1,132 @@
+// Package reports writes the Excel audit pack, format tranche-audit-pack/1
+// (DESIGN section 6): one .xlsx per scope (a roadmap, optionally narrowed to a
+// donor, a grant and a value-date period) as of a point in time, that an
+// auditor opens in Excel or LibreOffice and can re-derive and check.
+//
+// # Sheets and columns
+//
+// Layout (layout.go) is the authority: the sheets in order — Cover, Summary,
+// Grants, Transactions, Reconciliation, Milestones, Procurement, Flags,
+// Audit Trail, FX Rates, Manifest — and each sheet's columns with their kind
+// and width. Kinds:
+//
+//   - text: a string cell.
+//   - date: a date cell (an Excel serial number) with number format yyyy-mm-dd.
+//   - amount: a numeric cell whose number format has exactly the currency's
+//     minor units (#,##0 for JPY, #,##0.00 for EUR, #,##0.000 for KWD),
+//     followed by a text cell "<column> currency" with the ISO 4217 code. One
+//     amount column of the layout is two spreadsheet columns.
+//   - integer: a numeric cell.
+//   - decimal: a numeric cell (FX rates, quantities), general format.
+//   - timestamp: a TEXT cell, RFC 3339 in UTC with microseconds
+//     (2024-03-01T10:15:00.123456Z). Decision: an Excel date-time is a float
+//     of days that cannot carry PostgreSQL's microseconds, and the manifest
+//     must be re-derivable from the cells alone; the exact instant beats
+//     sortable-as-a-date here (the string sorts correctly anyway).
+//
+// Every sheet has a bold header row (the column names; an amount's currency
+// column is "<name> currency"), frozen below the header, an autofilter over
+// header and data, and the layout's column widths (currency columns 9).
+//
+// What the sheets built so far hold:
+//
+//   - Cover: Field/Value lines — format, generator, roadmap id, title,
+//     country, reporting currency, donor filter ("all" or the org id), grant
+//     filter, value dates from/to ("open" or YYYY-MM-DD), as-of.
+//   - Grants: the scope's grants created at or before as-of, ordered by
+//     (reference, id), with donor and recipient names, dates, creation time,
+//     and pledged, committed, disbursed, received, spent in agreement
+//     currency: the sums of the journal's agreement amounts per bucket
+//     recorded at or before as-of — the reconciliation API's figures for the
+//     same as-of (a test compares them). Decision: the value-date period
+//     narrows Transactions, not these whole-life totals.
+//   - Transactions: the journal of the scope recorded at or before as-of with
+//     a value date in the period, ordered by (value date, recorded at, id):
+//     amount in entry currency, agreement amount in grant currency, reporting
+//     amount in the roadmap's reporting currency (each signed as stored: a
+//     REVERSAL is negative), the rates used, the entry's own FX rate (empty
+//     when none), references, recorder, recorded-at, batch id.
+//   - Manifest: see below.
+//
+// The other sheets are written with their header row and no data yet (their
+// manifest lines say 0 rows) — see "Still to do".
+//
+// # Scope and as-of
+//
+// As-of means recorded_at <= as-of (truncated to microseconds, UTC; zero:
+// now). Donor: grants whose donor_org_id is the donor. Grant: that grant
+// only (a grant outside the roadmap or of another donor gives empty sheets,
+// not an error). Period: value_date between from and to, inclusive. Write
+// does not authorise: the caller (server, CLI) checks that the principal may
+// read the scope before calling it. An unknown roadmap is apperr.ErrNotFound.
+//
+// All rows are read in one REPEATABLE READ READ ONLY transaction, so every
+// sheet describes the same snapshot, and streamed row by row from pgx into
+// one excelize StreamWriter per sheet (excelize spools big sheets to
+// temporary files, not memory).
+//
+// # Determinism
+//
+// The same scope and as-of give a byte-identical file: document properties
+// (created, modified, creator, title) are fixed and dated as-of; every zip
+// entry's modification time is as-of; rows come in the ORDER BY keys above;
+// number-format styles are created in first-use order, which the row order
+// fixes; Generator is a constant, not build info. excelize writes its
+// streamed worksheets in Go map order, so the zip writer handed to it
+// (deterministicZip) spools xl/worksheets/* to temporary files and writes
+// them sorted by name when it is closed; excelize writes its other parts
+// sorted already. The zip goes straight onto the destination writer with
+// flate.BestSpeed (SetZipWriter; DESIGN section 6: no in-memory copy of the
+// file, half the CPU of the default level).
+//
+// # Manifest and the canonical form of a sheet
+//
+// Manifest has columns Entry, Rows, SHA-256, Value. One line per sheet
+// before it ("sheet:Grants", row count, checksum), then facts in Value:
+// format, generator, canonicalForm, scope.roadmapId, scope.donorOrgId,
+// scope.grantId, scope.from, scope.to, asOf, chainHead.sequence,
+// chainHead.hash, chainHead.signature, chainVerification.
+//
+// The checksum of a sheet is SHA-256 over its data rows (not the header) in
+// order, each row encoded as: the number of cells as a 4-byte big-endian
+// unsigned integer, then for each cell its length in bytes (4-byte
+// big-endian) and its canonical string in UTF-8. Length-prefixed, never
+// delimiter-joined, so no cell content can move a boundary. An amount column
+// contributes two cells (amount, currency code). Canonical strings:
+//
+//   - text, timestamp: the cell's string;
+//   - date: YYYY-MM-DD;
+//   - amount: the decimal with exactly the currency's minor units, no
+//     thousands separator ("1234.50"; JPY "1235"), then the code;
+//   - integer: base-10 digits, leading "-" when negative;
+//   - decimal: the plain decimal without trailing zeros ("0.92", "150");
+//   - an empty cell: the empty string.
+//
+// CanonicalSHA256 computes it from canonical rows; the tests recompute every
+// sheet's checksum from the cells read back with excelize, as `tranche pack
+// verify` will.
+//
+// # Still to do (next slices)
+//
+//   - Summary: per milestone funding requirement against committed,
+//     disbursed, spent, in agreement and reporting currencies, equal to the
+//     API's reconciliation and coverage figures (internal/ledger
+//     reconcile.go, internal/roadmap coverage.go), plus a native chart.
+//   - Reconciliation, Milestones, Procurement (stage dates, dwell days;
+//     internal/procurement), Flags (with review state; internal/detect),
+//     Audit Trail (events the scope may see), FX Rates (the rates used,
+//     with revisions). Their columns in Layout are a first proposal.
+//   - Manifest: chain head at as-of (audit.Store.HeadAt: sequence, hash,
+//     signature) and the verification result, read in the same snapshot;
+//     today they say "not yet included".
+//   - Delivery: GET /v1/audit-packs:download, the server-streaming gRPC
+//     method, `tranche pack` with progress, authorisation per role; `tranche
+//     pack verify`.
+//   - Amounts go to Excel as float64 (Excel holds nothing else): exact for up
+//     to 15 significant digits; a verifier reading back a larger amount would
+//     not reproduce the canonical string — decide (refuse, or text cell).
+//   - A sheet over Excel's 1 048 575 data rows is an error now; continuation
+//     sheets (Transactions 2, …) are to be designed.
+//   - The LibreOffice check, the 1 000 000-entry benchmark against COPY, and
+//     an index for the Transactions order at scale (EXPLAIN at 1M rows).
+package reports
