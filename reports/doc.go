@@ -85,7 +85,23 @@
 // before it ("sheet:Grants", row count, checksum), then facts in Value:
 // format, generator, canonicalForm, scope.roadmapId, scope.donorOrgId,
 // scope.grantId, scope.from, scope.to, asOf, chainHead.sequence,
-// chainHead.hash, chainHead.signature, chainVerification.
+// chainHead.hash (lower-case hex), chainHead.signature (base64 ed25519 over
+// audit.HeadMessage, or "unsigned: …"), chainHead.keyId, chainVerification
+// ("verified: …" or "FAILED at sequence N: PROBLEM: detail").
+//
+// The chain head at as-of: Write first seals pending events (audit
+// Store.Head), then, inside the snapshot, takes the sealed event of the
+// greatest sequence that occurred at or before as-of; audit Store.HeadAt
+// reads and signs it and VerifySince recomputes the whole chain and checks
+// that it extends that head (a rewritten event shows as FAILED in the pack).
+// Events about the rows of the pack occurred in the same transaction as
+// those rows, so the head covers them. Caveat: an event that occurred before
+// as-of in a transaction that committed after a later one can be sealed
+// after the pack was written; a pack of the same as-of written after that
+// names a later head. So byte-identity holds once as-of is older than the
+// longest write transaction plus the sealing bound (audit package) — true
+// for any as-of in the past that an auditor asks for twice. Without
+// Source.Audit the manifest says the head is "not included".
 //
 // The checksum of a sheet is SHA-256 over its data rows (not the header) in
 // order, each row encoded as: the number of cells as a 4-byte big-endian
@@ -116,9 +132,9 @@
 //     internal/procurement), Flags (with review state; internal/detect),
 //     Audit Trail (events the scope may see), FX Rates (the rates used,
 //     with revisions). Their columns in Layout are a first proposal.
-//   - Manifest: chain head at as-of (audit.Store.HeadAt: sequence, hash,
-//     signature) and the verification result, read in the same snapshot;
-//     today they say "not yet included".
+//   - Verification runs over the whole chain for every pack (O(events));
+//     measure at 1M events and consider verifying only up to the head plus
+//     a cached verdict.
 //   - Delivery: GET /v1/audit-packs:download, the server-streaming gRPC
 //     method, `tranche pack` with progress, authorisation per role; `tranche
 //     pack verify`.

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 	"github.com/xuri/excelize/v2"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -72,6 +78,8 @@ func amt(a, c string) money.Amount {
 type world struct {
 	db                   *testdb.DB
 	l                    *ledger.Store
+	audit                *audit.Store
+	key                  ed25519.PrivateKey
 	roadmapID            uuid.UUID
 	eur, jpy             ledger.Grant
 	entries              []ledger.Transaction // recorded by asOf
@@ -85,7 +93,9 @@ func (w *world) req() string { w.reqs++; return fmt.Sprintf("req-%d", w.reqs) }
 
 func newWorld(t *testing.T) *world {
 	db := testdb.New(t)
-	w := &world{db: db, l: ledger.New(db.App)}
+	w := &world{db: db, l: ledger.New(db.App), audit: audit.New(db.App)}
+	_, w.key, _ = ed25519.GenerateKey(rand.Reader)
+	w.audit.SetSigningKey(w.key)
 	orgs := org.New(db.App)
 	w.impl = try(orgs.Create(coord, org.Organization{Name: "Demining NGO", Kind: "IMPLEMENTER"}, "impl")).must(t).ID
 	w.donorA = try(orgs.Create(coord, org.Organization{Name: "Donor | A", Kind: "DONOR"}, "da")).must(t).ID
@@ -140,7 +150,7 @@ func (w *world) pack(t *testing.T, s reports.Scope) []byte {
 	if s.AsOf.IsZero() {
 		s.AsOf = w.asOf
 	}
-	if err := reports.Write(context.Background(), &buf, w.db.App, s); err != nil {
+	if err := reports.Write(context.Background(), &buf, reports.Source{DB: w.db.App, Audit: w.audit}, s); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -451,13 +461,72 @@ func TestPackEmptyAndUnknown(t *testing.T) {
 	if m := sheets[reports.SheetTransactions]; m.rows != "0" || m.sum != reports.CanonicalSHA256(nil) {
 		t.Errorf("empty roadmap: Transactions manifest %+v", m)
 	}
-	err := reports.Write(context.Background(), io.Discard, w.db.App, reports.Scope{RoadmapID: uuid.New()})
+	err := reports.Write(context.Background(), io.Discard, reports.Source{DB: w.db.App}, reports.Scope{RoadmapID: uuid.New()})
 	if !errors.Is(err, apperr.ErrNotFound) {
 		t.Errorf("unknown roadmap: %v, want not found", err)
 	}
-	err = reports.Write(context.Background(), io.Discard, w.db.App, reports.Scope{})
+	err = reports.Write(context.Background(), io.Discard, reports.Source{DB: w.db.App}, reports.Scope{})
 	var invalid *apperr.InvalidError
 	if !errors.As(err, &invalid) {
 		t.Errorf("no roadmap: %v, want invalid", err)
+	}
+}
+
+// The manifest carries the signed chain head at as-of and the verdict of a
+// verification; a rewritten chain shows up as a failure in the next pack.
+func TestPackChainHead(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	b := w.pack(t, reports.Scope{})
+	_, facts := manifest(t, open(t, b))
+
+	ctx := context.Background()
+	var wantSeq, lastSeq int64
+	var wantHash []byte
+	if err := w.db.Owner.QueryRow(ctx, `SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL AND occurred_at <= $1
+		ORDER BY seq DESC LIMIT 1`, w.asOf).Scan(&wantSeq, &wantHash); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.db.Owner.QueryRow(ctx, `SELECT max(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
+		t.Fatal(err)
+	}
+	if lastSeq <= wantSeq {
+		t.Fatalf("the late entry's event (seq %d) should lie beyond the head at as-of (%d)", lastSeq, wantSeq)
+	}
+	if facts["chainHead.sequence"] != fmt.Sprint(wantSeq) || facts["chainHead.hash"] != hex.EncodeToString(wantHash) {
+		t.Errorf("head %s %s, want %d %x", facts["chainHead.sequence"], facts["chainHead.hash"], wantSeq, wantHash)
+	}
+	sig := try(audit.DecodeSignature(facts["chainHead.signature"])).must(t)
+	h := audit.Head{Seq: wantSeq, Hash: wantHash, Signature: sig, KeyID: facts["chainHead.keyId"]}
+	if err := h.VerifySignature(w.key.Public().(ed25519.PublicKey)); err != nil {
+		t.Errorf("head signature: %v", err)
+	}
+	if !strings.HasPrefix(facts["chainVerification"], "verified") {
+		t.Errorf("verification %q", facts["chainVerification"])
+	}
+
+	// Without an audit store the manifest says the head is not included.
+	var buf bytes.Buffer
+	if err := reports.Write(ctx, &buf, reports.Source{DB: w.db.App}, reports.Scope{RoadmapID: w.roadmapID, AsOf: w.asOf}); err != nil {
+		t.Fatal(err)
+	}
+	if _, f := manifest(t, open(t, buf.Bytes())); !strings.HasPrefix(f["chainHead.sequence"], "not included") {
+		t.Errorf("no audit store: head %q", f["chainHead.sequence"])
+	}
+
+	// A rewritten event before the head: the pack reports the failure.
+	err := pgx.BeginFunc(ctx, w.db.Owner, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE audit_events SET change = replace(change, 'Demining', 'Dem1ning') WHERE seq = 1`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, facts = manifest(t, open(t, w.pack(t, reports.Scope{})))
+	if !strings.HasPrefix(facts["chainVerification"], "FAILED at sequence 1") {
+		t.Errorf("after tampering with seq 1: verification %q", facts["chainVerification"])
 	}
 }

@@ -155,7 +155,17 @@ func (p *pack) manifestRows(w *sheetWriter) error {
 	}
 	s := p.scope
 	none := value{null: true}
-	for _, kv := range [][2]string{
+	head := p.head
+	if head == nil {
+		head = [][2]string{
+			{"chainHead.sequence", "not included: no audit store given"},
+			{"chainHead.hash", ""},
+			{"chainHead.signature", ""},
+			{"chainHead.keyId", ""},
+			{"chainVerification", "not run"},
+		}
+	}
+	for _, kv := range append([][2]string{
 		{"format", Format},
 		{"generator", Generator},
 		{"canonicalForm", "length-prefixed cells, SHA-256 (reports package doc)"},
@@ -165,13 +175,7 @@ func (p *pack) manifestRows(w *sheetWriter) error {
 		{"scope.from", orOpen(s.From)},
 		{"scope.to", orOpen(s.To)},
 		{"asOf", s.AsOf.Format("2006-01-02T15:04:05.000000Z")},
-		// The next slice fills these from audit.Store.HeadAt and a chain
-		// verification in the same snapshot.
-		{"chainHead.sequence", "not yet included"},
-		{"chainHead.hash", "not yet included"},
-		{"chainHead.signature", "not yet included"},
-		{"chainVerification", "not yet included"},
-	} {
+	}, head...) {
 		if err := w.row(text(kv[0]), none, text(""), text(kv[1])); err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/money"
 )
 
@@ -34,9 +35,16 @@ const (
 	Generator = "tranche reports 0.1"
 )
 
-// Source opens the read transaction the pack is read in (a *pgxpool.Pool).
-type Source interface {
-	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+// Source is where a pack's rows and chain head come from.
+type Source struct {
+	// DB opens the read transaction the pack is read in (a *pgxpool.Pool).
+	DB interface {
+		BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+	}
+	// Audit gives the chain head at the as-of point, signed when it has a
+	// key, and verifies the chain; nil leaves the head out of the manifest
+	// (it says so).
+	Audit *audit.Store
 }
 
 // Scope is what a pack covers. RoadmapID is required; a zero DonorOrgID or
@@ -65,7 +73,14 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 		return apperr.Invalid("to", "is before from")
 	}
 
-	tx, err := src.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if src.Audit != nil {
+		// Seal what is pending before the snapshot starts, so the snapshot
+		// sees every event committed so far with its sequence.
+		if _, err := src.Audit.Head(ctx); err != nil {
+			return err
+		}
+	}
+	tx, err := src.DB.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
@@ -92,6 +107,11 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 			return fmt.Errorf("roadmap %s: %w", scope.RoadmapID, apperr.ErrNotFound)
 		}
 		return err
+	}
+	if src.Audit != nil {
+		if err := p.chainHead(src.Audit); err != nil {
+			return err
+		}
 	}
 	for _, s := range Layout {
 		if err := p.sheet(s); err != nil {
@@ -121,6 +141,45 @@ type pack struct {
 	header, date int
 	styles       map[int32]int // minor units → amount style
 	manifest     []sheetSum
+	head         [][2]string // manifest facts about the chain head
+}
+
+// chainHead finds the head at the as-of point in the snapshot: the sealed
+// event of the greatest sequence that occurred at or before as-of. A sealed
+// hash never changes, so the head is then read, signed and the chain verified
+// through the audit store outside the snapshot. Decision: the chain is
+// verified whole (VerifySince), the strongest statement the pack can carry.
+func (p *pack) chainHead(st *audit.Store) error {
+	var seq int64
+	err := p.tx.QueryRow(p.ctx, `SELECT seq FROM audit_events WHERE seq IS NOT NULL AND occurred_at <= $1
+		ORDER BY seq DESC LIMIT 1`, p.scope.AsOf).Scan(&seq)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("finding the audit head at as-of: %w", err)
+	}
+	h, err := st.HeadAt(p.ctx, seq)
+	if err != nil {
+		return err
+	}
+	sig, key := "unsigned: the server has no signing key", ""
+	if h.Signed() {
+		sig, key = audit.EncodeSignature(h.Signature), h.KeyID
+	}
+	r, err := st.VerifySince(p.ctx, h)
+	if err != nil {
+		return err
+	}
+	verdict := "verified: the chain recomputes and extends this head"
+	if !r.Verified {
+		verdict = fmt.Sprintf("FAILED at sequence %d: %s: %s", r.FirstBadSeq, r.Problem, r.Detail)
+	}
+	p.head = [][2]string{
+		{"chainHead.sequence", strconv.FormatInt(h.Seq, 10)},
+		{"chainHead.hash", audit.HexHash(h.Hash)},
+		{"chainHead.signature", sig},
+		{"chainHead.keyId", key},
+		{"chainVerification", verdict},
+	}
+	return nil
 }
 
 type sheetSum struct {
