@@ -46,6 +46,14 @@
 //     amount in the roadmap's reporting currency (each signed as stored: a
 //     REVERSAL is negative), the rates used, the entry's own FX rate (empty
 //     when none), references, recorder, recorded-at, batch id.
+//   - FX Rates: every rate, every revision, recorded at or before as-of
+//     whose two currencies are both currencies of the scope (its journal rows
+//     as narrowed for Transactions, its grants, the reporting currency), in
+//     (currency, quote currency, date, revision) order, with source, reason
+//     and recorded-at: what an auditor re-derives a conversion from (the
+//     effective rate of a pair and date is its highest revision recorded by
+//     then; an entry's own rate is in Transactions). Decision: rates are
+//     reference data, not any donor's, so narrowing only trims pairs.
 //   - Manifest: see below.
 //
 // The other sheets are written with their header row and no data yet (their
@@ -130,8 +138,8 @@
 //     reconcile.go, internal/roadmap coverage.go), plus a native chart.
 //   - Reconciliation, Milestones, Procurement (stage dates, dwell days;
 //     internal/procurement), Flags (with review state; internal/detect),
-//     Audit Trail (events the scope may see), FX Rates (the rates used,
-//     with revisions). Their columns in Layout are a first proposal.
+//     Audit Trail (events the scope may see). Their columns in Layout are a
+//     first proposal.
 //   - Verification runs over the whole chain for every pack (O(events));
 //     measure at 1M events and consider verifying only up to the head plus
 //     a cached verdict.

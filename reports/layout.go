@@ -121,7 +121,7 @@ var Layout = []Sheet{
 	}},
 	{SheetFXRates, []Column{
 		{"Currency", Text, 10}, {"Quote currency", Text, 10}, {"Date", Date, 12}, {"Rate", Decimal, 14},
-		{"Revision", Integer, 8}, {"Source", Text, 20}, {"Reason", Text, 30},
+		{"Revision", Integer, 8}, {"Source", Text, 20}, {"Reason", Text, 30}, {"Recorded at", Timestamp, 28},
 	}},
 	{SheetManifest, []Column{{"Entry", Text, 28}, {"Rows", Integer, 10}, {"SHA-256", Text, 66}, {"Value", Text, 60}}},
 }

@@ -106,6 +106,7 @@ func newWorld(t *testing.T) *world {
 	try(fx.New(db.App).Create(coord, []fx.RateInput{
 		{Currency: "EUR", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: decimal.RequireFromString("0.92"), Source: "test"},
 		{Currency: "JPY", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: decimal.RequireFromString("150"), Source: "test"},
+		{Currency: "GBP", QuoteCurrency: "USD", Date: day("2024-01-01"), Rate: decimal.RequireFromString("0.80"), Source: "test"}, // no grant in GBP
 	})).must(t)
 	grant := func(donor, cur, ref, pledged string) ledger.Grant {
 		return try(w.l.CreateGrant(as(auth.Donor, donor), ledger.GrantInput{RoadmapID: w.roadmapID,
@@ -528,5 +529,36 @@ func TestPackChainHead(t *testing.T) {
 	_, facts = manifest(t, open(t, w.pack(t, reports.Scope{})))
 	if !strings.HasPrefix(facts["chainVerification"], "FAILED at sequence 1") {
 		t.Errorf("after tampering with seq 1: verification %q", facts["chainVerification"])
+	}
+}
+
+// FX Rates holds the rates between the scope's currencies recorded by as-of.
+func TestPackFXRates(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	for _, c := range []struct {
+		name  string
+		scope reports.Scope
+		want  [][]string
+	}{
+		{"roadmap", reports.Scope{}, [][]string{
+			{"EUR", "USD", "2024-01-01", "0.92", "0", "test", ""},
+			{"JPY", "USD", "2024-01-01", "150", "0", "test", ""},
+		}},
+		{"donor A", reports.Scope{DonorOrgID: uuid.MustParse(w.donorA)}, [][]string{
+			{"EUR", "USD", "2024-01-01", "0.92", "0", "test", ""},
+		}},
+		{"before the rates were recorded", reports.Scope{AsOf: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rows := sheetRows(t, open(t, w.pack(t, c.scope)), reports.SheetFXRates)
+			var got [][]string
+			for _, r := range rows {
+				got = append(got, r[:len(r)-1]) // recorded at: a time of this run
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("FX rates %q, want %q", got, c.want)
+			}
+		})
 	}
 }

@@ -145,6 +145,56 @@ func (p *pack) transactionRows(w *sheetWriter) error {
 	return rows.Err()
 }
 
+// fxRows: every rate (every revision) recorded at or before as-of between
+// two currencies of the scope — those of its journal rows (as narrowed for
+// Transactions), of its grants, and the reporting currency — in (currency,
+// quote currency, date, revision) order: the table an auditor re-derives a
+// conversion from (the effective rate of a pair and date is its highest
+// revision as of then; an entry's own rate is in Transactions).
+func (p *pack) fxRows(w *sheetWriter) error {
+	s := p.scope
+	rows, err := p.tx.Query(p.ctx, `
+		WITH scoped AS (
+			SELECT r.reporting_currency AS currency FROM roadmaps r WHERE r.id = $1
+			UNION
+			SELECT g.currency FROM grants g
+			WHERE g.roadmap_id = $1 AND g.created_at <= $2
+				AND ($3::uuid IS NULL OR g.donor_org_id = $3::uuid)
+				AND ($4::uuid IS NULL OR g.id = $4::uuid)
+			UNION
+			SELECT t.currency FROM transactions t JOIN grants g ON g.id = t.grant_id
+			WHERE g.roadmap_id = $1 AND t.recorded_at <= $2
+				AND ($3::uuid IS NULL OR g.donor_org_id = $3::uuid)
+				AND ($4::uuid IS NULL OR g.id = $4::uuid)
+				AND ($5::date IS NULL OR t.value_date >= $5::date)
+				AND ($6::date IS NULL OR t.value_date <= $6::date)
+		)
+		SELECT f.currency, f.quote_currency, f.date, f.rate, f.revision, f.source, f.reason, f.recorded_at
+		FROM fx_rates f
+		WHERE f.recorded_at <= $2
+			AND f.currency IN (SELECT currency FROM scoped)
+			AND f.quote_currency IN (SELECT currency FROM scoped)
+		ORDER BY f.currency, f.quote_currency, f.date, f.revision`,
+		s.RoadmapID.String(), s.AsOf, optID(s.DonorOrgID), optID(s.GrantID), optDay(s.From), optDay(s.To))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cur, quote, source, reason string
+		var date, at time.Time
+		var rate decimal.Decimal
+		var rev int64
+		if err := rows.Scan(&cur, &quote, &date, &rate, &rev, &source, &reason, &at); err != nil {
+			return err
+		}
+		if err := w.row(text(cur), text(quote), day(date), dec(rate), integer(rev), text(source), text(reason), stamp(at)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // manifestRows: one line per sheet (rows, SHA-256 of the canonical rows),
 // then the pack's facts.
 func (p *pack) manifestRows(w *sheetWriter) error {

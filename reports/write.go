@@ -244,6 +244,7 @@ func (p *pack) sheet(s Sheet) error {
 		SheetCover:        p.coverRows,
 		SheetGrants:       p.grantRows,
 		SheetTransactions: p.transactionRows,
+		SheetFXRates:      p.fxRows,
 	}[s.Name]
 	if fill == nil {
 		fill = func(*sheetWriter) error { return nil } // not yet built: header only (see doc.go)
