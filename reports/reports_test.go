@@ -91,7 +91,7 @@ type world struct {
 
 func (w *world) req() string { w.reqs++; return fmt.Sprintf("req-%d", w.reqs) }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	db := testdb.New(t)
 	w := &world{db: db, l: ledger.New(db.App), audit: audit.New(db.App)}
 	_, w.key, _ = ed25519.GenerateKey(rand.Reader)

@@ -351,6 +351,8 @@ func (w *sheetWriter) row(vals ...value) error {
 		switch {
 		case v.null:
 			w.put(nil, "")
+		case c.Kind == Text && v.s == "":
+			w.put(nil, "") // no cell at all: smaller, and reads back as ""
 		case c.Kind == Text:
 			w.put(v.s, v.s)
 		case c.Kind == Date:
