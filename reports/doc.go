@@ -43,8 +43,9 @@
 //   - Transactions: the journal of the scope recorded at or before as-of with
 //     a value date in the period, ordered by (value date, recorded at, id):
 //     amount in entry currency, agreement amount in grant currency, reporting
-//     amount in the roadmap's reporting currency (each signed as stored: a
-//     REVERSAL is negative), the rates used, the entry's own FX rate (empty
+//     amount in the roadmap's reporting currency (the amount as entered, always
+//     positive; the agreement and reporting amounts are the signed effect on
+//     the bucket, negative for a REVERSAL), the rates used, the entry's own FX rate (empty
 //     when none), references, recorder, recorded-at, batch id.
 //   - FX Rates: every rate, every revision, recorded at or before as-of
 //     whose two currencies are both currencies of the scope (its journal rows

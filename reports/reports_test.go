@@ -127,6 +127,16 @@ func newWorld(t testing.TB) *world {
 		rec(dbk, w.jpy, "COMMITMENT", "30000000", "JPY", "2024-02-15", ""),
 		rec(dbk, w.jpy, "DISBURSEMENT", "1234567", "JPY", "2024-04-01", "J-1"),
 	)
+	// A mistaken disbursement and its reversal (negative in the pack), and an
+	// expenditure with its own FX rate.
+	wrong := rec(dbk, w.jpy, "DISBURSEMENT", "1000", "JPY", "2024-04-02", "J-2")
+	rate := decimal.RequireFromString("0.93")
+	w.entries = append(w.entries, wrong,
+		try(w.l.RecordTransaction(dbk, ledger.EntryInput{GrantID: uuid.MustParse(w.jpy.ID), Type: "REVERSAL",
+			ReversesID: uuid.MustParse(wrong.ID), ValueDate: day("2024-04-03"), Note: "entered twice"}, w.req())).must(t),
+		try(w.l.RecordTransaction(im, ledger.EntryInput{GrantID: uuid.MustParse(w.eur.ID), Type: "EXPENDITURE",
+			Amount: amt("1000.10", "EUR"), ValueDate: day("2024-04-10"), Reference: "INV-7", FxRate: &rate}, w.req())).must(t),
+	)
 	// The pledge of each grant is its first journal entry; the pack lists
 	// the journal in (value date, recorded at, id) order.
 	for _, g := range []ledger.Grant{w.eur, w.jpy} {
@@ -312,6 +322,30 @@ func TestPackContents(t *testing.T) {
 		}
 	}
 
+	// The reversal: its amount as entered, its effect negative, naming the entry it cancels; the expenditure
+	// carries its own rate, the others none.
+	byID := map[string][]string{}
+	for _, r := range txs {
+		byID[r[0]] = r
+	}
+	for _, e := range w.entries {
+		r := byID[e.ID]
+		switch e.Type {
+		case "REVERSAL":
+			if r[6] != "1000" || r[8] != "-1000" || r[17] != e.ReversesID || r[18] != "entered twice" {
+				t.Errorf("reversal row %q", r)
+			}
+		case "EXPENDITURE":
+			if r[14] != "0.93" || r[10] != money.Format(e.ReportingAmount, "USD") || r[11] != "USD" {
+				t.Errorf("expenditure row %q, want own rate 0.93 and reporting %s USD", r, e.ReportingAmount)
+			}
+		default:
+			if r[14] != "" {
+				t.Errorf("%s row has an entry FX rate %q", e.Type, r[14])
+			}
+		}
+	}
+
 	// Cell types and number formats: amounts numeric with the currency's
 	// minor units, dates numeric with a date format, rates numeric.
 	for _, c := range []struct {
@@ -351,8 +385,9 @@ func TestPackContents(t *testing.T) {
 		}
 	}
 	xml := zipEntry(t, w.pack(t, reports.Scope{}), "xl/worksheets/sheet4.xml") // Transactions
-	if !bytes.Contains(xml, []byte(`<autoFilter ref="$A$1:$W$8"`)) {
-		t.Errorf("Transactions has no autofilter over A1:W8: %s", xml[max(0, len(xml)-600):])
+	ref := fmt.Sprintf(`<autoFilter ref="$A$1:$W$%d"`, len(w.entries)+1)       // 23 columns: 20 + 3 currency columns
+	if !bytes.Contains(xml, []byte(ref)) {
+		t.Errorf("Transactions has no %s…: %s", ref, xml[max(0, len(xml)-300):])
 	}
 
 	// Manifest: row counts and checksums recomputed from the cells.
