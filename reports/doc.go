@@ -152,12 +152,13 @@
 //     longer value (an amount near 10^15, a rate like 0.333333333333333333)
 //     would not reproduce the canonical string — decide (refuse, round the
 //     canonical form, or a text cell beside it).
-//   - Errors after bytes were written: Write streams the zip onto w, so a
-//     failure late in the pack leaves a partial file there (excelize even
-//     closes the zip after an error). The HTTP handler should write to a
-//     temporary file and send it only when Write succeeded (the issue allows
-//     a temporary file), or the zip writer should refuse Close after a
-//     failure.
+//   - Errors: rows are read into excelize's per-sheet spools first, so a
+//     database error leaves w untouched; only the final zip goes onto w, and
+//     a failure while writing it leaves a file with no central directory,
+//     which no reader takes for a pack. The HTTP handler still has to decide
+//     how a failure after the first byte reaches the client (trailer, or a
+//     temporary file first — the issue allows one). The download starts when
+//     the last row has been read.
 //   - A sheet over Excel's 1 048 575 data rows is an error now; continuation
 //     sheets (Transactions 2, …) are to be designed.
 //   - Milestones was left out on purpose: only a milestone's status is

@@ -597,3 +597,31 @@ func TestPackFXRates(t *testing.T) {
 		})
 	}
 }
+
+// failAfter accepts n bytes, then fails.
+type failAfter struct{ n int }
+
+var errDiskFull = errors.New("disk full")
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		k := f.n
+		f.n = 0
+		return k, errDiskFull
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// A destination that fails mid-file makes Write fail, not report a pack.
+func TestPackWriteFailure(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	for _, n := range []int{0, 100, 5000} {
+		err := reports.Write(context.Background(), &failAfter{n}, reports.Source{DB: w.db.App, Audit: w.audit},
+			reports.Scope{RoadmapID: w.roadmapID, AsOf: w.asOf})
+		if !errors.Is(err, errDiskFull) {
+			t.Errorf("failing after %d bytes: %v, want the writer's error", n, err)
+		}
+	}
+}

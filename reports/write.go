@@ -128,7 +128,7 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 		zw.cleanup()
 		return err
 	}
-	return zw.err
+	return zw.finish()
 }
 
 type pack struct {
@@ -425,7 +425,7 @@ func CanonicalSHA256(rows [][]string) string {
 // the as-of time, deflated at BestSpeed straight onto the destination (no
 // in-memory copy of the file, DESIGN section 6). excelize writes its
 // streamed worksheets in map order, so those are spooled to temporary files
-// and written sorted by name at Close; everything else it writes sorted.
+// and written sorted by name at the end; everything else it writes sorted.
 type deterministicZip struct {
 	zw     *zip.Writer
 	mod    time.Time
@@ -460,7 +460,15 @@ func (z *deterministicZip) create(name string) (io.Writer, error) {
 
 func (z *deterministicZip) AddFS(fs.FS) error { return errors.New("reports: AddFS not supported") }
 
-func (z *deterministicZip) Close() error {
+// Close is what excelize calls when it is done, also after a failure; it
+// does nothing, so that a failed pack never gets a central directory (a
+// reader refuses the truncated file rather than taking it for a pack).
+// Write calls finish once excelize succeeded.
+func (z *deterministicZip) Close() error { return nil }
+
+// finish writes the spooled worksheets in name order and the central
+// directory.
+func (z *deterministicZip) finish() error {
 	if z.closed {
 		return z.err
 	}
