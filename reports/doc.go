@@ -137,6 +137,9 @@
 //     disbursed, spent, in agreement and reporting currencies, equal to the
 //     API's reconciliation and coverage figures (internal/ledger
 //     reconcile.go, internal/roadmap coverage.go), plus a native chart.
+//     Note: roadmap.Store.Coverage answers for now only (no as-of) and reads
+//     current allocations from grant_balances; the pack needs an as-of
+//     variant, or its Summary can equal the API only for as-of = now.
 //   - Reconciliation, Milestones, Procurement (stage dates, dwell days;
 //     internal/procurement), Flags (with review state; internal/detect),
 //     Audit Trail (events the scope may see). Their columns in Layout are a
@@ -184,7 +187,6 @@
 // pgx decoding NUMERIC through shopspring's sql.Scanner path, 12 % in
 // deflate (BestSpeed), the rest scanning and hashing. Next levers: scanning
 // NUMERIC as text and parsing once was tried (2.18 → 1.98 s at 100 000,
-// near the noise; not kept), write shared-nothing cells with fewer
-// allocations; consider fewer Transactions columns (rates and ids are
+// near the noise; not kept), fewer allocations per cell; consider fewer Transactions columns (rates and ids are
 // re-derivable) if the ratio target stays out of reach.
 package reports
