@@ -252,14 +252,11 @@ func (s *Store) Review(ctx context.Context, id uuid.UUID, action, note, requestI
 	}
 	var f Flag
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "ReviewFlag", requestID, []any{id, action, note}, id.String())
-		if err != nil {
+		f = Flag{}
+		if replay, err := idempotency.ClaimAnswer(ctx, tx, p.Scope(), "ReviewFlag", requestID, []any{id, action, note}, id.String(), &f); err != nil || replay {
 			return err
 		}
-		if replay {
-			return idempotency.LoadAnswer(ctx, tx, p.Scope(), "ReviewFlag", requestID, &f)
-		}
-		err = scanFlag(tx.QueryRow(ctx, `SELECT `+flagColumns+` FROM flags WHERE id = $1 FOR UPDATE`, id), &f)
+		err := scanFlag(tx.QueryRow(ctx, `SELECT `+flagColumns+` FROM flags WHERE id = $1 FOR UPDATE`, id), &f)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("flag %s: %w", id, apperr.ErrNotFound)
 		}

@@ -101,6 +101,17 @@ func SaveAnswer(ctx context.Context, tx pgx.Tx, scope, operation, requestID stri
 	return err
 }
 
+// ClaimAnswer claims requestID for a write whose answer SaveAnswer keeps:
+// on a retry it reads the first answer into out and reports the replay, so
+// the caller returns out and writes nothing.
+func ClaimAnswer(ctx context.Context, tx pgx.Tx, scope, operation, requestID string, payload any, entityID string, out any) (bool, error) {
+	_, replay, err := Claim(ctx, tx, scope, operation, requestID, payload, entityID)
+	if err != nil || !replay {
+		return false, err
+	}
+	return true, LoadAnswer(ctx, tx, scope, operation, requestID, out)
+}
+
 // LoadAnswer reads the answer SaveAnswer kept into out.
 func LoadAnswer(ctx context.Context, tx pgx.Tx, scope, operation, requestID string, out any) error {
 	var b []byte

@@ -406,13 +406,8 @@ func (s *Store) SetAllocations(ctx context.Context, grantID uuid.UUID, in []Allo
 		if err != nil {
 			return err
 		}
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "SetAllocations", requestID, []any{grantID, in}, id)
-		if err != nil {
-			return err
-		}
-		if replay {
-			var a grantAnswer
-			err := idempotency.LoadAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, &a)
+		var a grantAnswer
+		if replay, err := idempotency.ClaimAnswer(ctx, tx, p.Scope(), "SetAllocations", requestID, []any{grantID, in}, id, &a); err != nil || replay {
 			out = a.grant(id)
 			return err
 		}

@@ -242,16 +242,13 @@ func (s *Store) Create(ctx context.Context, in Input, requestID string) (Item, e
 	}
 	const method = "CreateProcurementItem"
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), method, requestID, in, it.ID)
-		if err != nil {
+		var first Item
+		if replay, err := idempotency.ClaimAnswer(ctx, tx, p.Scope(), method, requestID, in, it.ID, &first); err != nil || replay {
+			it = first
 			return err
 		}
-		if replay {
-			it = Item{}
-			return idempotency.LoadAnswer(ctx, tx, p.Scope(), method, requestID, &it)
-		}
 		var milestoneRoadmap string
-		err = tx.QueryRow(ctx, `SELECT roadmap_id::text FROM milestones WHERE id = $1`, it.MilestoneID).Scan(&milestoneRoadmap)
+		err := tx.QueryRow(ctx, `SELECT roadmap_id::text FROM milestones WHERE id = $1`, it.MilestoneID).Scan(&milestoneRoadmap)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return apperr.Invalid("milestoneId", "milestone %s does not exist", it.MilestoneID)
@@ -316,13 +313,10 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 	const method = "AdvanceProcurementItem"
 	var out Item
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), method, requestID, []any{itemID, stage, enteredOn, note}, itemID.String())
-		if err != nil {
+		out = Item{}
+		if replay, err := idempotency.ClaimAnswer(ctx, tx, p.Scope(), method, requestID, []any{itemID, stage, enteredOn, note},
+			itemID.String(), &out); err != nil || replay {
 			return err
-		}
-		if replay {
-			out = Item{}
-			return idempotency.LoadAnswer(ctx, tx, p.Scope(), method, requestID, &out)
 		}
 		var seq int
 		var cur StageEntry
@@ -337,7 +331,7 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 		if err := v.Err(); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO procurement_stages (item_id, seq, stage, entered_on, note, recorded_by)
+		_, err := tx.Exec(ctx, `INSERT INTO procurement_stages (item_id, seq, stage, entered_on, note, recorded_by)
 			VALUES ($1, $2, $3, $4, $5, $6)`, itemID.String(), seq+1, stage, day, note, p.TokenID)
 		if _, ok := postgres.IsUniqueViolation(err); ok {
 			return fmt.Errorf("item %s moved from %s while this request was being handled; nothing was written: read it again and retry: %w",

@@ -322,14 +322,12 @@ func (a milestoneAnswer) milestone() Milestone {
 // milestone as first answered in m (its status and progress move later) and
 // says so.
 func claim(ctx context.Context, tx pgx.Tx, p auth.Principal, method, requestID string, payload any, id string, m *Milestone) (bool, error) {
-	_, replay, err := idempotency.Claim(ctx, tx, p.Scope(), method, requestID, payload, id)
-	if err != nil || !replay {
-		return false, err
-	}
 	var a milestoneAnswer
-	err = idempotency.LoadAnswer(ctx, tx, p.Scope(), method, requestID, &a)
-	*m = a.milestone()
-	return true, err
+	replay, err := idempotency.ClaimAnswer(ctx, tx, p.Scope(), method, requestID, payload, id, &a)
+	if replay {
+		*m = a.milestone()
+	}
+	return replay, err
 }
 
 func today() time.Time { return time.Now().UTC().Truncate(24 * time.Hour) }
