@@ -36,24 +36,16 @@ func (tr *Tracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndDat
 // Capture runs fn and returns the one statement it ran containing marker.
 func (tr *Tracer) Capture(t testing.TB, fn func() error, marker string) (string, []any) {
 	t.Helper()
-	tr.mu.Lock()
-	tr.queries = nil
-	tr.mu.Unlock()
-	if err := fn(); err != nil {
-		t.Fatal(err)
-	}
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	var found []traced
-	for _, q := range tr.queries {
-		if strings.Contains(q.sql, marker) {
-			found = append(found, q)
+	var found []Statement
+	for _, st := range tr.CaptureAll(t, fn) {
+		if strings.Contains(st.SQL, marker) {
+			found = append(found, st)
 		}
 	}
 	if len(found) != 1 {
 		t.Fatalf("%d statements contain %q, want 1", len(found), marker)
 	}
-	return found[0].sql, found[0].args
+	return found[0].SQL, found[0].Args
 }
 
 // Statement is one statement a traced pool ran, with its arguments.
