@@ -232,12 +232,31 @@ func cmdVerify(ctx context.Context, args []string, e map[string]string, stdout i
 	return nil
 }
 
+// readSmall reads a head or a key file, a few hundred bytes: a path naming
+// something else (a device, a log) is refused rather than read to its end.
+func readSmall(path string) ([]byte, error) {
+	const limit = 64 << 10
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("%s: larger than %d KiB, not a head or a key", path, limit>>10)
+	}
+	return data, nil
+}
+
 // checkSavedHead reads a head saved from GET /v1/audit-events:head and checks
 // its signature with a trusted key: --public-key, else the public half of the
 // configured signing key; never the key that came inside the file, which a
 // forger would have chosen. It says how the signature was checked.
 func checkSavedHead(cfg Config, file, pubFile string, allowUnsigned bool) (audit.Head, string, error) {
-	data, err := os.ReadFile(file)
+	data, err := readSmall(file)
 	if err != nil {
 		return audit.Head{}, "", exitError{code: 2, msg: "--since-head: " + err.Error()}
 	}
@@ -268,7 +287,7 @@ func checkSavedHead(cfg Config, file, pubFile string, allowUnsigned bool) (audit
 	var pub ed25519.PublicKey
 	switch {
 	case pubFile != "":
-		data, err := os.ReadFile(pubFile)
+		data, err := readSmall(pubFile)
 		if err != nil {
 			return audit.Head{}, "", exitError{code: 2, msg: "--public-key: " + err.Error()}
 		}

@@ -114,3 +114,25 @@ func newTestFlagSet() *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	return fs
 }
+
+// A head or key path naming something large (a device, a log) is refused
+// after 64 KiB instead of being read to its end.
+func TestReadSmallRefusesLargeFiles(t *testing.T) {
+	dir := t.TempDir()
+	small, large := dir+"/head.json", dir+"/big"
+	if err := os.WriteFile(small, []byte(`{"seq":"1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(large, bytes.Repeat([]byte("a"), 64<<10+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readSmall(small); err != nil || string(b) != `{"seq":"1"}` {
+		t.Fatalf("small file: %q, %v", b, err)
+	}
+	if _, err := readSmall(large); err == nil || !strings.Contains(err.Error(), "larger than 64 KiB") {
+		t.Fatalf("file over 64 KiB: %v", err)
+	}
+	if _, err := readSmall("/dev/zero"); err == nil {
+		t.Fatal("/dev/zero was read as a head")
+	}
+}
