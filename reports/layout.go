@@ -125,13 +125,3 @@ var Layout = []Sheet{
 	}},
 	{SheetManifest, []Column{{"Entry", Text, 28}, {"Rows", Integer, 10}, {"SHA-256", Text, 66}, {"Value", Text, 60}}},
 }
-
-// sheetOf returns the layout of the named sheet.
-func sheetOf(name string) Sheet {
-	for _, s := range Layout {
-		if s.Name == name {
-			return s
-		}
-	}
-	panic("reports: no sheet " + name)
-}

@@ -34,7 +34,6 @@ type moneyFixture struct {
 	db      *testdb.DB
 	roadmap uuid.UUID
 	ids     map[string]string // label → id
-	n       int
 }
 
 func newMoneyFixture(t *testing.T) *moneyFixture {
