@@ -153,10 +153,10 @@ func checkRulePlans(b *testing.B, db *testdb.DB, sc scope, entries int) {
 				continue
 			}
 			checked++
-			walkPlan(explainJSON(b, pool, st.SQL, st.Args), false, func(n planJSON, repeated bool) {
+			testdb.ExplainPlan(b, pool, st.SQL, st.Args).Walk(func(n testdb.Plan, repeated bool) {
 				if repeated && n.NodeType == "Seq Scan" && n.RelationName == "transactions" {
 					bad++
-					b.Errorf("%s at %d entries scans the journal once per row:\n%s", r.kind, entries, planText(b, pool, st.SQL, st.Args))
+					b.Errorf("%s at %d entries scans the journal once per row:\n%s", r.kind, entries, testdb.PlanText(b, pool, st.SQL, st.Args))
 				}
 			})
 		}

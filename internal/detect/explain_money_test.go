@@ -2,13 +2,11 @@ package detect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tranche-ledger/tranche/internal/testdb"
 )
@@ -107,9 +105,9 @@ func checkMoneyPlans(t *testing.T, roadmaps, entries int) {
 				n = len(fs)
 				return err
 			}, "WITH ")
-			plan := explainJSON(t, pool, sql, args)
+			plan := testdb.ExplainPlan(t, pool, sql, args)
 			var journal, reversals, bad []string
-			walkPlan(plan, false, func(n planJSON, repeated bool) {
+			plan.Walk(func(n testdb.Plan, repeated bool) {
 				// Whether an entry is reversed is read from the reversals'
 				// own partial index, per entry or as one hash.
 				if n.RelationName != "transactions" && n.IndexName != "transactions_reverses_id_key" {
@@ -127,10 +125,10 @@ func checkMoneyPlans(t *testing.T, roadmaps, entries int) {
 			// OVERFUNDED_MILESTONE reads allocations only.
 			if len(bad) > 0 || len(journal) > 1 || (len(journal) == 0) != (r.kind == OverfundedMilestone) || len(reversals) != len(journal) {
 				t.Errorf("%s reads the journal %d times (%v), %d times sequentially per outer row; want once, never repeated:\n%s",
-					r.kind, len(journal), journal, len(bad), planText(t, pool, sql, args))
+					r.kind, len(journal), journal, len(bad), testdb.PlanText(t, pool, sql, args))
 			}
 			if testing.Verbose() {
-				t.Logf("%s: %d findings; journal read by %v, reversals by %v\n%s", r.kind, n, journal, reversals, planText(t, pool, sql, args))
+				t.Logf("%s: %d findings; journal read by %v, reversals by %v\n%s", r.kind, n, journal, reversals, testdb.PlanText(t, pool, sql, args))
 			}
 		})
 	}
@@ -151,62 +149,13 @@ func checkMoneyPlans(t *testing.T, roadmaps, entries int) {
 		}
 		args := []any{grants, refs, ids, s.AsOf}
 		var seq []string
-		walkPlan(explainJSON(t, pool, receiptsOfSQL, args), false, func(n planJSON, _ bool) {
+		testdb.ExplainPlan(t, pool, receiptsOfSQL, args).Walk(func(n testdb.Plan, _ bool) {
 			if n.RelationName == "transactions" && n.NodeType == "Seq Scan" {
 				seq = append(seq, n.NodeType)
 			}
 		})
 		if len(seq) > 0 {
-			t.Errorf("reading the receipts scans the journal:\n%s", planText(t, pool, receiptsOfSQL, args))
+			t.Errorf("reading the receipts scans the journal:\n%s", testdb.PlanText(t, pool, receiptsOfSQL, args))
 		}
 	})
-}
-
-type planJSON struct {
-	NodeType     string     `json:"Node Type"`
-	RelationName string     `json:"Relation Name"`
-	IndexName    string     `json:"Index Name"`
-	ParentRel    string     `json:"Parent Relationship"`
-	Plans        []planJSON `json:"Plans"`
-}
-
-func explainJSON(t testing.TB, pool *pgxpool.Pool, sql string, args []any) planJSON {
-	t.Helper()
-	var raw []byte
-	if err := pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&raw); err != nil {
-		t.Fatalf("explaining %s: %v", sql, err)
-	}
-	var doc []struct{ Plan planJSON }
-	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) != 1 {
-		t.Fatalf("plan %s: %v", raw, err)
-	}
-	return doc[0].Plan
-}
-
-func planText(t testing.TB, pool *pgxpool.Pool, sql string, args []any) string {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), "EXPLAIN "+sql, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var b strings.Builder
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintln(&b, line)
-	}
-	return b.String()
-}
-
-// walkPlan visits every node, telling whether it runs once per row of
-// something else: the inner side of a nested loop, or a subplan.
-func walkPlan(n planJSON, repeated bool, visit func(planJSON, bool)) {
-	visit(n, repeated)
-	for i, c := range n.Plans {
-		r := repeated || c.ParentRel == "SubPlan" || (n.NodeType == "Nested Loop" && i == 1)
-		walkPlan(c, r, visit)
-	}
 }

@@ -90,38 +90,72 @@ func TracedPool(t testing.TB, db *DB, tr *Tracer) *pgxpool.Pool {
 	return pool
 }
 
-// Explain returns the scans of sql's plan with args bound: "index:NAME" for
-// an index (plain, index-only or bitmap) scan, "seq:TABLE" for a sequential one.
-func Explain(t testing.TB, pool *pgxpool.Pool, sql string, args []any) []string {
+// Plan is one node of a statement's plan as EXPLAIN (FORMAT JSON) gives it.
+type Plan struct {
+	NodeType     string `json:"Node Type"`
+	RelationName string `json:"Relation Name"`
+	IndexName    string `json:"Index Name"`
+	ParentRel    string `json:"Parent Relationship"`
+	Plans        []Plan `json:"Plans"`
+}
+
+// ExplainPlan returns the plan of sql with args bound, without running it.
+func ExplainPlan(t testing.TB, pool *pgxpool.Pool, sql string, args []any) Plan {
 	t.Helper()
-	var doc []struct{ Plan planNode }
 	var raw []byte
 	if err := pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&raw); err != nil {
 		t.Fatalf("explaining %s: %v", sql, err)
 	}
+	var doc []struct{ Plan Plan }
 	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) != 1 {
 		t.Fatalf("plan %s: %v", raw, err)
 	}
+	return doc[0].Plan
+}
+
+// Walk visits every node of the plan, telling whether it runs once per row
+// of something else: the inner side of a nested loop, or a subplan.
+func (n Plan) Walk(visit func(n Plan, repeated bool)) { n.walk(false, visit) }
+
+func (n Plan) walk(repeated bool, visit func(Plan, bool)) {
+	visit(n, repeated)
+	for i, c := range n.Plans {
+		c.walk(repeated || c.ParentRel == "SubPlan" || (n.NodeType == "Nested Loop" && i == 1), visit)
+	}
+}
+
+// PlanText is the plan of sql as EXPLAIN prints it, for failure messages.
+func PlanText(t testing.TB, pool *pgxpool.Pool, sql string, args []any) string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "EXPLAIN "+sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Explain returns the scans of sql's plan with args bound: "index:NAME" for
+// an index (plain, index-only or bitmap) scan, "seq:TABLE" for a sequential one.
+func Explain(t testing.TB, pool *pgxpool.Pool, sql string, args []any) []string {
+	t.Helper()
 	var scans []string
-	var walk func(n planNode)
-	walk = func(n planNode) {
+	ExplainPlan(t, pool, sql, args).Walk(func(n Plan, _ bool) {
 		switch {
 		case n.IndexName != "":
 			scans = append(scans, "index:"+n.IndexName)
 		case n.NodeType == "Seq Scan":
 			scans = append(scans, "seq:"+n.RelationName)
 		}
-		for _, c := range n.Plans {
-			walk(c)
-		}
-	}
-	walk(doc[0].Plan)
+	})
 	return scans
-}
-
-type planNode struct {
-	NodeType     string     `json:"Node Type"`
-	IndexName    string     `json:"Index Name"`
-	RelationName string     `json:"Relation Name"`
-	Plans        []planNode `json:"Plans"`
 }
