@@ -45,7 +45,15 @@ type Source struct {
 	// key, and verifies the chain; nil leaves the head out of the manifest
 	// (it says so).
 	Audit *audit.Store
+	// Progress, when set, is told how far the pack has got: called with a
+	// sheet's name and its rows so far, every ProgressEvery rows and once
+	// when the sheet is done (done true). It must be quick; it runs on the
+	// writing goroutine.
+	Progress func(sheet string, rows int64, done bool)
 }
+
+// ProgressEvery is how many rows pass between two Progress calls.
+const ProgressEvery = 10000
 
 // Scope is what a pack covers. RoadmapID is required; a zero DonorOrgID or
 // GrantID does not narrow; From and To (value dates, inclusive; zero: open)
@@ -86,7 +94,7 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
-	p := &pack{ctx: ctx, tx: tx, scope: scope, f: excelize.NewFile(), styles: map[int32]int{}}
+	p := &pack{ctx: ctx, tx: tx, scope: scope, f: excelize.NewFile(), styles: map[int32]int{}, progress: src.Progress}
 	defer func() {
 		if cerr := p.f.Close(); err == nil {
 			err = cerr
@@ -142,6 +150,7 @@ type pack struct {
 	styles       map[int32]int // minor units → amount style
 	manifest     []sheetSum
 	head         [][2]string // manifest facts about the chain head
+	progress     func(sheet string, rows int64, done bool)
 }
 
 // chainHead finds the head at the as-of point in the snapshot: the sealed
@@ -298,6 +307,9 @@ func (p *pack) writeSheet(s Sheet, fill func(*sheetWriter) error) error {
 	if err := sw.Flush(); err != nil {
 		return err
 	}
+	if p.progress != nil {
+		p.progress(s.Name, w.rows, true)
+	}
 	if s.Name != SheetManifest {
 		p.manifest = append(p.manifest, sheetSum{s.Name, w.rows, hex.EncodeToString(w.hash.Sum(nil))})
 	}
@@ -385,6 +397,9 @@ func (w *sheetWriter) row(vals ...value) error {
 	}
 	writeCanonical(w.hash, w.canon)
 	w.rows++
+	if w.p.progress != nil && w.rows%ProgressEvery == 0 {
+		w.p.progress(w.sheet.Name, w.rows, false)
+	}
 	cell, err := excelize.CoordinatesToCellName(1, int(w.rows)+1)
 	if err != nil {
 		return err

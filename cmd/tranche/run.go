@@ -28,6 +28,8 @@ commands:
   verify    recompute the audit hash chain; exit status 2 when it does not verify
             (--since-head FILE: and check it extends a signed head saved earlier)
   keys      generate the ed25519 key pair that signs audit-chain heads
+  pack      write an Excel audit pack (tranche pack --roadmap ID -o FILE);
+            'tranche pack verify FILE' checks one
   help      this text; 'tranche help <command>' for a command's flags
 
 Run 'tranche <command> -h' for a command's flags.
@@ -67,6 +69,8 @@ func dispatch(ctx context.Context, args []string, e map[string]string, stdout io
 		return cmdVerify(ctx, args[1:], e, stdout)
 	case "keys":
 		return cmdKeys(ctx, args[1:], e, stdout)
+	case "pack":
+		return cmdPack(ctx, args[1:], e, stdout)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[0] == "help" && !isHelp(args[1]) {
 			// tranche help token create = tranche token create -h
