@@ -75,8 +75,8 @@ var Layout = []Sheet{
 	{SheetCover, []Column{{"Field", Text, 28}, {"Value", Text, 60}}},
 	{SheetSummary, []Column{
 		{"Milestone code", Text, 14}, {"Milestone", Text, 36},
-		{"Funding requirement", Amount, 18}, {"Committed", Amount, 18}, {"Disbursed", Amount, 18}, {"Spent", Amount, 18},
-		{"Gap", Amount, 18},
+		{"Funding requirement", Amount, 18}, {"Allocated", Amount, 18}, {"Committed", Amount, 18},
+		{"Disbursed", Amount, 18}, {"Spent", Amount, 18}, {"Gap", Amount, 18}, {"Donors", Integer, 8},
 	}},
 	{SheetGrants, []Column{
 		{"Grant ID", Text, 38}, {"Reference", Text, 18}, {"Title", Text, 36},
@@ -94,15 +94,20 @@ var Layout = []Sheet{
 		{"Recorded by", Text, 20}, {"Recorded role", Text, 14}, {"Recorded at", Timestamp, 28}, {"Batch ID", Text, 38},
 	}},
 	{SheetReconciliation, []Column{
-		{"Grant ID", Text, 38}, {"Grant reference", Text, 18},
-		{"Committed", Amount, 18}, {"Disbursed", Amount, 18}, {"Received", Amount, 18}, {"Spent", Amount, 18},
-		{"Undisbursed", Amount, 18}, {"In transit", Amount, 18}, {"Unspent", Amount, 18},
-		{"Matched receipts", Integer, 10}, {"Unmatched disbursements", Integer, 10}, {"Unmatched receipts", Integer, 10},
+		{"Grant ID", Text, 38}, {"Grant reference", Text, 18}, {"Donor ID", Text, 38},
+		{"Pledged", Amount, 18}, {"Committed", Amount, 18}, {"Disbursed", Amount, 18}, {"Received", Amount, 18},
+		{"Spent", Amount, 18}, {"Undisbursed commitment", Amount, 18}, {"Unspent balance", Amount, 18},
+		{"Pledged (reporting)", Amount, 18}, {"Committed (reporting)", Amount, 18}, {"Disbursed (reporting)", Amount, 18},
+		{"Received (reporting)", Amount, 18}, {"Spent (reporting)", Amount, 18},
+		{"Undisbursed commitment (reporting)", Amount, 18}, {"Unspent balance (reporting)", Amount, 18},
+		{"Matched", Integer, 10}, {"Amount variance", Integer, 10}, {"Missing receipt", Integer, 10},
+		{"Receipt without disbursement", Integer, 10},
 	}},
 	{SheetMilestones, []Column{
 		{"Milestone ID", Text, 38}, {"Code", Text, 12}, {"Title", Text, 36}, {"Activity type", Text, 18},
 		{"Region", Text, 12}, {"Target quantity", Decimal, 14}, {"Target unit", Text, 10}, {"Due date", Date, 12},
 		{"Status", Text, 14}, {"Funding requirement", Amount, 18}, {"Allocated", Amount, 18},
+		{"Achieved quantity", Decimal, 14}, {"Progress as of", Date, 12},
 	}},
 	{SheetProcurement, []Column{
 		{"Item ID", Text, 38}, {"Grant ID", Text, 38}, {"Milestone ID", Text, 38}, {"Description", Text, 36},

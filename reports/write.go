@@ -250,10 +250,13 @@ func (p *pack) sheet(s Sheet) error {
 		return p.writeSheet(s, p.manifestRows)
 	}
 	fill := map[string]func(*sheetWriter) error{
-		SheetCover:        p.coverRows,
-		SheetGrants:       p.grantRows,
-		SheetTransactions: p.transactionRows,
-		SheetFXRates:      p.fxRows,
+		SheetCover:          p.coverRows,
+		SheetGrants:         p.grantRows,
+		SheetTransactions:   p.transactionRows,
+		SheetFXRates:        p.fxRows,
+		SheetSummary:        p.summaryRows,
+		SheetReconciliation: p.reconciliationRows,
+		SheetMilestones:     p.milestoneRows,
 	}[s.Name]
 	if fill == nil {
 		fill = func(*sheetWriter) error { return nil } // not yet built: header only (see doc.go)

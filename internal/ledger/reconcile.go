@@ -122,15 +122,47 @@ func (s *Store) ReconcilePage(ctx context.Context, grantID uuid.UUID, asOf time.
 		} else if err := sumJournal(ctx, tx, g.ID, asOf, &rec); err != nil {
 			return err
 		}
-		rec.Agreement.derive()
-		rec.Reporting.derive()
-		if rec.Summary, err = summariseMatches(ctx, tx, *g, asOf, rec.Agreement.Disbursed, rec.Agreement.Received); err != nil {
+		if err := summarise(ctx, tx, *g, asOf, &rec); err != nil {
 			return err
 		}
 		rec.Matches, rec.NextPageToken, err = matchPage(ctx, tx, *g, asOf, after, size)
 		return err
 	})
 	if err != nil {
+		return Reconciliation{}, fmt.Errorf("reconciling grant: %w", err)
+	}
+	return rec, nil
+}
+
+// summarise derives a reconciliation's balances and summarises its matches.
+func summarise(ctx context.Context, tx pgx.Tx, g Grant, asOf time.Time, rec *Reconciliation) error {
+	rec.Agreement.derive()
+	rec.Reporting.derive()
+	var err error
+	rec.Summary, err = summariseMatches(ctx, tx, g, asOf, rec.Agreement.Disbursed, rec.Agreement.Received)
+	return err
+}
+
+// ReconcileIn is a grant's reconciliation as of asOf (required) read in the
+// caller's transaction, with the summary of its receipt matches and no page
+// of them: the figures and summary ReconcilePage answers for that as-of,
+// computed by the same code. It does not authorise: it serves readers that
+// hold a snapshot and have checked the caller's scope (the audit pack). An
+// unknown grant is apperr.ErrNotFound.
+func ReconcileIn(ctx context.Context, tx pgx.Tx, grantID uuid.UUID, asOf time.Time) (Reconciliation, error) {
+	if asOf.IsZero() {
+		return Reconciliation{}, fmt.Errorf("reconciling grant %s: no as-of time", grantID)
+	}
+	g, err := getGrant(ctx, tx, grantID.String(), false)
+	if err != nil {
+		return Reconciliation{}, err
+	}
+	rec := Reconciliation{GrantID: g.ID, AsOf: asOf, Matches: []ReceiptMatch{},
+		Agreement: Balances{Currency: g.Currency}, Reporting: Balances{Currency: g.ReportingCurrency}}
+	if err := sumJournal(ctx, tx, g.ID, asOf, &rec); err != nil {
+		return Reconciliation{}, fmt.Errorf("reconciling grant: %w", err)
+	}
+	if err := summarise(ctx, tx, *g, asOf, &rec); err != nil {
 		return Reconciliation{}, fmt.Errorf("reconciling grant: %w", err)
 	}
 	return rec, nil
