@@ -55,7 +55,64 @@
 //     effective rate of a pair and date is its highest revision recorded by
 //     then; an entry's own rate is in Transactions). Decision: rates are
 //     reference data, not any donor's, so narrowing only trims pairs.
+//   - Summary: the roadmap's coverage for the scope as of as-of, in the
+//     reporting currency — columns Milestone code, Milestone, Funding
+//     requirement, Allocated, Committed, Disbursed, Spent, Gap (requirement −
+//     allocated), Donors — one row per milestone created by as-of (by code),
+//     then TOTAL (the sums; Donors: the donors with grants in scope), then
+//     GRANTS (committed, disbursed, spent of the scope's grants' whole
+//     journal: the Reconciliation sheet's reporting figures summed; the
+//     difference from TOTAL is the entries not tagged with a milestone;
+//     requirement, allocated and gap empty). The figures are computed by the
+//     coverage code itself inside the pack's snapshot (roadmap.CoverageAt over
+//     ledger.MilestoneFundingAt): allocations of the scope's grants in force
+//     at as-of and milestone-tagged entries recorded by then. Unnarrowed and
+//     as of now they are GET /v1/roadmaps/{id}/coverage to the minor unit (a
+//     test compares); for a past as-of or a narrowed scope they are what that
+//     API answered then restricted to the scope's grants (the ledger tests
+//     compare with answers captured at the time). Donors counts donors of
+//     the scope only. A native clustered-column chart (excelize AddChart,
+//     anchored at R2) plots requirement, committed, disbursed and spent per
+//     milestone code from the milestone rows' cells; no milestones, no chart.
+//     Decision: Summary is in reporting currency only: a milestone is funded
+//     from grants in several currencies, so agreement-currency figures are
+//     per grant, in Reconciliation.
+//   - Reconciliation: per grant of the scope (Grants' order), what GET
+//     /v1/grants/{id}/reconciliation?asOf= answers, computed by the same code
+//     (ledger.ReconcileIn, which shares ReconcilePage's journal sums and
+//     receipt matching): Grant ID, Grant reference, Donor ID; Pledged,
+//     Committed, Disbursed, Received, Spent, Undisbursed commitment
+//     (committed − disbursed), Unspent balance (received − spent) in the
+//     agreement currency; the same seven "(reporting)" in the reporting
+//     currency; then the number of receipt matches of each of the ledger's
+//     statuses: Matched, Amount variance, Missing receipt (a disbursement
+//     without its receipt), Receipt without disbursement (ledger reconcile.go
+//     defines them; an FX-only difference is Matched). The individual matches
+//     are not listed (the API pages them; Transactions holds the entries and
+//     references to re-derive them).
+//   - Milestones: the roadmap's milestones as they stood at as-of
+//     (roadmap.MilestonesAt), by code: Milestone ID, Code, Title, Activity
+//     type, Region, Target quantity, Target unit, Due date, Status (as of),
+//     Funding requirement, Allocated (the scope's allocations in force at
+//     as-of, as in Summary), Achieved quantity and Progress as of (the
+//     latest progress report recorded by as-of: greatest progress date, then
+//     latest recorded; empty when none).
 //   - Manifest: see below.
+//
+// Summary, Reconciliation and Milestones are whole-life figures as of as-of:
+// like Grants, the value-date period does not narrow them.
+//
+// As-of decisions for the money sheets. A milestone is in the pack when
+// created by as-of; only its status and progress change afterwards. Status
+// as of: the latest milestone_status_history row recorded by as-of; before a
+// milestone's first change, the status it was created with, which the
+// history does not hold: it is taken from the milestone's creation audit
+// event ("status" of its first event), PLANNED when there is none (rows
+// loaded outside the API). Allocations as of: per grant, the latest
+// allocation set made by as-of; a set is dated by its rows' created_at or,
+// for a set that emptied the allocations (no rows), by the grant's
+// SetAllocations audit event (same transaction, same time); without that
+// event an emptied set is not seen and the set before it stays in force.
 //
 // The other sheets are written with their header row and no data yet (their
 // manifest lines say 0 rows) — see "Still to do".
@@ -84,7 +141,8 @@
 // streamed worksheets in Go map order, so the zip writer handed to it
 // (deterministicZip) spools xl/worksheets/* to temporary files and writes
 // them sorted by name when it is closed; excelize writes its other parts
-// sorted already. The zip goes straight onto the destination writer with
+// sorted already. The Summary chart makes excelize add image extensions to
+// [Content_Types].xml in Go map order; the pack sorts those it appended. The zip goes straight onto the destination writer with
 // flate.BestSpeed (SetZipWriter; DESIGN section 6: no in-memory copy of the
 // file, half the CPU of the default level).
 //
@@ -133,17 +191,9 @@
 //
 // # Still to do (next slices)
 //
-//   - Summary: per milestone funding requirement against committed,
-//     disbursed, spent, in agreement and reporting currencies, equal to the
-//     API's reconciliation and coverage figures (internal/ledger
-//     reconcile.go, internal/roadmap coverage.go), plus a native chart.
-//     Note: roadmap.Store.Coverage answers for now only (no as-of) and reads
-//     current allocations from grant_balances; the pack needs an as-of
-//     variant, or its Summary can equal the API only for as-of = now.
-//   - Reconciliation, Milestones, Procurement (stage dates, dwell days;
-//     internal/procurement), Flags (with review state; internal/detect),
-//     Audit Trail (events the scope may see). Their columns in Layout are a
-//     first proposal.
+//   - Procurement (stage dates, dwell days; internal/procurement), Flags
+//     (with review state; internal/detect), Audit Trail (events the scope
+//     may see). Their columns in Layout are a first proposal.
 //   - Verification runs over the whole chain for every pack (O(events));
 //     measure at 1M events and consider verifying only up to the head plus
 //     a cached verdict.
@@ -164,13 +214,6 @@
 //     the last row has been read.
 //   - A sheet over Excel's 1 048 575 data rows is an error now; continuation
 //     sheets (Transactions 2, …) are to be designed.
-//   - Milestones was left out on purpose: only a milestone's status is
-//     mutable and milestone_status_history does not hold the initial status
-//     of a milestone created other than PLANNED, and allocations as of a past
-//     time need the allocation version current then (an emptied allocation
-//     set has no rows): both need a decision before the sheet can be exact.
-//   - Reconciliation should call the ledger's reconciliation (receipt
-//     matching lives unexported in internal/ledger) rather than re-derive it.
 //   - The LibreOffice check, and an index for the Transactions order at
 //     scale (EXPLAIN at 1M rows).
 //
