@@ -27,11 +27,17 @@ func (p *pack) coverage() (roadmap.Coverage, error) {
 	return roadmap.CoverageAt(p.ctx, p.tx, p.scope.RoadmapID, p.fundingScope(), ledger.MilestoneFundingAt)
 }
 
-// scopeGrants are the ids of the scope's grants created by as-of, in the
-// Grants sheet's order (reference, id).
-func (p *pack) scopeGrants() ([]uuid.UUID, error) {
+// scopeGrant is a grant of the scope: id, reference and donor.
+type scopeGrant struct {
+	id         uuid.UUID
+	ref, donor string
+}
+
+// scopeGrants are the scope's grants created by as-of, in the Grants sheet's
+// order (reference, id).
+func (p *pack) scopeGrants() ([]scopeGrant, error) {
 	s := p.scope
-	rows, err := p.tx.Query(p.ctx, `SELECT g.id FROM grants g
+	rows, err := p.tx.Query(p.ctx, `SELECT g.id, g.reference, g.donor_org_id::text FROM grants g
 		WHERE g.roadmap_id = $1 AND g.created_at <= $2
 			AND ($3::uuid IS NULL OR g.donor_org_id = $3::uuid)
 			AND ($4::uuid IS NULL OR g.id = $4::uuid)
@@ -39,17 +45,17 @@ func (p *pack) scopeGrants() ([]uuid.UUID, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ids []uuid.UUID
+	var gs []scopeGrant
 	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+		var g scopeGrant
+		if err := rows.Scan(&g.id, &g.ref, &g.donor); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		ids = append(ids, id)
+		gs = append(gs, g)
 	}
 	rows.Close()
-	return ids, rows.Err()
+	return gs, rows.Err()
 }
 
 // Summary rows: one per milestone, then TotalCode (coverage's totals), then
@@ -82,18 +88,18 @@ func (p *pack) summaryRows(w *sheetWriter) error {
 	if err := line(cov.Totals); err != nil {
 		return err
 	}
-	ids, err := p.scopeGrants()
+	gs, err := p.scopeGrants()
 	if err != nil {
 		return err
 	}
 	var committed, disbursed, spent decimal.Decimal
-	for _, id := range ids {
-		rec, err := ledger.ReconcileIn(p.ctx, p.tx, id, p.scope.AsOf)
+	for _, g := range gs {
+		rec, err := ledger.ReconcileIn(p.ctx, p.tx, g.id, p.scope.AsOf)
 		if err != nil {
 			return err
 		}
 		if rec.Reporting.Currency != cur {
-			return fmt.Errorf("grant %s reports in %s, the roadmap in %s", id, rec.Reporting.Currency, cur)
+			return fmt.Errorf("grant %s reports in %s, the roadmap in %s", g.id, rec.Reporting.Currency, cur)
 		}
 		committed = committed.Add(rec.Reporting.Committed)
 		disbursed = disbursed.Add(rec.Reporting.Disbursed)
@@ -150,20 +156,16 @@ func (p *pack) summaryChart(milestones int) error {
 // /v1/grants/{id}/reconciliation?asOf=): the balances in agreement and in
 // reporting currency and the count of receipt matches of each status.
 func (p *pack) reconciliationRows(w *sheetWriter) error {
-	ids, err := p.scopeGrants()
+	gs, err := p.scopeGrants()
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		rec, err := ledger.ReconcileIn(p.ctx, p.tx, id, p.scope.AsOf)
+	for _, g := range gs {
+		rec, err := ledger.ReconcileIn(p.ctx, p.tx, g.id, p.scope.AsOf)
 		if err != nil {
 			return err
 		}
-		var ref, donor string
-		if err := p.tx.QueryRow(p.ctx, `SELECT reference, donor_org_id::text FROM grants WHERE id = $1`, id).Scan(&ref, &donor); err != nil {
-			return err
-		}
-		vals := []value{text(rec.GrantID), text(ref), text(donor)}
+		vals := []value{text(rec.GrantID), text(g.ref), text(g.donor)}
 		for _, b := range []ledger.Balances{rec.Agreement, rec.Reporting} {
 			vals = append(vals, amount(b.Pledged, b.Currency), amount(b.Committed, b.Currency), amount(b.Disbursed, b.Currency),
 				amount(b.Received, b.Currency), amount(b.Spent, b.Currency),

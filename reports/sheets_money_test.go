@@ -192,7 +192,6 @@ func TestPackMoneySheets(t *testing.T) {
 	t.Parallel()
 	w := newMoneyWorld(t)
 	a, b := w.donorA, w.donorB
-	all := map[string]bool{w.eur.ID: true, w.jpy.ID: true}
 	for _, c := range []struct {
 		name   string
 		scope  reports.Scope
@@ -273,7 +272,6 @@ func TestPackMoneySheets(t *testing.T) {
 			}
 		})
 	}
-	_ = all
 }
 
 // Milestones as of: status (a milestone created IN_PROGRESS keeps that
@@ -344,6 +342,22 @@ func TestPackSummaryChart(t *testing.T) {
 		if !strings.Contains(chart, ref) {
 			t.Errorf("chart has no %s", ref)
 		}
+	}
+	// Amount cells carry their currency's minor units (Summary in USD;
+	// Reconciliation: EUR grant, then JPY, then the reporting USD columns).
+	f := open(t, p1)
+	for _, c := range [][3]string{
+		{reports.SheetSummary, "C2", "#,##0.00"}, {reports.SheetReconciliation, "D2", "#,##0.00"},
+		{reports.SheetReconciliation, "D3", "#,##0"}, {reports.SheetReconciliation, "R3", "#,##0.00"},
+		{reports.SheetMilestones, "J2", "#,##0.00"},
+	} {
+		style := try(f.GetStyle(try(f.GetCellStyle(c[0], c[1])).must(t))).must(t)
+		if style.CustomNumFmt == nil || *style.CustomNumFmt != c[2] {
+			t.Errorf("%s!%s number format %v, want %q", c[0], c[1], style.CustomNumFmt, c[2])
+		}
+	}
+	if v := try(f.GetCellValue(reports.SheetReconciliation, "S3")).must(t); v != "USD" {
+		t.Errorf("Reconciliation!S3 = %q, want USD beside the first reporting amount", v)
 	}
 	rels := string(zipEntry(t, p1, "xl/worksheets/_rels/sheet2.xml.rels"))
 	if !strings.Contains(rels, "drawing") {
