@@ -59,11 +59,13 @@
 //     reporting currency — columns Milestone code, Milestone, Funding
 //     requirement, Allocated, Committed, Disbursed, Spent, Gap (requirement −
 //     allocated), Donors — one row per milestone created by as-of (by code),
-//     then TOTAL (the sums; Donors: the donors with grants in scope), then
-//     GRANTS (committed, disbursed, spent of the scope's grants' whole
-//     journal: the Reconciliation sheet's reporting figures summed; the
-//     difference from TOTAL is the entries not tagged with a milestone;
-//     requirement, allocated and gap empty). The figures are computed by the
+//     then a line with an empty code (a milestone's code never is) titled
+//     "TOTAL: all milestones" (the sums; Donors: the donors with grants in
+//     scope), then one titled "GRANTS: all entries of the scope's grants"
+//     (committed, disbursed, spent of the scope's grants' whole journal: the
+//     Reconciliation sheet's reporting figures summed; the difference from
+//     TOTAL is the entries not tagged with a milestone; requirement,
+//     allocated and gap empty). The figures are computed by the
 //     coverage code itself inside the pack's snapshot (roadmap.CoverageAt over
 //     ledger.MilestoneFundingAt): allocations of the scope's grants in force
 //     at as-of and milestone-tagged entries recorded by then. Unnarrowed and

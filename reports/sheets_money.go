@@ -58,13 +58,15 @@ func (p *pack) scopeGrants() ([]scopeGrant, error) {
 	return gs, rows.Err()
 }
 
-// Summary rows: one per milestone, then TotalCode (coverage's totals), then
-// GrantsCode (the scope's grants' whole journal in reporting currency: the
+// Summary rows: one per milestone, then TotalTitle (coverage's totals), then
+// GrantsTitle (the scope's grants' whole journal in reporting currency: the
 // Reconciliation sheet's reporting figures summed, which also count entries
-// not tagged with a milestone).
+// not tagged with a milestone). These two have an empty code: a milestone's
+// code is never empty, so no milestone (not even one coded "TOTAL") can be
+// taken for them.
 const (
-	TotalCode  = "TOTAL"
-	GrantsCode = "GRANTS"
+	TotalTitle  = "TOTAL: all milestones"
+	GrantsTitle = "GRANTS: all entries of the scope's grants"
 )
 
 // summaryRows: the roadmap's coverage for the scope as of as-of, in
@@ -85,6 +87,7 @@ func (p *pack) summaryRows(w *sheetWriter) error {
 			return err
 		}
 	}
+	cov.Totals.Code, cov.Totals.Title = "", TotalTitle
 	if err := line(cov.Totals); err != nil {
 		return err
 	}
@@ -106,7 +109,7 @@ func (p *pack) summaryRows(w *sheetWriter) error {
 		spent = spent.Add(rec.Reporting.Spent)
 	}
 	none := value{null: true}
-	if err := w.row(text(GrantsCode), text("All entries of the scope's grants"), none, none,
+	if err := w.row(text(""), text(GrantsTitle), none, none,
 		amount(committed, cur), amount(disbursed, cur), amount(spent, cur), none, integer(int64(cov.Totals.Donors))); err != nil {
 		return err
 	}

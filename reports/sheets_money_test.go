@@ -158,10 +158,10 @@ func (w *moneyWorld) wantCoverage(asOf time.Time, grants map[string]bool) [][]st
 	}
 	for _, m := range order {
 		f := *figs[m.ID]
-		out = append(out, line(m.Code, f))
+		out = append(out, line(m.Code+m.Title, f))
 		tot = fig{tot.req.Add(f.req), tot.alloc.Add(f.alloc), tot.com.Add(f.com), tot.dis.Add(f.dis), tot.spent.Add(f.spent)}
 	}
-	return append(out, line(reports.TotalCode, tot))
+	return append(out, line(reports.TotalTitle, tot))
 }
 
 func (w *moneyWorld) created(m roadmap.Milestone, asOf time.Time) bool {
@@ -183,7 +183,7 @@ func summaryFigures(t *testing.T, rows [][]string) [][]string {
 				t.Errorf("Summary row %q: currency %q, want USD", r, r[i])
 			}
 		}
-		out = append(out, []string{r[0], r[2], r[4], r[6], r[8], r[10], r[12]})
+		out = append(out, []string{r[0] + r[1], r[2], r[4], r[6], r[8], r[10], r[12]})
 	}
 	return out
 }
@@ -241,14 +241,15 @@ func TestPackMoneySheets(t *testing.T) {
 			got := summaryFigures(t, sum)
 			want := w.wantCoverage(c.scope.AsOf, inScope)
 			u := func(d decimal.Decimal) string { return money.Format(d, "USD") }
-			want = append(want, []string{reports.GrantsCode, "", "", u(com), u(dis), u(spent), ""})
+			want = append(want, []string{reports.GrantsTitle, "", "", u(com), u(dis), u(spent), ""})
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("Summary\n got %q\nwant %q", got, want)
 			}
 			if c.name == "now" { // the coverage API answers for now, the whole roadmap
 				cov := try(w.rm.Coverage(coord, w.roadmapID, w.l)).must(t)
+				cov.Totals.Code, cov.Totals.Title = "", reports.TotalTitle
 				for i, m := range append(cov.Milestones, cov.Totals) {
-					api := []string{m.Code, u(m.Requirement), u(m.Allocated), u(m.Committed), u(m.Disbursed), u(m.Spent), u(m.Gap)}
+					api := []string{m.Code + m.Title, u(m.Requirement), u(m.Allocated), u(m.Committed), u(m.Disbursed), u(m.Spent), u(m.Gap)}
 					if fmt.Sprint(got[i]) != fmt.Sprint(api) || sum[i][14] != fmt.Sprint(m.Donors) {
 						t.Errorf("Summary row %d %q (donors %s), coverage API %q (donors %d)", i, got[i], sum[i][14], api, m.Donors)
 					}
