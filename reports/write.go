@@ -254,6 +254,9 @@ func (p *pack) sheet(s Sheet) error {
 		SheetGrants:       p.grantRows,
 		SheetTransactions: p.transactionRows,
 		SheetFXRates:      p.fxRows,
+		SheetProcurement:  p.procurementRows,
+		SheetFlags:        p.flagRows,
+		SheetAuditTrail:   p.auditRows,
 	}[s.Name]
 	if fill == nil {
 		fill = func(*sheetWriter) error { return nil } // not yet built: header only (see doc.go)
