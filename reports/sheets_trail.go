@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gowebpki/jcs"
@@ -60,8 +62,37 @@ func utf16Units(s string) int {
 	return n
 }
 
-// longText is a free-text cell, cut to fit.
-func longText(s string) value { return text(fitCell(s)) }
+// xmlText replaces what an XML 1.0 document cannot hold (control
+// characters other than tab, line feed and carriage return; U+FFFE, U+FFFF;
+// invalid UTF-8) with U+FFFD, as excelize does when it writes the cell, so
+// that the manifest hashes what a reader gets back.
+func xmlText(s string) string {
+	ok := func(r rune, size int) bool {
+		return r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) ||
+			(r >= 0xE000 && r <= 0xFFFD && !(r == utf8.RuneError && size == 1)) || (r >= 0x10000 && r <= 0x10FFFF)
+	}
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !ok(r, size) {
+			var b strings.Builder
+			b.WriteString(s[:i])
+			for j := i; j < len(s); {
+				r, size := utf8.DecodeRuneInString(s[j:])
+				if !ok(r, size) {
+					r = utf8.RuneError
+				}
+				b.WriteRune(r)
+				j += size
+			}
+			return b.String()
+		}
+		i += size
+	}
+	return s
+}
+
+// longText is a free-text cell: what XML can hold, cut to fit.
+func longText(s string) value { return text(fitCell(xmlText(s))) }
 
 func stampOpt(t *time.Time) value {
 	if t == nil {

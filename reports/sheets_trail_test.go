@@ -688,3 +688,28 @@ func TestPackTrailUsesIndexes(t *testing.T) {
 		})
 	}
 }
+
+// Text a client may store but XML cannot hold (control characters) reaches
+// the cell as U+FFFD, as excelize writes it, and the manifest hashes that:
+// the pack still verifies.
+func TestPackTrailControlCharacters(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	im := as(auth.Implementer, w.impl)
+	ms := try(roadmap.New(w.db.App).CreateMilestone(coord, w.roadmapID, roadmap.MilestoneInput{Code: "M-9", Title: "M-9",
+		ActivityType: "SURVEY", FundingRequirement: amt("1.00", "USD")}, w.req())).must(t)
+	s := procurement.New(w.db.App)
+	it := try(s.Create(im, procurement.Input{GrantID: uuid.MustParse(w.eur.ID), MilestoneID: uuid.MustParse(ms.ID),
+		Description: "Detectors\x01 lot\x1f 2\uFFFE", Category: "PPE", EstimatedCost: amt("1.00", "EUR"),
+		RequisitionedOn: day("2024-03-01")}, w.req())).must(t)
+	try(s.Advance(im, uuid.MustParse(it.ID), "TENDERED", day("2024-03-02"), "tab\tok, bell\x07 not", w.req())).must(t)
+	f := open(t, w.pack(t, reports.Scope{AsOf: time.Now()}))
+	checkManifest(t, f)
+	rows := sheetRows(t, f, reports.SheetProcurement)
+	if len(rows) != 2 {
+		t.Fatalf("%d procurement rows, want 2", len(rows))
+	}
+	if rows[0][4] != "Detectors\uFFFD lot\uFFFD 2\uFFFD" || rows[1][16] != "tab\tok, bell\uFFFD not" {
+		t.Errorf("description %q, note %q", rows[0][4], rows[1][16])
+	}
+}
