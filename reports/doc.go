@@ -126,7 +126,7 @@
 //
 // Long text: a cell holds at most 32 767 UTF-16 code units (Excel's limit;
 // excelize would cut silently). A longer change (a batch part of more than
-// about 60 entries), evidence or other free text is cut to the longest
+// about 70 entries), evidence or other free text is cut to the longest
 // prefix of whole characters that fits with "…[truncated]" after it; the
 // change and the evidence always have two more columns, their full length
 // in bytes and the SHA-256 of the full text (lower-case hex), so an auditor

@@ -1,6 +1,7 @@
 package reports_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -430,6 +431,7 @@ func TestPackTrailSheetsEqualAPIs(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	gref := map[string]string{w.eur.ID: w.eur.Reference, w.jpy.ID: w.jpy.Reference}
 	donorA, donorB := as(auth.Donor, w.donorA), as(auth.Donor, w.donorB)
+	w.txGrant(t) // filled once, before the subtests read it in parallel
 	for _, c := range []struct {
 		name   string
 		scope  reports.Scope
@@ -448,6 +450,7 @@ func TestPackTrailSheetsEqualAPIs(t *testing.T) {
 			detect.ListFilter{RoadmapID: w.roadmapID, GrantID: uuid.MustParse(w.jpy.ID)}, []string{w.jpy.ID}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			c.scope.AsOf = now
 			f := open(t, w.pack(t, c.scope))
 			checkManifest(t, f)
@@ -510,7 +513,11 @@ func TestPackTrailSheetsEqualAPIs(t *testing.T) {
 func TestPackTrailSheetsAsOf(t *testing.T) {
 	t.Parallel()
 	w := newTrailWorld(t)
-	f := open(t, w.pack(t, reports.Scope{AsOf: w.early}))
+	b := w.pack(t, reports.Scope{AsOf: w.early})
+	if !bytes.Equal(b, w.pack(t, reports.Scope{AsOf: w.early})) {
+		t.Errorf("two packs of the same as-of differ")
+	}
+	f := open(t, b)
 	checkManifest(t, f)
 
 	proc := sheetRows(t, f, reports.SheetProcurement)
