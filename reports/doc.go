@@ -55,6 +55,8 @@
 //     effective rate of a pair and date is its highest revision recorded by
 //     then; an entry's own rate is in Transactions). Decision: rates are
 //     reference data, not any donor's, so narrowing only trims pairs.
+//   - Procurement, Flags, Audit Trail: see "Procurement, Flags and Audit
+//     Trail" below.
 //   - Manifest: see below.
 //
 // The other sheets are written with their header row and no data yet (their
@@ -113,7 +115,9 @@
 //     the grant's donor (subject_orgs[1]) or, for a review, as "donor:ID" —
 //     the rule internal/audit.List applies to a donor token. So a donor's
 //     pack never holds an event of another donor's grant, nor the roadmap
-//     and milestone events (public, but not the donor's).
+//     and milestone events (public, but not the donor's); the one event
+//     naming another donor is the review of a flag about both donors'
+//     grants, which the API shows to both as well.
 //
 // Events about organisations, tokens and FX rates are not about a roadmap
 // and are left out (FX Rates holds the rates themselves). The statement
