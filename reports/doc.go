@@ -99,6 +99,8 @@
 //     as-of, as in Summary), Achieved quantity and Progress as of (the
 //     latest progress report recorded by as-of: greatest progress date, then
 //     latest recorded; empty when none).
+//   - Procurement, Flags, Audit Trail: see "Procurement, Flags and Audit
+//     Trail" below.
 //   - Manifest: see below.
 //
 // Summary, Reconciliation and Milestones are whole-life figures as of as-of:
@@ -116,8 +118,82 @@
 // SetAllocations audit event (same transaction, same time); without that
 // event an emptied set is not seen and the set before it stays in force.
 //
-// The other sheets are written with their header row and no data yet (their
-// manifest lines say 0 rows) — see "Still to do".
+// # Procurement, Flags and Audit Trail
+//
+// Procurement: one row per stage an item entered — decision: rows, not a
+// column per stage, because an item may skip stages and CANCELLED can follow
+// any of them; a row per stage gives each stage its date, the date it was
+// left and its dwell in the same columns, sortable and filterable. Items are
+// those on the scope's grants recorded at or before as-of, with their stage
+// rows recorded by then, in (item id, stage no.) order: item ids are UUIDv7,
+// so this is creation order, the order of the procurement API. Each row
+// repeats the item (grant and its reference, milestone, description,
+// category, critical yes/no, estimated cost as an amount, expected delivery)
+// and its current stage as of as-of (its last stage row by then), then stage
+// no. (1 = REQUISITIONED), stage, entered on, left on (the next stage's
+// day; empty for the current stage), dwell days (left on − entered on; for
+// the current stage, the as-of day in UTC − entered on, also when that stage
+// is ACCEPTED or CANCELLED, so the column means the same on every row), the
+// stage's note, recorder and recorded-at.
+//
+// Flags: the roadmap's flags that had a flag_events row at or before as-of,
+// in id (creation) order as the flags API lists them. Narrowed to a donor:
+// the flags whose donor_org_ids hold it (detect's rule for a donor token,
+// so a flag about two donors' grants — an overlap — is in both donors'
+// packs, as the API shows it to both); to a grant: those whose grant_ids
+// hold it (and, with a donor too, only when the grant is that donor's).
+// State as of as-of from the flag's history (flag_events): status, severity,
+// last event and its time from its last event by then; explanation and
+// evidence from its last event carrying them (runs record them; reviews do
+// not); review action, reviewer, time and note from its last ACKNOWLEDGE,
+// DISMISS or REOPEN by then. Detected at is the flag's. Caveat: subjects
+// and grant ids are not versioned (a run refreshes them in place), so they
+// and the narrowing are the flag's current ones. Subjects, grant ids and
+// evidence are RFC 8785 (canonical) JSON text; evidence also gets its
+// length in bytes and SHA-256 (see long text below).
+//
+// Audit Trail: the sealed events (seq not null) that occurred at or before
+// as-of and are about the scope, in sequence order, with every field that
+// is hashed (event id, actor token, name, role, organisation, method,
+// entity type and id, request id, subject organisations as a JSON array,
+// the change as stored: canonical JSON, byte for byte as hashed) and the
+// previous hash and hash in hex, so a row can be re-hashed (audit package
+// doc) when its change is whole. About the scope:
+//
+//   - roadmap-wide: the roadmap itself, its milestones, its detection runs,
+//     its grants (creation, allocations), their journal entries (an entry's
+//     event, and the event of each batch part whose grantId is one of them:
+//     a batch has one event per grant it touches), their procurement items,
+//     and the reviews of its flags;
+//   - narrowed to a donor or a grant: only events about the scope's grants,
+//     their entries, batch parts and items, and the reviews of the flags of
+//     the Flags sheet; for a donor additionally only events that name it as
+//     the grant's donor (subject_orgs[1]) or, for a review, as "donor:ID" —
+//     the rule internal/audit.List applies to a donor token. So a donor's
+//     pack never holds an event of another donor's grant, nor the roadmap
+//     and milestone events (public, but not the donor's); the one event
+//     naming another donor is the review of a flag about both donors'
+//     grants, which the API shows to both as well.
+//
+// Events about organisations, tokens and FX rates are not about a roadmap
+// and are left out (FX Rates holds the rates themselves). The statement
+// walks the unique index on seq from the start up to the head at as-of (the
+// greatest seq that occurred by then: a bound on the walk, never a sort) and
+// tests each event with one CASE over its entity type whose branches are
+// primary-key look-ups (the planner may hash a small set instead), so the
+// sheet streams at any size (TestPackTrailUsesIndexes checks the plan on
+// 50 000 events).
+//
+// Long text: a cell holds at most 32 767 UTF-16 code units (Excel's limit;
+// excelize would cut silently). A longer change (a batch part of more than
+// about 70 entries), evidence or other free text is cut to the longest
+// prefix of whole characters that fits with "…[truncated]" after it; the
+// change and the evidence always have two more columns, their full length
+// in bytes and the SHA-256 of the full text (lower-case hex), so an auditor
+// can fetch the event from the API (GET /v1/audit-events) and match it.
+// Characters XML 1.0 cannot hold (control characters but tab, LF, CR;
+// U+FFFE, U+FFFF) are written as U+FFFD, which is what excelize would
+// write. The manifest hashes the cells as written.
 //
 // # Scope and as-of
 //
@@ -193,9 +269,27 @@
 //
 // # Still to do (next slices)
 //
-//   - Procurement (stage dates, dwell days; internal/procurement), Flags
-//     (with review state; internal/detect), Audit Trail (events the scope
-//     may see). Their columns in Layout are a first proposal.
+//   - Text cells of the other sheets (Transactions note and reference, FX
+//     reason, Grants title…) go to excelize as they are: longer than 32 767
+//     UTF-16 units, excelize cuts them silently, and a control character
+//     comes back as U+FFFD; either way the manifest no longer recomputes.
+//     Procurement, Flags and Audit Trail pass their free text through
+//     fitCell(xmlText(…)) (sheets_trail.go); sheetWriter.row should do it
+//     for every Text cell.
+//   - Audit Trail at 1M events is not measured (no 1M-event fixture here).
+//     Measured once at 100 000 journal entries with one sealed event each
+//     (EXPLAIN ANALYZE of the statement, 2 shared cores): 0.39 s when the
+//     planner hashes the roadmap's entry ids, 0.59 s with a primary-key
+//     look-up per event (what it picks once the set outgrows work_mem;
+//     forced with work_mem 64kB), 0.87 and 1.07 s with JIT on — hence JIT
+//     off for that statement. So about 4–6 s at 1M, linear, flat memory: a
+//     walk of the whole chain up to the head, the order of the whole-chain
+//     verification the pack already does. A donor's pack walks every event
+//     too (0.27 s per 100 000, the others rejected on subject_orgs[1]). If
+//     that is too slow, a later migration can record the grant (or
+//     roadmap) of an event in a column of its own with a (grant_id, seq)
+//     index. JIT likely costs the other big statements of the pack the same
+//     half second each (the detection engine turns it off for its runs).
 //   - Verification runs over the whole chain for every pack (O(events));
 //     measure at 1M events and consider verifying only up to the head plus
 //     a cached verdict.

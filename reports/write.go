@@ -257,6 +257,9 @@ func (p *pack) sheet(s Sheet) error {
 		SheetSummary:        p.summaryRows,
 		SheetReconciliation: p.reconciliationRows,
 		SheetMilestones:     p.milestoneRows,
+		SheetProcurement:    p.procurementRows,
+		SheetFlags:          p.flagRows,
+		SheetAuditTrail:     p.auditRows,
 	}[s.Name]
 	if fill == nil {
 		fill = func(*sheetWriter) error { return nil } // not yet built: header only (see doc.go)
