@@ -61,11 +61,11 @@ type packService struct {
 // when the call ends, however it ends.
 func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream grpc.ServerStreamingServer[pb.DownloadAuditPackResponse]) (err error) {
 	ctx := stream.Context()
-	scope, err := packScope(req, time.Now())
+	scope, err := PackScope(req, time.Now())
 	if err != nil {
 		return err
 	}
-	if err := authorisePack(ctx, s.grants, &scope); err != nil {
+	if err := AuthorisePack(ctx, s.grants, &scope); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp("", "tranche-pack-*.xlsx")
@@ -117,10 +117,10 @@ func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream
 	}
 }
 
-// packScope reads a request into a pack scope, naming every bad field. The
-// as-of time defaults to now and is fixed here, truncated as reports.Write
+// PackScope reads a request into a pack scope, naming every bad field (the
+// CLI's tranche pack reads its flags with it too). The as-of time defaults to now and is fixed here, truncated as reports.Write
 // truncates it, so that the file name and the pack's Cover agree.
-func packScope(req *pb.DownloadAuditPackRequest, now time.Time) (reports.Scope, error) {
+func PackScope(req *pb.DownloadAuditPackRequest, now time.Time) (reports.Scope, error) {
 	var p parser
 	sc := reports.Scope{
 		RoadmapID: p.id("roadmapId", req.GetRoadmapId()), DonorOrgID: p.id("donorOrgId", req.GetDonorOrgId()),
@@ -169,8 +169,8 @@ func (p *parser) asOf(field, s string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// authorisePack checks that the caller may read the whole scope, before
-// anything is built: auditors, coordinators and admins any scope; a donor
+// AuthorisePack checks that the caller (the principal of ctx) may read the
+// whole scope, before anything is built: auditors, coordinators and admins any scope; a donor
 // only a scope narrowed to itself (its organisation as donorOrgId, or a
 // grant it gives); an implementer only a grant it receives. A grant the
 // caller may not read is NOT_FOUND, as everywhere else, so a donor learns
@@ -184,7 +184,7 @@ func (p *parser) asOf(field, s string, now time.Time) time.Time {
 // A grant of another roadmap, or of another donor than donorOrgId, is
 // INVALID_ARGUMENT: such a scope is empty, and an empty pack would read as
 // "nothing happened" when the request was a typo.
-func authorisePack(ctx context.Context, grants *ledger.Store, sc *reports.Scope) error {
+func AuthorisePack(ctx context.Context, grants *ledger.Store, sc *reports.Scope) error {
 	p := auth.FromContext(ctx)
 	var g *ledger.Grant
 	if sc.GrantID != uuid.Nil {
