@@ -45,6 +45,10 @@ type packService struct {
 	pb.UnimplementedAuditPackServiceServer
 	src    reports.Source
 	grants *ledger.Store
+	// tempDir is where packs are built; empty: the system's (os.TempDir).
+	tempDir string
+	// chunk is the size of a piece; 0: packChunk (tests set less).
+	chunk int
 }
 
 // DownloadAuditPack checks the request and the caller's right to the scope,
@@ -68,7 +72,7 @@ func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream
 	if err := AuthorisePack(ctx, s.grants, &scope); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp("", "tranche-pack-*.xlsx")
+	f, err := os.CreateTemp(s.tempDir, "tranche-pack-*.xlsx")
 	if err != nil {
 		return fmt.Errorf("audit pack: temporary file: %w", err)
 	}
@@ -96,6 +100,9 @@ func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream
 	first := &pb.DownloadAuditPackResponse{ContentType: PackContentType, FileName: PackFileName(scope),
 		Size: size, Sha256: hex.EncodeToString(sum.Sum(nil))}
 	buf := make([]byte, packChunk)
+	if s.chunk > 0 {
+		buf = buf[:s.chunk]
+	}
 	for sent := false; ; sent = true {
 		n, rerr := io.ReadFull(f, buf)
 		if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,10 @@ import (
 
 	"github.com/tranche-ledger/tranche/api"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
+	"github.com/tranche-ledger/tranche/internal/apperr"
+	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/reports"
 )
 
@@ -354,4 +358,101 @@ func TestOpenAPIListsTheAuditPackDownload(t *testing.T) {
 	if !bytes.Contains(api.OpenAPI, []byte(`"/v1/audit-packs:download"`)) {
 		t.Fatal("openapi.json does not list /v1/audit-packs:download")
 	}
+}
+
+// packStream is the server side of a DownloadAuditPack stream, for calling
+// the service directly: it keeps what is sent, and fails sending once
+// failAfter messages went (0: never), as when the client goes away.
+type packStream struct {
+	grpc.ServerStream
+	ctx       context.Context
+	sent      []*pb.DownloadAuditPackResponse
+	failAfter int
+	onSend    func()
+}
+
+func (s *packStream) Context() context.Context { return s.ctx }
+
+func (s *packStream) Send(m *pb.DownloadAuditPackResponse) error {
+	if s.onSend != nil {
+		s.onSend()
+	}
+	if s.failAfter > 0 && len(s.sent) >= s.failAfter {
+		return status.Error(codes.Canceled, "client went away")
+	}
+	s.sent = append(s.sent, &pb.DownloadAuditPackResponse{ContentType: m.ContentType, FileName: m.FileName,
+		Size: m.Size, Sha256: m.Sha256, Data: bytes.Clone(m.Data)})
+	return nil
+}
+
+// The pack is built in a temporary file of mode 0600 that is gone when the
+// call ends: after a complete download, after the client went away mid-way,
+// and after a refusal.
+func TestAuditPackTemporaryFileIsPrivateAndRemoved(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	w := h.fixture(t, admin)
+	dir := t.TempDir()
+	// Pieces of 4 KiB, so that even a small pack comes in several.
+	svc := &packService{src: reports.Source{DB: h.db.App, Audit: audit.New(h.db.App)}, grants: ledger.New(h.db.App), tempDir: dir, chunk: 4096}
+	asOf := time.Now().UTC().Format(time.RFC3339Nano)
+	ctx := auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor, TokenID: "t"})
+	building := func(t *testing.T) func() {
+		return func() {
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != 1 {
+				t.Errorf("%d files in the temporary directory while sending, want 1", len(entries))
+				return
+			}
+			if info, err := entries[0].Info(); err != nil || info.Mode().Perm() != 0o600 {
+				t.Errorf("temporary file %v: %v", info.Mode(), err)
+			}
+		}
+	}
+	empty := func(t *testing.T) {
+		t.Helper()
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("%d files left in the temporary directory", len(entries))
+		}
+	}
+	t.Run("complete", func(t *testing.T) {
+		st := &packStream{ctx: ctx, onSend: building(t)}
+		if err := svc.DownloadAuditPack(&pb.DownloadAuditPackRequest{RoadmapId: w.roadmapID, AsOf: asOf}, st); err != nil {
+			t.Fatal(err)
+		}
+		empty(t)
+		var data []byte
+		for i, m := range st.sent {
+			if len(m.Data) > 4096 || (i < len(st.sent)-1 && len(m.Data) != 4096) || (i > 0 && m.Size != 0) {
+				t.Fatalf("message %d: %d bytes, size %d", i, len(m.Data), m.Size)
+			}
+			data = append(data, m.Data...)
+		}
+		sum := sha256.Sum256(data)
+		if len(st.sent) < 2 || int64(len(data)) != st.sent[0].Size || st.sent[0].Sha256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%d messages, %d bytes, first %+v", len(st.sent), len(data), st.sent[0].Size)
+		}
+		// The pieces make the file the usual pieces make.
+		_, whole, err := downloadGRPC(h.as(t, auth.Auditor, ""), h.conn, &pb.DownloadAuditPackRequest{RoadmapId: w.roadmapID, AsOf: asOf})
+		if err != nil || !bytes.Equal(whole, data) {
+			t.Fatalf("4 KiB pieces and 64 KiB pieces differ (%v)", err)
+		}
+	})
+	t.Run("client gone", func(t *testing.T) {
+		st := &packStream{ctx: ctx, failAfter: 2}
+		if err := svc.DownloadAuditPack(&pb.DownloadAuditPackRequest{RoadmapId: w.roadmapID}, st); status.Code(err) != codes.Canceled {
+			t.Fatalf("got %v, want the send error", err)
+		}
+		empty(t)
+	})
+	t.Run("refused", func(t *testing.T) {
+		donor := auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Donor, OrgID: w.donorOrgID, TokenID: "d"})
+		st := &packStream{ctx: donor}
+		err := svc.DownloadAuditPack(&pb.DownloadAuditPackRequest{RoadmapId: w.roadmapID}, st)
+		if !errors.Is(err, apperr.ErrPermissionDenied) || len(st.sent) != 0 {
+			t.Fatalf("got %v and %d messages", err, len(st.sent))
+		}
+		empty(t)
+	})
 }
