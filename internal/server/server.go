@@ -38,6 +38,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/procurement"
 	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/token"
+	"github.com/tranche-ledger/tranche/reports"
 )
 
 // Config says where to listen.
@@ -108,6 +109,7 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
 	pb.RegisterProcurementServiceServer(s.grpc, &procurementService{items: st.Procurement})
 	pb.RegisterFlagServiceServer(s.grpc, &flagService{flags: st.Detect})
+	pb.RegisterAuditPackServiceServer(s.grpc, &packService{src: reports.Source{DB: pool, Audit: st.Audit}, grants: st.Ledger})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
@@ -240,6 +242,7 @@ var gatewayServices = []registerFunc{
 	pb.RegisterFxRateServiceHandler,
 	pb.RegisterProcurementServiceHandler,
 	pb.RegisterFlagServiceHandler,
+	pb.RegisterAuditPackServiceHandler, // its route is replaced by packDownload
 }
 
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
@@ -266,6 +269,11 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("registering gateway: %w", err)
 		}
+	}
+	// Registered last, so it takes the generated route's place: the pack
+	// travels as the file itself, not as JSON-framed chunks.
+	if err := mux.HandlePath(http.MethodGet, packPath, s.packDownload(mux, conn)); err != nil {
+		return nil, fmt.Errorf("registering gateway: %w", err)
 	}
 	return mux, nil
 }
