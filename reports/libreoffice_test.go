@@ -2,6 +2,7 @@ package reports_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -72,6 +73,21 @@ func TestPackOpensInLibreOffice(t *testing.T) {
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("soffice: %v\n%s", err, b)
+	}
+
+	// Saved again by LibreOffice (shared strings, its own styles and XML),
+	// the pack still verifies: the checksums depend on cell values only.
+	resaved := filepath.Join(dir, "resaved")
+	cmd = exec.CommandContext(ctx, soffice, "-env:UserInstallation=file://"+filepath.Join(dir, "profile"),
+		"--headless", "--norestore", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", resaved, pack)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("soffice: %v\n%s", err, b)
+	}
+	rep, err := reports.VerifyFile(ctx, filepath.Join(resaved, "pack.xlsx"),
+		reports.VerifyOptions{PublicKey: w.key.Public().(ed25519.PublicKey), Audit: w.audit})
+	if err != nil || !rep.Verified {
+		t.Errorf("the pack saved again by LibreOffice does not verify: %v %q", err, rep.Problems)
 	}
 
 	sheets := map[string][][]string{}
