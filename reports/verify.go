@@ -33,6 +33,14 @@ package reports
 //     with database access, re-writing the pack for the same scope and
 //     as-of (packs are byte-identical). A signed manifest would need a
 //     format change; see the report to the lead.
+//   - With database access (VerifyOptions.Rederive) the pack is written
+//     again for the manifest's scope and as-of and every sheet compared row
+//     by row with the file: a cell edited together with its manifest
+//     checksum is caught there (REDERIVED_MISMATCH naming sheet, row and
+//     column), and so is a database rewritten after the pack. Caveat: the
+//     doc.go determinism caveat (an event sealed after the pack was written
+//     but occurring before its as-of) applies to sheets built from the
+//     audit trail when as-of is within the sealing bound of the pack.
 //   - Head signature, mirroring `tranche verify --since-head`: with a
 //     trusted public key (never one read from the pack) the head must be
 //     signed by that key (the manifest's key id must be that key's id) and
@@ -79,9 +87,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 	"github.com/xuri/excelize/v2"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/money"
 )
@@ -97,6 +107,11 @@ type VerifyOptions struct {
 	// Audit is the live audit trail the head is checked against; nil: the
 	// chain is not checked (reported, not a failure).
 	Audit *audit.Store
+	// Rederive, when set, writes the pack again from this source for the
+	// manifest's scope and as-of and compares every sheet with the file,
+	// naming the first row that differs: what ties the (unsigned) manifest
+	// to the database. It costs a full pack write.
+	Rederive *Source
 }
 
 // Problem codes of a VerifyReport, besides audit's (HEAD_MISMATCH,
@@ -112,6 +127,7 @@ const (
 	ProblemHeadMissing     = "HEAD_MISSING"        // the pack carries no chain head
 	ProblemNoTrustedKey    = "HEAD_NO_TRUSTED_KEY" // signed, but no key to check it with
 	ProblemPackChainFailed = "PACK_CHAIN_FAILED"   // the pack says its chain did not verify
+	ProblemRederived       = "REDERIVED_MISMATCH"  // the database gives other rows for the same scope and as-of
 )
 
 // Problem is one finding. Sheet and Row (the spreadsheet's row number, 1 is
@@ -171,6 +187,10 @@ type HeadCheck struct {
 	// Chain says whether the live chain extends the head: "extends the head
 	// (…)", "FAILED at sequence N: …", "not checked: …".
 	Chain string `json:"chain"`
+	// Rederived says whether the database gives the same sheets for the
+	// manifest's scope and as-of: "same rows in every sheet", "FAILED: …",
+	// "not checked: …".
+	Rederived string `json:"rederived"`
 	// PackVerification is the pack's own chainVerification line.
 	PackVerification string `json:"packVerification"`
 }
@@ -308,7 +328,13 @@ func (v *verifier) run(opts VerifyOptions) error {
 			return err
 		}
 	}
-	return v.checkHead(opts)
+	if err := v.checkHead(opts); err != nil {
+		return err
+	}
+	if opts.Rederive != nil {
+		return v.rederive(*opts.Rederive)
+	}
+	return nil
 }
 
 // rows streams a sheet's rows as raw cell values to fn (row numbers from 1).
@@ -646,6 +672,7 @@ func (v *verifier) checkHead(opts VerifyOptions) error {
 	hc := &v.rep.Head
 	hc.PackVerification = facts["chainVerification"]
 	hc.Chain = "not checked: no database access"
+	hc.Rederived = "not checked: no database access"
 	seqText := facts["chainHead.sequence"]
 	seq, err := strconv.ParseInt(seqText, 10, 64)
 	if err != nil || seq < 0 {
@@ -727,4 +754,165 @@ func (v *verifier) checkHead(opts VerifyOptions) error {
 	}
 	hc.Chain = fmt.Sprintf("extends the head: %d events recomputed, the chain now ends at sequence %d", r.EventsChecked, r.HeadSeq)
 	return nil
+}
+
+// scopeFromFacts reads the pack's scope back from its manifest.
+func scopeFromFacts(facts map[string]string) (Scope, error) {
+	var s Scope
+	var err error
+	if s.RoadmapID, err = uuid.Parse(facts["scope.roadmapId"]); err != nil {
+		return s, fmt.Errorf("scope.roadmapId %q: %v", facts["scope.roadmapId"], err)
+	}
+	for _, id := range []struct {
+		key string
+		to  *uuid.UUID
+	}{{"scope.donorOrgId", &s.DonorOrgID}, {"scope.grantId", &s.GrantID}} {
+		if v := facts[id.key]; v != "all" {
+			if *id.to, err = uuid.Parse(v); err != nil {
+				return s, fmt.Errorf("%s %q: %v", id.key, v, err)
+			}
+		}
+	}
+	for _, d := range []struct {
+		key string
+		to  *time.Time
+	}{{"scope.from", &s.From}, {"scope.to", &s.To}} {
+		if v := facts[d.key]; v != "open" {
+			if *d.to, err = time.Parse(time.DateOnly, v); err != nil {
+				return s, fmt.Errorf("%s %q: %v", d.key, v, err)
+			}
+		}
+	}
+	if s.AsOf, err = time.Parse(time.RFC3339Nano, facts["asOf"]); err != nil {
+		return s, fmt.Errorf("asOf %q: %v", facts["asOf"], err)
+	}
+	return s, nil
+}
+
+// rederive writes the pack of the manifest's scope and as-of again from src
+// into a temporary file and compares each sheet's rows with the file's,
+// naming the first row and column that differ.
+func (v *verifier) rederive(src Source) error {
+	hc := &v.rep.Head
+	scope, err := scopeFromFacts(v.rep.Facts)
+	if err != nil {
+		hc.Rederived = "not checked: the manifest's scope does not read: " + err.Error()
+		v.problem(Problem{Code: ProblemManifest, Sheet: SheetManifest, Detail: hc.Rederived})
+		return nil
+	}
+	tmp, err := os.CreateTemp("", "tranche-rederive-*.xlsx")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+	}()
+	src.Progress = nil
+	if err := Write(v.ctx, tmp, src, scope); err != nil {
+		if errors.Is(err, apperr.ErrNotFound) {
+			hc.Rederived = "FAILED: the database has no roadmap " + scope.RoadmapID.String()
+			v.problem(Problem{Code: ProblemRederived, Detail: hc.Rederived})
+			return nil
+		}
+		return fmt.Errorf("writing the pack again: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	g, err := excelize.OpenFile(tmp.Name(), excelize.Options{UnzipSizeLimit: maxUnzipped})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	present := map[string]bool{}
+	for _, n := range v.f.GetSheetList() {
+		present[n] = true
+	}
+	bad := 0
+	for _, s := range Layout[:len(Layout)-1] {
+		if !present[s.Name] {
+			continue // reported as SHEETS
+		}
+		p, err := v.firstDifference(g, s)
+		if err != nil {
+			if v.ctx.Err() != nil {
+				return err
+			}
+			p = &Problem{Code: ProblemRederived, Sheet: s.Name, Detail: "unreadable: " + err.Error()}
+		}
+		if p != nil {
+			v.problem(*p)
+			bad++
+		}
+	}
+	hc.Rederived = "same rows in every sheet as the database gives for the manifest's scope and as-of"
+	if bad > 0 {
+		hc.Rederived = fmt.Sprintf("FAILED: %d sheets differ from what the database gives for the manifest's scope and as-of", bad)
+	}
+	return nil
+}
+
+// firstDifference streams sheet s of the file and of the re-derived pack g
+// side by side, in canonical form, and names the first row that differs.
+func (v *verifier) firstDifference(g *excelize.File, s Sheet) (*Problem, error) {
+	a, err := v.f.Rows(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	b, err := g.Rows(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	ignore := func(Problem) {}
+	other := &verifier{ctx: v.ctx, f: g, rep: &VerifyReport{}}
+	var ca, cb []string
+	headers := s.Headers()
+	for n := 1; ; n++ {
+		if n%4096 == 0 {
+			if err := v.ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		moreA, moreB := a.Next(), b.Next()
+		if !moreA || !moreB {
+			if err := a.Error(); err != nil {
+				return nil, err
+			}
+			if err := b.Error(); err != nil {
+				return nil, err
+			}
+			switch {
+			case moreA:
+				return &Problem{Code: ProblemRederived, Sheet: s.Name, Row: n,
+					Detail: fmt.Sprintf("the database gives %d data rows; the file has more", n-2)}, nil
+			case moreB:
+				return &Problem{Code: ProblemRederived, Sheet: s.Name, Row: n,
+					Detail: fmt.Sprintf("the file ends at data row %d; the database gives more", n-2)}, nil
+			}
+			return nil, nil
+		}
+		ra, err := a.Columns(excelize.Options{RawCellValue: true})
+		if err != nil {
+			return nil, err
+		}
+		rb, err := b.Columns(excelize.Options{RawCellValue: true})
+		if err != nil {
+			return nil, err
+		}
+		if n == 1 {
+			continue // headers: checked against Layout
+		}
+		ca = v.canonicalRow(s, n, ra, ca[:0], ignore)
+		cb = other.canonicalRow(s, n, rb, cb[:0], ignore)
+		for i := range ca {
+			if ca[i] != cb[i] {
+				col, _ := excelize.ColumnNumberToName(i + 1)
+				return &Problem{Code: ProblemRederived, Sheet: s.Name, Row: n, Column: col,
+					Detail: fmt.Sprintf("%s: the file has %q, the database gives %q for the manifest's scope and as-of", headers[i], ca[i], cb[i])}, nil
+			}
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tranche-ledger/tranche/internal/audit"
@@ -252,6 +253,58 @@ func TestVerifyPack(t *testing.T) {
 				return
 			}
 			checkProblem(t, rep, *c.want)
+		})
+	}
+}
+
+// With database access the pack is written again for its manifest's scope
+// and as-of: a cell edited together with its manifest checksum (which the
+// file alone cannot show) is named by sheet, row and column.
+func TestVerifyPackRederived(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	pub := w.key.Public().(ed25519.PublicKey)
+	good := w.pack(t, reports.Scope{DonorOrgID: uuid.MustParse(w.donorA), From: day("2024-01-01"), To: day("2024-12-31")})
+	opts := reports.VerifyOptions{PublicKey: pub, Audit: w.audit, Rederive: &reports.Source{DB: w.db.App, Audit: w.audit}}
+	rep := verify(t, good, opts)
+	if !rep.Verified || !strings.HasPrefix(rep.Head.Rederived, "same rows") {
+		t.Fatalf("untouched: %q %q", rep.Head.Rederived, rep.Problems)
+	}
+
+	// Consistent forgery: the EUR grant's pledge raised, the Grants checksum
+	// in the manifest recomputed to match.
+	edited := rezip(t, good, sheetXML(reports.SheetGrants), setCell("K2", to("1000000.01")))
+	sum := ""
+	for _, s := range verify(t, edited, reports.VerifyOptions{AllowUnsigned: true}).Sheets {
+		if s.Sheet == reports.SheetGrants {
+			sum = s.SHA256
+		}
+	}
+	forged := rezip(t, edited, sheetXML(reports.SheetManifest), setCell(manifestCell(t, edited, "sheet:Grants", "C"), to(sum)))
+	if r := verify(t, forged, reports.VerifyOptions{PublicKey: pub, Audit: w.audit}); !r.Verified {
+		t.Fatalf("the forgery should pass the checks of the file alone: %q", r.Problems)
+	}
+	txLast := len(w.ids(w.eur.ID, "2024-01-01", "2024-12-31")) + 1
+	for _, c := range []struct {
+		name string
+		pack []byte
+		want want
+	}{
+		{"cell and checksum edited", forged, want{code: reports.ProblemRederived, sheet: reports.SheetGrants, row: 2, column: "K"}},
+		{"text edited", rezip(t, good, sheetXML(reports.SheetTransactions), setCell("D3", to("RECEIPT"))),
+			want{code: reports.ProblemRederived, sheet: reports.SheetTransactions, row: 3, column: "D"}},
+		{"last row deleted", rezip(t, good, sheetXML(reports.SheetTransactions), deleteRow(txLast)),
+			want{code: reports.ProblemRederived, sheet: reports.SheetTransactions, row: txLast}},
+		{"scope widened in the manifest", rezip(t, good, sheetXML(reports.SheetManifest), setCell(manifestCell(t, good, "scope.donorOrgId", "D"), to("all"))),
+			want{code: reports.ProblemRederived, sheet: reports.SheetCover, row: 8, column: "B"}}, // the donor filter line
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			rep := verify(t, c.pack, opts)
+			checkProblem(t, rep, c.want)
+			if !strings.HasPrefix(rep.Head.Rederived, "FAILED") {
+				t.Errorf("rederived %q", rep.Head.Rederived)
+			}
 		})
 	}
 }

@@ -28,16 +28,20 @@ is unsigned, missing, or that no trusted key can check is refused unless
 
 Database: used, as by 'tranche verify', when DATABASE_URL is set or the data
 directory holds a cluster; otherwise, or with --offline, the chain is not
-checked and the report says so (not a failure: the file alone is checked).`
+checked and the report says so (not a failure: the file alone is checked).
+With the database, the pack is also written again for its manifest's scope and
+as-of and compared row by row (the manifest is not signed: this is what shows a
+cell edited together with its checksum); --no-rederive skips that.`
 
 // cmdPackVerify is tranche pack verify FILE.
 func cmdPackVerify(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
-	fs := newFlagSet("pack verify", "pack verify [--public-key FILE] [--allow-unsigned] [--offline] [--json] FILE", packVerifyAbout, stdout)
+	fs := newFlagSet("pack verify", "pack verify [--public-key FILE] [--allow-unsigned] [--offline | --no-rederive] [--json] FILE", packVerifyAbout, stdout)
 	cf := registerConfig(fs, false).include("signing-key")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pubFile := fs.String("public-key", "", "the trusted public key (PEM, tranche keys generate's .pub) to check the head's signature with; default: the public half of --signing-key")
 	allowUnsigned := fs.Bool("allow-unsigned", false, "accept a head whose signature is not checked (unsigned, missing, or no trusted key)")
-	offline := fs.Bool("offline", false, "do not use the database: the live chain is not checked")
+	offline := fs.Bool("offline", false, "do not use the database: the live chain is not checked, the pack not re-derived")
+	noRederive := fs.Bool("no-rederive", false, "with the database, do not write the pack again to compare it row by row (saves a full pack write)")
 	// Flags may follow FILE (tranche pack verify FILE --public-key KEY).
 	var files []string
 	rest := args
@@ -101,13 +105,21 @@ func cmdPackVerify(ctx context.Context, args []string, e map[string]string, stdo
 		}
 		defer db.Close()
 		opts.Audit = audit.New(db.pool)
+		if !*noRederive {
+			opts.Rederive = &reports.Source{DB: db.pool, Audit: opts.Audit}
+		}
 	}
 	rep, err := reports.VerifyFile(ctx, file, opts)
 	if err != nil {
 		return err
 	}
-	if dbNote != "" && rep.Head.Included {
-		rep.Head.Chain = dbNote
+	if dbNote != "" {
+		if rep.Head.Included {
+			rep.Head.Chain = dbNote
+		}
+		rep.Head.Rederived = dbNote
+	} else if *noRederive {
+		rep.Head.Rederived = "not checked: --no-rederive"
 	}
 	if *asJSON {
 		out := struct {
@@ -161,7 +173,7 @@ func printPackReport(w io.Writer, file string, rep reports.VerifyReport) {
 	if h.Included {
 		fmt.Fprintf(w, "head:         %d %s\n", h.Seq, h.Hash)
 	}
-	fmt.Fprintf(w, "signature:    %s\nchain:        %s\nverified:     %v\n", h.Signature, h.Chain, rep.Verified)
+	fmt.Fprintf(w, "signature:    %s\nchain:        %s\nrederived:    %s\nverified:     %v\n", h.Signature, h.Chain, h.Rederived, rep.Verified)
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem:      %s\n", p)
 	}

@@ -147,7 +147,7 @@ func TestPackVerifyEndToEnd(t *testing.T) {
 	// Genuine: human and JSON reports, flags before or after the file.
 	code, out, stderr := cliExit(t, dir, "pack", "verify", pack, "--public-key", pub)
 	if code != 0 || !strings.Contains(out, "verified:     true") || !strings.Contains(out, "chain:        extends the head") ||
-		!strings.Contains(out, "signature:    valid, key") {
+		!strings.Contains(out, "signature:    valid, key") || !strings.Contains(out, "rederived:    same rows") {
 		t.Fatalf("genuine pack: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, stderr = cliExit(t, dir, "pack", "verify", "--json", "--public-key", pub, pack)
@@ -181,11 +181,23 @@ func TestPackVerifyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	grantsSum := ""
 	for i, r := range mrows {
-		if r[0] == "chainHead.hash" {
+		switch r[0] {
+		case "chainHead.hash":
 			hashCell = fmt.Sprintf("D%d", i+1)
+		case "sheet:Grants":
+			grantsSum = fmt.Sprintf("C%d", i+1)
 		}
 	}
+	// A consistent forgery: a pledge raised and the Grants checksum in the
+	// manifest recomputed; only the database shows it.
+	edited := editPack(t, pack, "xl/worksheets/sheet3.xml", "K2", func(string) string { return "1000.51" })
+	er, err := reports.VerifyFile(ctx, edited, reports.VerifyOptions{AllowUnsigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := editPack(t, edited, manifest, grantsSum, func(string) string { return er.Sheets[2].SHA256 })
 	cases := []struct {
 		name string
 		env  string // TRANCHE_DATA_DIR
@@ -198,8 +210,12 @@ func TestPackVerifyEndToEnd(t *testing.T) {
 		{"the signing key's public half", dir, []string{"--signing-key", prefix + ".key", pack}, 0, []string{"valid, key " + audit.KeyID(key.Public().(ed25519.PublicKey))}},
 		{"no trusted key", dir, []string{pack}, 2, []string{"sequence " + seq, reports.ProblemNoTrustedKey}},
 		{"no trusted key, allowed", dir, []string{"--allow-unsigned", pack}, 0, []string{"not checked: no trusted public key"}},
-		{"edited cell", dir, []string{"--public-key", pub, editPack(t, pack, "xl/worksheets/sheet3.xml", "K2", func(string) string { return "1000.51" })},
-			2, []string{"sheet Grants", reports.ProblemChecksum}},
+		{"edited cell", dir, []string{"--public-key", pub, edited}, 2, []string{"sheet Grants", reports.ProblemChecksum}},
+		{"edited cell and checksum", dir, []string{"--public-key", pub, forged}, 2,
+			[]string{`sheet Grants row 2 column "K": ` + reports.ProblemRederived, `the file has "1000.51", the database gives "1000.50"`}},
+		{"edited cell and checksum, offline", dir, []string{"--offline", "--public-key", pub, forged}, 0, []string{"rederived:    not checked: --offline"}},
+		{"edited cell and checksum, not re-derived", dir, []string{"--no-rederive", "--public-key", pub, forged}, 0,
+			[]string{"rederived:    not checked: --no-rederive", "chain:        extends the head"}},
 		{"forged head", dir, []string{"--public-key", pub, editPack(t, pack, manifest, hashCell, func(h string) string { return strings.Repeat("0", len(h)) })},
 			2, []string{"sequence " + seq, audit.HeadBadSig}},
 		{"not a pack", dir, []string{"--public-key", pub, pub}, 2, []string{reports.ProblemNotAPack}},
@@ -265,7 +281,7 @@ func TestPackVerifyUsage(t *testing.T) {
 		if err := run(context.Background(), args, env, &out); err != nil {
 			t.Errorf("%v: %v", args, err)
 		}
-		for _, w := range []string{"usage: tranche pack verify", "-public-key", "-allow-unsigned", "-offline", "-json"} {
+		for _, w := range []string{"usage: tranche pack verify", "-public-key", "-allow-unsigned", "-offline", "-no-rederive", "-json"} {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("%v: usage does not mention %q:\n%s", args, w, out.String())
 			}
