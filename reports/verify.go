@@ -23,16 +23,17 @@ package reports
 //     CELL problem. An empty row inside the data (a deleted <row>) and a
 //     cell beyond the layout's columns (which the canonical form would not
 //     cover) are named the same way.
-//   - The checksum is per sheet, so an edited cell that still looks valid is
-//     reported as a CHECKSUM mismatch of its sheet, not by row: the manifest
-//     holds no per-row digest. A changed row count is ROW_COUNT.
+//   - The checksum is per sheet, so from the file alone an edited cell that
+//     still looks valid is reported as a CHECKSUM mismatch of its sheet, not
+//     by row: the manifest holds no per-row digest (re-deriving, below,
+//     names the row). A changed row count is ROW_COUNT.
 //   - The manifest itself is not signed (the head's signature covers only
 //     the chain head's sequence and hash): the checksums show that the
 //     sheets are what the manifest says, not that the manifest is what the
 //     server wrote. What ties a pack to the server is the signed head and,
 //     with database access, re-writing the pack for the same scope and
-//     as-of (packs are byte-identical). A signed manifest would need a
-//     format change; see the report to the lead.
+//     as-of (packs are byte-identical). Signing the manifest itself (a
+//     signature over its sheet lines and facts) would need a format change.
 //   - With database access (VerifyOptions.Rederive) the pack is written
 //     again for the manifest's scope and as-of and every sheet compared row
 //     by row with the file: a cell edited together with its manifest
@@ -60,9 +61,11 @@ package reports
 //     PACK_CHAIN_FAILED at that sequence: the server wrote it over a chain
 //     that did not verify.
 //   - Speed: excelize's row reader (encoding/xml) is the cost, about
-//     15 000 Transactions rows a second on the 2-core machine; a 200 000-row
-//     pack verified in 18 s at 48 MB peak RSS (the whole process), so a
-//     1 048 575-row sheet takes one to two minutes in the same flat memory.
+//     11 000 Transactions rows a second on the shared 2-core machine; a
+//     200 000-row pack verified offline in 18 s at 48 MB peak RSS (the
+//     whole process), so a 1 048 575-row sheet takes about a minute and a
+//     half in the same flat memory. Re-deriving adds a pack write and a
+//     second read.
 //     A hand-written SpreadsheetML scanner would be faster; not done, since
 //     it would have to read what any spreadsheet application writes.
 //   - A pack saved again by LibreOffice (shared strings, its own styles)
@@ -299,15 +302,15 @@ func (v *verifier) run(opts VerifyOptions) error {
 	for _, n := range got {
 		present[n] = true
 	}
-	for i, s := range Layout {
-		switch {
-		case i >= len(got):
-			v.problem(Problem{Code: ProblemSheets, Sheet: s.Name, Detail: fmt.Sprintf("sheet %d of %d is missing", i+1, len(Layout))})
-		case got[i] != s.Name:
-			v.problem(Problem{Code: ProblemSheets, Sheet: s.Name, Detail: fmt.Sprintf("sheet %d is %q, want %q", i+1, got[i], s.Name)})
-		default:
+	for i, s := range Layout { // the first sheet out of place
+		if i < len(got) && got[i] == s.Name {
 			continue
 		}
+		detail := fmt.Sprintf("sheet %d of %d is missing", i+1, len(Layout))
+		if i < len(got) {
+			detail = fmt.Sprintf("sheet %d is %q, want %q", i+1, got[i], s.Name)
+		}
+		v.problem(Problem{Code: ProblemSheets, Sheet: s.Name, Detail: detail})
 		break
 	}
 	if len(got) > len(Layout) {
@@ -360,12 +363,6 @@ func (v *verifier) rows(name string, fn func(row int, cells []string) error) err
 	}
 	return rows.Error()
 }
-
-// errUnreadable marks a sheet excelize could not parse: a finding about the
-// file, not a failure of Verify.
-type errUnreadable struct{ err error }
-
-func (e errUnreadable) Error() string { return e.err.Error() }
 
 func (v *verifier) readManifest() error {
 	s := Layout[len(Layout)-1]
