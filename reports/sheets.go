@@ -1,10 +1,13 @@
 package reports
 
 import (
+	"encoding/hex"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
+
+	"github.com/tranche-ledger/tranche/internal/audit"
 )
 
 // optID is a query parameter that narrows when set: NULL when not.
@@ -230,5 +233,40 @@ func (p *pack) manifestRows(w *sheetWriter) error {
 			return err
 		}
 	}
+	// The manifest's own seal: the SHA-256 of the canonical form of every
+	// line above (the sheet hash so far), signed, so that a sheet edited
+	// together with its manifest line, or an edited scope or head, no longer
+	// matches a signature only the server's key can make.
+	digest := w.hash.Sum(nil)
+	sig, key := "unsigned: the server has no signing key", ""
+	if p.signer != nil {
+		if b, id := p.signer.Sign(ManifestMessage(digest)); b != nil {
+			sig, key = audit.EncodeSignature(b), id
+		}
+	}
+	for _, kv := range [][2]string{
+		{"manifest.sha256", hex.EncodeToString(digest)},
+		{"manifest.signature", sig},
+		{"manifest.keyId", key},
+	} {
+		if err := w.row(text(kv[0]), none, text(""), text(kv[1])); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// ManifestFormat labels the message a manifest signature covers.
+const ManifestFormat = "tranche-audit-pack-manifest/1"
+
+// ManifestMessage is the byte string a manifest's signature covers: the RFC
+// 8785 JSON object {"sha256":"<lower-case hex>","v":"tranche-audit-pack-manifest/1"},
+// where sha256 is the canonical checksum (doc.go) of the Manifest's lines
+// above its manifest.sha256 line.
+func ManifestMessage(digest []byte) []byte {
+	b := append([]byte(nil), `{"sha256":`...)
+	b = audit.AppendString(b, hex.EncodeToString(digest))
+	b = append(b, `,"v":`...)
+	b = audit.AppendString(b, ManifestFormat)
+	return append(b, '}')
 }

@@ -131,6 +131,9 @@ const (
 	ProblemNoTrustedKey    = "HEAD_NO_TRUSTED_KEY" // signed, but no key to check it with
 	ProblemPackChainFailed = "PACK_CHAIN_FAILED"   // the pack says its chain did not verify
 	ProblemRederived       = "REDERIVED_MISMATCH"  // the database gives other rows for the same scope and as-of
+	ProblemManifestSeal    = "MANIFEST_SEAL"       // the manifest's lines differ from its sealed checksum
+	ProblemManifestBadSig  = "MANIFEST_BAD_SIGNATURE"
+	ProblemManifestNotSig  = "MANIFEST_UNSIGNED"
 )
 
 // Problem is one finding. Sheet and Row (the spreadsheet's row number, 1 is
@@ -196,6 +199,9 @@ type HeadCheck struct {
 	Rederived string `json:"rederived"`
 	// PackVerification is the pack's own chainVerification line.
 	PackVerification string `json:"packVerification"`
+	// Manifest says how the manifest's own seal was checked: "valid, key
+	// …", "FAILED: …", "none: …".
+	Manifest string `json:"manifest"`
 }
 
 // VerifyReport is the outcome of Verify.
@@ -289,6 +295,9 @@ type verifier struct {
 	rep      *VerifyReport
 	date1904 bool
 	manifest map[string]SheetCheck // by sheet name, from the Manifest sheet
+	// seal is the canonical SHA-256 of the Manifest's lines above its
+	// manifest.sha256 line, nil when there is no such line.
+	seal []byte
 }
 
 func (v *verifier) problem(p Problem) { v.rep.Problems = append(v.rep.Problems, p) }
@@ -334,6 +343,7 @@ func (v *verifier) run(opts VerifyOptions) error {
 	if err := v.checkHead(opts); err != nil {
 		return err
 	}
+	v.checkSeal(opts)
 	if opts.Rederive != nil {
 		return v.rederive(*opts.Rederive)
 	}
@@ -368,6 +378,7 @@ func (v *verifier) readManifest() error {
 	s := Layout[len(Layout)-1]
 	v.manifest = map[string]SheetCheck{}
 	var order []string
+	sealHash := sha256.New()
 	err := v.rows(s.Name, func(n int, cells []string) error {
 		if n == 1 {
 			v.checkHeader(s, cells)
@@ -387,6 +398,11 @@ func (v *verifier) readManifest() error {
 			return nil
 		}
 		entry := cell(0)
+		if entry == "manifest.sha256" && v.seal == nil {
+			v.seal = sealHash.Sum(nil)
+		} else if v.seal == nil {
+			writeCanonical(sealHash, v.canonicalRow(s, n, cells, nil, func(Problem) {}))
+		}
 		bad := func(format string, args ...any) {
 			v.problem(Problem{Code: ProblemManifest, Sheet: s.Name, Row: n, Detail: fmt.Sprintf(format, args...)})
 		}
@@ -751,6 +767,65 @@ func (v *verifier) checkHead(opts VerifyOptions) error {
 	}
 	hc.Chain = fmt.Sprintf("extends the head: %d events recomputed, the chain now ends at sequence %d", r.EventsChecked, r.HeadSeq)
 	return nil
+}
+
+// checkSeal checks the manifest's own seal: that its lines above
+// manifest.sha256 still hash to it, and that the signature over it
+// (ManifestMessage) is the trusted key's. With a valid seal, an edited
+// sheet cannot be hidden by editing its manifest line too, nor can the
+// scope, the as-of or the head be changed, without the server's key.
+func (v *verifier) checkSeal(opts VerifyOptions) {
+	facts := v.rep.Facts
+	hc := &v.rep.Head
+	bad := func(code, format string, args ...any) {
+		hc.Manifest = "FAILED: " + fmt.Sprintf(format, args...)
+		v.problem(Problem{Code: code, Sheet: SheetManifest, Detail: fmt.Sprintf(format, args...)})
+	}
+	if v.seal == nil {
+		hc.Manifest = "none: the manifest has no manifest.sha256 line"
+		if !opts.AllowUnsigned {
+			bad(ProblemManifestNotSig, "the manifest has no manifest.sha256 line, so it is not sealed")
+		}
+		return
+	}
+	if got := hex.EncodeToString(v.seal); facts["manifest.sha256"] != got {
+		bad(ProblemManifestSeal, "the lines above manifest.sha256 hash to %s, the manifest says %q: the manifest was changed", got, facts["manifest.sha256"])
+		return
+	}
+	sigText := facts["manifest.signature"]
+	if sigText == "" || strings.HasPrefix(sigText, "unsigned") {
+		hc.Manifest = "none: the manifest is unsigned (" + sigText + ")"
+		if opts.AllowUnsigned {
+			hc.Manifest += "; accepted: unsigned allowed"
+		} else {
+			bad(ProblemManifestNotSig, "the manifest has no signature, so anyone could have written it with its checksums")
+		}
+		return
+	}
+	sig, err := audit.DecodeSignature(sigText)
+	if err != nil {
+		bad(ProblemManifestBadSig, "manifest.signature is not base64: %v", err)
+		return
+	}
+	if opts.PublicKey == nil {
+		hc.Manifest = "not checked: no trusted public key given"
+		if opts.AllowUnsigned {
+			hc.Manifest += "; accepted: unsigned allowed"
+		} else if !strings.HasPrefix(hc.Signature, "not checked") {
+			// The head's check names the missing key when the head is signed.
+			bad(ProblemNoTrustedKey, "no trusted public key to check the manifest's signature with (key id %s)", facts["manifest.keyId"])
+		}
+		return
+	}
+	if id := audit.KeyID(opts.PublicKey); facts["manifest.keyId"] != id {
+		bad(ProblemManifestBadSig, "the manifest was signed by key %q, the trusted key is %s", facts["manifest.keyId"], id)
+		return
+	}
+	if !ed25519.Verify(opts.PublicKey, ManifestMessage(v.seal), sig) {
+		bad(ProblemManifestBadSig, "the manifest's signature does not verify with key %s", audit.KeyID(opts.PublicKey))
+		return
+	}
+	hc.Manifest = "valid, key " + audit.KeyID(opts.PublicKey)
 }
 
 // scopeFromFacts reads the pack's scope back from its manifest.

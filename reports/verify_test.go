@@ -281,8 +281,26 @@ func TestVerifyPackRederived(t *testing.T) {
 		}
 	}
 	forged := rezip(t, edited, sheetXML(reports.SheetManifest), setCell(manifestCell(t, edited, "sheet:Grants", "C"), to(sum)))
-	if r := verify(t, forged, reports.VerifyOptions{PublicKey: pub, Audit: w.audit}); !r.Verified {
-		t.Fatalf("the forgery should pass the checks of the file alone: %q", r.Problems)
+	// The file alone catches it by the manifest's seal; a forger who also
+	// re-seals (recomputes manifest.sha256) still lacks the server's key.
+	checkProblem(t, verify(t, forged, reports.VerifyOptions{PublicKey: pub}),
+		want{code: reports.ProblemManifestSeal, sheet: reports.SheetManifest})
+	seal := verify(t, forged, reports.VerifyOptions{AllowUnsigned: true}).Problems
+	var resealed []byte
+	for _, p := range seal {
+		if p.Code == reports.ProblemManifestSeal {
+			got := strings.Fields(p.Detail)[6] // "the lines above manifest.sha256 hash to <hex>, …"
+			resealed = rezip(t, forged, sheetXML(reports.SheetManifest),
+				setCell(manifestCell(t, forged, "manifest.sha256", "D"), to(strings.TrimSuffix(got, ","))))
+		}
+	}
+	if resealed == nil {
+		t.Fatalf("no seal problem to re-seal from: %q", seal)
+	}
+	checkProblem(t, verify(t, resealed, reports.VerifyOptions{PublicKey: pub}),
+		want{code: reports.ProblemManifestBadSig, sheet: reports.SheetManifest})
+	if r := verify(t, resealed, reports.VerifyOptions{AllowUnsigned: true}); !r.Verified {
+		t.Fatalf("re-sealed, the forgery passes the checksums of the file alone (only the signature and the database catch it): %q", r.Problems)
 	}
 	txLast := len(w.ids(w.eur.ID, "2024-01-01", "2024-12-31")) + 1
 	for _, c := range []struct {
@@ -290,7 +308,7 @@ func TestVerifyPackRederived(t *testing.T) {
 		pack []byte
 		want want
 	}{
-		{"cell and checksum edited", forged, want{code: reports.ProblemRederived, sheet: reports.SheetGrants, row: 2, column: "K"}},
+		{"cell, checksum and seal edited", resealed, want{code: reports.ProblemRederived, sheet: reports.SheetGrants, row: 2, column: "K"}},
 		{"text edited", rezip(t, good, sheetXML(reports.SheetTransactions), setCell("D3", to("RECEIPT"))),
 			want{code: reports.ProblemRederived, sheet: reports.SheetTransactions, row: 3, column: "D"}},
 		{"last row deleted", rezip(t, good, sheetXML(reports.SheetTransactions), deleteRow(txLast)),

@@ -151,6 +151,7 @@ type pack struct {
 	manifest     []sheetSum
 	head         [][2]string // manifest facts about the chain head
 	progress     func(sheet string, rows int64, done bool)
+	signer       *audit.Store // signs the manifest; nil: unsigned
 }
 
 // chainHead finds the head at the as-of point in the snapshot: the sealed
@@ -165,6 +166,7 @@ func (p *pack) chainHead(st *audit.Store) error {
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("finding the audit head at as-of: %w", err)
 	}
+	p.signer = st
 	h, err := st.HeadAt(p.ctx, seq)
 	if err != nil {
 		return err

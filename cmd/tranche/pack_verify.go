@@ -173,7 +173,7 @@ func printPackReport(w io.Writer, file string, rep reports.VerifyReport) {
 	if h.Included {
 		fmt.Fprintf(w, "head:         %d %s\n", h.Seq, h.Hash)
 	}
-	fmt.Fprintf(w, "signature:    %s\nchain:        %s\nrederived:    %s\nverified:     %v\n", h.Signature, h.Chain, h.Rederived, rep.Verified)
+	fmt.Fprintf(w, "signature:    %s\nmanifest:     %s\nchain:        %s\nrederived:    %s\nverified:     %v\n", h.Signature, h.Manifest, h.Chain, h.Rederived, rep.Verified)
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem:      %s\n", p)
 	}

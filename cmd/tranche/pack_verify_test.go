@@ -190,8 +190,9 @@ func TestPackVerifyEndToEnd(t *testing.T) {
 			grantsSum = fmt.Sprintf("C%d", i+1)
 		}
 	}
-	// A consistent forgery: a pledge raised and the Grants checksum in the
-	// manifest recomputed; only the database shows it.
+	// A forgery: a pledge raised and the Grants checksum in the manifest
+	// recomputed; the manifest's seal shows it, and the database names the
+	// cell.
 	edited := editPack(t, pack, "xl/worksheets/sheet3.xml", "K2", func(string) string { return "1000.51" })
 	er, err := reports.VerifyFile(ctx, edited, reports.VerifyOptions{AllowUnsigned: true})
 	if err != nil {
@@ -213,9 +214,10 @@ func TestPackVerifyEndToEnd(t *testing.T) {
 		{"edited cell", dir, []string{"--public-key", pub, edited}, 2, []string{"sheet Grants", reports.ProblemChecksum}},
 		{"edited cell and checksum", dir, []string{"--public-key", pub, forged}, 2,
 			[]string{`sheet Grants row 2 column "K": ` + reports.ProblemRederived, `the file has "1000.51", the database gives "1000.50"`}},
-		{"edited cell and checksum, offline", dir, []string{"--offline", "--public-key", pub, forged}, 0, []string{"rederived:    not checked: --offline"}},
-		{"edited cell and checksum, not re-derived", dir, []string{"--no-rederive", "--public-key", pub, forged}, 0,
-			[]string{"rederived:    not checked: --no-rederive", "chain:        extends the head"}},
+		{"edited cell and checksum, offline", dir, []string{"--offline", "--public-key", pub, forged}, 2,
+			[]string{"sheet Manifest: " + reports.ProblemManifestSeal, "rederived:    not checked: --offline"}},
+		{"edited cell and checksum, not re-derived", dir, []string{"--no-rederive", "--public-key", pub, forged}, 2,
+			[]string{"sheet Manifest: " + reports.ProblemManifestSeal, "chain:        extends the head"}},
 		{"forged head", dir, []string{"--public-key", pub, editPack(t, pack, manifest, hashCell, func(h string) string { return strings.Repeat("0", len(h)) })},
 			2, []string{"sequence " + seq, audit.HeadBadSig}},
 		{"not a pack", dir, []string{"--public-key", pub, pub}, 2, []string{reports.ProblemNotAPack}},

@@ -104,6 +104,17 @@ func DecodeSignature(s string) ([]byte, error) { return base64.StdEncoding.Decod
 // leaves them unsigned.
 func (s *Store) SetSigningKey(key ed25519.PrivateKey) { s.key = key }
 
+// Sign signs msg with the store's key, giving the signature and the key's
+// id; without a key, nil and "". Every kind of signed message carries a
+// label of its own (HeadMessage's "v"), so a signature over one kind can
+// never pass for another.
+func (s *Store) Sign(msg []byte) ([]byte, string) {
+	if s.key == nil {
+		return nil, ""
+	}
+	return ed25519.Sign(s.key, msg), KeyID(s.key.Public().(ed25519.PublicKey))
+}
+
 // PublicKey is the public half of the signing key, nil without one.
 func (s *Store) PublicKey() ed25519.PublicKey {
 	if s.key == nil {
