@@ -83,22 +83,26 @@ func BenchmarkPack(b *testing.B) {
 	query := `SELECT t.* FROM transactions t JOIN grants g ON g.id = t.grant_id
 			WHERE g.roadmap_id = '` + w.roadmapID.String() + `' ORDER BY t.value_date, t.recorded_at, t.id`
 	if os.Getenv("PACK_BENCH_EXPLAIN") != "" {
-		rows, err := w.db.App.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+query)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var l string
-			if err := rows.Scan(&l); err != nil {
+		for _, wm := range []string{"", "64MB", "256MB"} {
+			var plan []string
+			err := pgx.BeginFunc(ctx, w.db.App, func(tx pgx.Tx) error {
+				if wm != "" {
+					if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '"+wm+"'"); err != nil {
+						return err
+					}
+				}
+				rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+query)
+				if err != nil {
+					return err
+				}
+				plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				return err
+			})
+			if err != nil {
 				b.Fatal(err)
 			}
-			plan = append(plan, l)
+			b.Logf("Transactions order plan, work_mem %q:\n%s", wm, strings.Join(plan, "\n"))
 		}
-		if err := rows.Err(); err != nil {
-			b.Fatal(err)
-		}
-		b.Logf("Transactions order plan:\n%s", strings.Join(plan, "\n"))
 	}
 	scope := reports.Scope{RoadmapID: w.roadmapID, AsOf: w.asOf}
 	src := reports.Source{DB: w.db.App, Audit: w.audit}

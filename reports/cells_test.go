@@ -42,6 +42,13 @@ func TestCellsAsExcelize(t *testing.T) {
 		{"_x0041_ and _x005F_x0041_ and _xZZZZ_", time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), num("1.1"), "EUR", 2, num("12345678901234567")},
 		{"é漢字😀 mid space", time.Time{}, num("2.5"), "EUR", 3, num("1")},
 		{long, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("3"), "EUR", 4, num("2")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("1234.5"), "KWD", 5, num("1.50")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("-0.05"), "EUR", 6, num("-0.000")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("1.005"), "EUR", 7, num("100")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("-1.005"), "JPY", 8, num("999999999999999")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("999999999999999"), "KWD", 9, num("0.1234567890123456")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("9007199254740.99"), "EUR", 10, num("123456789012.345")},
+		{"x", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), num("0.1"), "USD", 11, num("1e-22")},
 	}
 
 	p := &pack{f: excelize.NewFile(), styles: map[int32]int{}, data: map[string]*sheetData{}}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/isocodes"
 	"github.com/tranche-ledger/tranche/internal/money"
 )
 
@@ -500,9 +501,13 @@ func (w *sheetWriter) row(vals ...value) error {
 				b.xml, b.canon = b.xml[:xmlStart], b.canon[:canonStart]
 				return err
 			}
-			s := money.Format(v.d, v.s)
-			w.canonString(b, s)
-			w.float(b, col, r, style, s)
+			if minor, ok := isocodes.MinorUnits(v.s); ok && w.fixed(b, col, r, style, v.d, minor, false) {
+				col++
+				w.text(b, col, r, v.s)
+				break
+			}
+			w.canonString(b, money.Format(v.d, v.s))
+			w.float(b, col, r, style, v.d.String()) // the value as stored, as before rounding
 			col++
 			w.text(b, col, r, v.s)
 		case c.Kind == Integer:
@@ -510,6 +515,9 @@ func (w *sheetWriter) row(vals ...value) error {
 			w.canonBytes(b, w.tmp)
 			w.number(b, col, r, 0, w.tmp)
 		case c.Kind == Decimal:
+			if w.fixed(b, col, r, 0, v.d, 0, true) {
+				break
+			}
 			s := v.d.String()
 			w.canonString(b, s)
 			w.float(b, col, r, 0, s)
@@ -599,6 +607,67 @@ func (w *sheetWriter) float(b *rowBatch, col int, r int64, style int, s string) 
 		w.tmp = excelDigits(w.tmp)
 	}
 	w.number(b, col, r, style, w.tmp)
+}
+
+// fixed is the allocation-free path of an amount (places decimals, the
+// currency's minor units) or, with trim, a decimal (no trailing zeros): for
+// a value of at most 15 digits whose exponent needs no rounding it writes
+// the same canonical string as money.Format or Decimal.String, and the
+// number float64(coefficient) / 10^scale, which is the nearest double, as
+// ParseFloat of that string is (IEEE division of two exact operands rounds
+// correctly). It reports false, writing nothing, for any other value.
+func (w *sheetWriter) fixed(b *rowBatch, col int, r int64, style int, d decimal.Decimal, places int32, trim bool) bool {
+	exp := d.Exponent()
+	if exp > 0 || (!trim && -exp > places) || -exp > 22 || d.NumDigits() > 15 {
+		return false
+	}
+	coef, scale := d.CoefficientInt64(), -exp
+	if trim {
+		for scale > 0 && coef%10 == 0 {
+			coef, scale = coef/10, scale-1
+		}
+	} else {
+		for ; scale < places; scale++ {
+			if coef > 1<<53/10 || coef < -(1<<53)/10 {
+				return false // the double would not be exact
+			}
+			coef *= 10
+		}
+	}
+	w.tmp = appendScaled(w.tmp[:0], coef, int(scale))
+	w.canonBytes(b, w.tmp)
+	f := float64(coef) / pow10[scale]
+	w.tmp = strconv.AppendFloat(w.tmp[:0], f, 'f', -1, 64)
+	w.tmp = excelDigits(w.tmp)
+	w.number(b, col, r, style, w.tmp)
+	return true
+}
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+	1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// appendScaled appends coef × 10^-scale in plain decimal notation with
+// exactly scale decimals.
+func appendScaled(dst []byte, coef int64, scale int) []byte {
+	if coef < 0 {
+		dst = append(dst, '-')
+		coef = -coef
+	}
+	var digits [24]byte
+	ds := strconv.AppendInt(digits[:0], coef, 10)
+	if scale == 0 {
+		return append(dst, ds...)
+	}
+	if len(ds) <= scale {
+		dst = append(dst, '0', '.')
+		for i := len(ds); i < scale; i++ {
+			dst = append(dst, '0')
+		}
+		return append(dst, ds...)
+	}
+	dst = append(dst, ds[:len(ds)-scale]...)
+	dst = append(dst, '.')
+	return append(dst, ds[len(ds)-scale:]...)
 }
 
 // cell writes a string cell (an inline string, as excelize's StreamWriter).
