@@ -132,8 +132,8 @@ func (p *pack) transactionRows(w *sheetWriter) error {
 		var vd, at time.Time
 		var am, agr, rep, arate, rrate decimal.Decimal
 		var fx decimal.NullDecimal
-		if err := rows.Scan(&id, &grant, &gref, &typ, &bucket, &vd, &am, &cur, &agr, &gcur, &rep, &rcur,
-			&arate, &rrate, &fx, &ref, &ms, &rev, &note, &by, &role, &at, &batch); err != nil {
+		if err := rows.Scan(&id, &grant, &gref, &typ, &bucket, &vd, num{&am}, &cur, num{&agr}, &gcur, num{&rep}, &rcur,
+			num{&arate}, num{&rrate}, numOpt{&fx}, &ref, &ms, &rev, &note, &by, &role, &at, &batch); err != nil {
 			return err
 		}
 		if err := w.row(text(id), text(grant), text(gref), text(typ), text(bucket), day(vd),
