@@ -315,17 +315,85 @@
 //
 // # Speed (BenchmarkPack, 2 cores, excelize v2.11.1)
 //
-// 100 000 extra journal rows: 2.2 s per pack, 7.7 × COPY of the same rows
-// to CSV, peak RSS 84 MB (the whole test process); 1 000 000 rows: 26 s,
-// 9.2 × COPY (target ≤ 5: not met yet), peak RSS 86 MB (target ≤ 150 MB:
-// memory is flat). Transactions has 23 spreadsheet columns, three times the
-// 8 of DESIGN section 6's measurement. The bulk-loaded rows have no audit
-// events, so the whole-chain verification at 1M events is not in these
-// figures. CPU profile: about half
-// in excelize StreamWriter.SetRow (inline strings, trimCellValue), 13 % in
-// pgx decoding NUMERIC through shopspring's sql.Scanner path, 12 % in
-// deflate (BestSpeed), the rest scanning and hashing. Next levers: scanning
-// NUMERIC as text and parsing once was tried (2.18 → 1.98 s at 100 000,
-// near the noise; not kept), fewer allocations per cell; consider fewer Transactions columns (rates and ids are
-// re-derivable) if the ratio target stays out of reach.
+// Target (DESIGN section 10): a pack of 1 000 000 journal entries plus
+// their audit events in at most 5 × the time of COPY of the same journal
+// rows to CSV, peak RSS at most 150 MB. How the pack gets there:
+//
+//   - Data rows do not go through excelize. excelize writes each sheet's
+//     header row, columns, panes, autofilter, styles and the workbook;
+//     sheetWriter appends the data rows as the XML excelize's StreamWriter
+//     would write for the same cells (inline strings with its escaping,
+//     xml:space and 32 767-unit truncation, its 15-digit float formatting,
+//     its date serials): TestCellsAsExcelize compares the bytes for hostile
+//     strings, dates before 1900 and long decimals. Amounts and decimals of
+//     at most 15 digits are written without allocating: the canonical string
+//     from the coefficient, the cell's double as coefficient / 10^scale (the
+//     nearest double, as before).
+//   - Two cores: rows are read and turned into XML and canonical bytes on the
+//     writing goroutine; a goroutine per sheet hashes the canonical bytes
+//     (the manifest checksum) and deflates the XML (BestSpeed) into a
+//     temporary file as the rows come (batches of 256 KB, at most 4 waiting:
+//     memory stays flat). The zip writer puts each worksheet together as
+//     one deflate stream — excelize's start (sync-flushed), the data's
+//     stream, excelize's end — through zip.Writer.CreateRaw with the CRC-32
+//     combined from the parts'. Bytes stay deterministic: the deflate output
+//     depends on the bytes only. Nothing reaches w before every row has been
+//     read, as before.
+//   - The whole-chain verification (VerifySince) runs on its own goroutine
+//     and connection from the moment the head is known, while the sheets are
+//     written (the Transactions sort leaves the writing goroutine idle for
+//     seconds at 1M rows); the Manifest waits for its verdict.
+//   - NUMERIC columns are scanned with num/numOpt: a *decimal.Decimal target
+//     goes through database/sql's Scanner (pgx prefers it to the registered
+//     pgx-shopspring-decimal type), i.e. binary → text → parse, 13 % of the
+//     CPU before.
+//
+// Figures, `PACK_BENCH_ROWS=N go test -run '^$' -bench BenchmarkPack
+// -benchtime 1x -timeout 30m ./reports/` on the shared 2-core machine (load
+// average of the minute beside each; COPY slows down with load too, the
+// ratio less so). The rows are bulk-loaded in batches of 1000 with one
+// sealed audit event per batch and grant, as RecordBatch writes them: at 1M
+// entries 1 019 events holding 536 MB of change JSON, all in the chain
+// verification; the COPY counts the journal rows only.
+//
+//	                    before (main)          after
+//	100 000 rows        2.34 s, 9.4 × COPY,    1.09 s, 3.6 × COPY, 55 MB (load 3.5)
+//	                    86 MB (no events)      1.14 s, 4.4 ×, 47 MB without events
+//	1 000 000 rows      26 s, 9.2 × COPY,      13.0 s, 4.4 ×, 54 MB (load 2.5)
+//	                    86 MB (no events)      14.3 s, 3.7 ×, 56 MB (load 2.4)
+//	                                           19.3 s, 3.1 ×, 58 MB (load 3-5)
+//	                                           25.2 s, 4.8 ×, 57 MB (load 4.7)
+//
+// Where the 13 s go (the benchmark logs them, through Source.Progress):
+// Grants 0.6 s, Transactions 3.8 s to its first 10 000 rows (PostgreSQL's
+// sort, with the verification running beside it) and 8 s for the rest, FX
+// Rates 0.5 s, the zip 0.04 s. LibreOffice opens the spliced worksheets
+// (converted to CSV, every sheet), unzip -t finds no error.
+//
+// At 1M rows the CPU of a pack (profile, Go side) is about: Transactions
+// rows 6.5 s (pgx scanning half, cells half; less since num), deflate 2.8 s,
+// chain verification 2.5 s (json.Valid of every change 1.6 s), and
+// PostgreSQL sorts the journal for 2-3 s before the first row.
+//
+// Tried and not kept: work_mem for the Transactions sort (EXPLAIN ANALYZE at
+// 1M rows: 4 MB, external merge in three processes, 2.9 s; 64 MB still
+// spills, 2.2 s; 256 MB sorts in memory in one process, 3.2 s and 230 MB of
+// server memory). An index on transactions (value_date, recorded_at, id)
+// would stream rows without the sort, but costs every journal write and
+// speeds the COPY baseline the same way; not added.
+//
+// Open:
+//   - Verification is O(chain) per pack, off the critical path now but 2.5 s
+//     of CPU at 1M entries. Bounding it to the head saves nothing for an
+//     as-of of now (the head is the end of the chain). In internal/audit:
+//     verification need not re-run json.Valid on each change (the stored
+//     hash already proves the bytes are those validated when sealed; −60 %),
+//     and a stored verified checkpoint would let packs verify from there.
+//   - A text cell over 32 767 UTF-16 units is truncated in the cell (as
+//     excelize does) while the checksum covers the whole string, so a
+//     verifier cannot re-derive it: a batch event's change (about 700 bytes
+//     per entry, 530 KB for 1000) is far beyond it — the Audit Trail sheet
+//     must decide (refuse, hash, or split).
+//   - klauspost/compress's flate would roughly halve the deflate CPU; a new
+//     dependency, not added.
 package reports

@@ -1,7 +1,9 @@
 package reports
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -135,8 +137,8 @@ func (p *pack) transactionRows(w *sheetWriter) error {
 		var vd, at time.Time
 		var am, agr, rep, arate, rrate decimal.Decimal
 		var fx decimal.NullDecimal
-		if err := rows.Scan(&id, &grant, &gref, &typ, &bucket, &vd, &am, &cur, &agr, &gcur, &rep, &rcur,
-			&arate, &rrate, &fx, &ref, &ms, &rev, &note, &by, &role, &at, &batch); err != nil {
+		if err := rows.Scan(&id, &grant, &gref, &typ, &bucket, &vd, num{&am}, &cur, num{&agr}, &gcur, num{&rep}, &rcur,
+			num{&arate}, num{&rrate}, numOpt{&fx}, &ref, &ms, &rev, &note, &by, &role, &at, &batch); err != nil {
 			return err
 		}
 		if err := w.row(text(id), text(grant), text(gref), text(typ), text(bucket), day(vd),
@@ -199,15 +201,25 @@ func (p *pack) fxRows(w *sheetWriter) error {
 }
 
 // manifestRows: one line per sheet (rows, SHA-256 of the canonical rows),
-// then the pack's facts.
+// then the pack's facts, then the manifest's own seal.
 func (p *pack) manifestRows(w *sheetWriter) error {
+	// seal hashes the canonical form of each line as it is written (the
+	// sheet's own hash runs on another goroutine).
+	seal := sha256.New()
+	line := func(entry string, rows *int64, sum, val string) error {
+		n, canonRows := value{null: true}, ""
+		if rows != nil {
+			n, canonRows = integer(*rows), strconv.FormatInt(*rows, 10)
+		}
+		writeCanonical(seal, []string{entry, canonRows, sum, val})
+		return w.row(text(entry), n, text(sum), text(val))
+	}
 	for _, m := range p.manifest {
-		if err := w.row(text("sheet:"+m.name), integer(m.rows), text(m.sum), text("")); err != nil {
+		if err := line("sheet:"+m.name, &m.rows, m.sum, ""); err != nil {
 			return err
 		}
 	}
 	s := p.scope
-	none := value{null: true}
 	head := p.head
 	if head == nil {
 		head = [][2]string{
@@ -229,15 +241,15 @@ func (p *pack) manifestRows(w *sheetWriter) error {
 		{"scope.to", orOpen(s.To)},
 		{"asOf", s.AsOf.Format("2006-01-02T15:04:05.000000Z")},
 	}, head...) {
-		if err := w.row(text(kv[0]), none, text(""), text(kv[1])); err != nil {
+		if err := line(kv[0], nil, "", kv[1]); err != nil {
 			return err
 		}
 	}
-	// The manifest's own seal: the SHA-256 of the canonical form of every
-	// line above (the sheet hash so far), signed, so that a sheet edited
-	// together with its manifest line, or an edited scope or head, no longer
-	// matches a signature only the server's key can make.
-	digest := w.hash.Sum(nil)
+	// The seal: the SHA-256 of the canonical form of every line above,
+	// signed, so that a sheet edited together with its manifest line, or an
+	// edited scope or head, no longer matches a signature only the server's
+	// key can make.
+	digest := seal.Sum(nil)
 	sig, key := "unsigned: the server has no signing key", ""
 	if p.signer != nil {
 		if b, id := p.signer.Sign(ManifestMessage(digest)); b != nil {
@@ -249,7 +261,7 @@ func (p *pack) manifestRows(w *sheetWriter) error {
 		{"manifest.signature", sig},
 		{"manifest.keyId", key},
 	} {
-		if err := w.row(text(kv[0]), none, text(""), text(kv[1])); err != nil {
+		if err := line(kv[0], nil, "", kv[1]); err != nil {
 			return err
 		}
 	}
