@@ -91,9 +91,6 @@ func xmlText(s string) string {
 	return s
 }
 
-// longText is a free-text cell: what XML can hold, cut to fit.
-func longText(s string) value { return text(fitCell(xmlText(s))) }
-
 func stampOpt(t *time.Time) value {
 	if t == nil {
 		return value{null: true}
@@ -194,10 +191,10 @@ func (p *pack) procurementRows(w *sheetWriter) error {
 				until = it.stages[k+1].entered
 				left = day(until)
 			}
-			if err := w.row(text(it.id), text(it.grant), text(it.gref), text(it.milestone), longText(it.desc),
+			if err := w.row(text(it.id), text(it.grant), text(it.gref), text(it.milestone), text(it.desc),
 				text(it.cat), text(critical), amount(it.cost, it.cur), expected, text(current),
 				integer(st.seq), text(st.name), day(st.entered), left, integer(daysBetween(st.entered, until)),
-				longText(st.note), longText(st.by), stamp(st.recordedAt)); err != nil {
+				text(st.note), text(st.by), stamp(st.recordedAt)); err != nil {
 				return err
 			}
 		}
@@ -301,9 +298,9 @@ func (p *pack) flagRows(w *sheetWriter) error {
 			}
 			eBytes, eSum = integer(int64(len(ej))), text(sha256Hex(ej))
 		}
-		if err := w.row(text(id), text(kind), text(sev), text(status), text(event), stamp(at), longText(gj),
-			longText(sj), longText(deref(explanation)), longText(ej), eBytes, eSum, stamp(detected),
-			text(deref(action)), longText(deref(by)), stampOpt(reviewedAt), longText(deref(note))); err != nil {
+		if err := w.row(text(id), text(kind), text(sev), text(status), text(event), stamp(at), text(gj),
+			text(sj), text(deref(explanation)), text(ej), eBytes, eSum, stamp(detected),
+			text(deref(action)), text(deref(by)), stampOpt(reviewedAt), text(deref(note))); err != nil {
 			return err
 		}
 	}
@@ -424,8 +421,8 @@ func (p *pack) auditRows(w *sheetWriter) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := w.row(integer(seq), integer(id), stamp(at), longText(actor), longText(name), text(role), text(org),
-			longText(method), text(typ), longText(entity), longText(req), longText(sj), longText(change),
+		if err := w.row(integer(seq), integer(id), stamp(at), text(actor), text(name), text(role), text(org),
+			text(method), text(typ), text(entity), text(req), text(sj), text(change),
 			integer(int64(len(change))), text(sha256Hex(change)), text(hex.EncodeToString(prev)),
 			text(hex.EncodeToString(hash))); err != nil {
 			return err

@@ -3,6 +3,7 @@ package reports_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -718,5 +719,32 @@ func TestPackTrailControlCharacters(t *testing.T) {
 	}
 	if rows[0][4] != "Detectors\uFFFD lot\uFFFD 2\uFFFD" || rows[1][16] != "tab\tok, bell\uFFFD not" {
 		t.Errorf("description %q, note %q", rows[0][4], rows[1][16])
+	}
+}
+
+// The same holds for every text cell of every sheet, not only the trail's:
+// a journal entry's note and reference with control characters reach
+// Transactions as U+FFFD and the pack still verifies.
+func TestPackTextCellsControlCharacters(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	da := as(auth.Donor, w.donorA)
+	e := try(w.l.RecordTransaction(da, ledger.EntryInput{GrantID: uuid.MustParse(w.eur.ID), Type: "DISBURSEMENT",
+		Amount: amt("10.00", "EUR"), ValueDate: day("2025-12-31"), Reference: "R\x02F", Note: " bell\x07 & <tab>\t "}, w.req())).must(t)
+	b := w.pack(t, reports.Scope{AsOf: time.Now()})
+	f := open(t, b)
+	checkManifest(t, f)
+	rows := sheetRows(t, f, reports.SheetTransactions)
+	last := rows[len(rows)-1]
+	if last[0] != e.ID {
+		t.Fatalf("last Transactions row is %q, want the last entry %s", last[0], e.ID)
+	}
+	if got := strings.Join(last, "|"); !strings.Contains(got, "|R\uFFFDF|") || !strings.Contains(got, "|bell\uFFFD & <tab>|") {
+		t.Errorf("reference and note not as a reader gets them back: %q", last)
+	}
+	rep, err := reports.Verify(context.Background(), bytes.NewReader(b), int64(len(b)),
+		reports.VerifyOptions{PublicKey: w.key.Public().(ed25519.PublicKey), Audit: w.audit})
+	if err != nil || !rep.Verified {
+		t.Fatalf("verify: %v %q", err, rep.Problems)
 	}
 }

@@ -572,6 +572,12 @@ func (w *sheetWriter) empty(b *rowBatch) {
 
 // text is a text cell and its canonical form.
 func (w *sheetWriter) text(b *rowBatch, col int, r int64, s string) {
+	if !plain(s) {
+		// What a reader gets back from the cell, so that the canonical form
+		// is re-derivable from it: a character XML cannot hold becomes
+		// U+FFFD, and text over Excel's cell limit is cut and marked.
+		s = fitCell(xmlText(s))
+	}
 	w.canonString(b, s)
 	if s != "" {
 		w.cell(b, col, r, s)
