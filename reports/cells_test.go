@@ -80,9 +80,13 @@ func TestCellsAsExcelize(t *testing.T) {
 		}
 		af, _ := r.amt.Float64()
 		rf, _ := r.rate.Float64()
+		// The pack writes text as a reader gets it back (U+FFFD for what XML
+		// cannot hold, cut and marked at the cell limit); excelize, given
+		// that text, writes the same bytes.
+		txt := fitCell(xmlText(r.text))
 		var textCell, dayCell any
-		if r.text != "" {
-			textCell = r.text
+		if txt != "" {
+			textCell = txt
 		}
 		dayText := ""
 		if !r.day.IsZero() {
@@ -94,7 +98,7 @@ func TestCellsAsExcelize(t *testing.T) {
 			stampText}); err != nil {
 			t.Fatal(err)
 		}
-		writeCanonical(canonical, []string{r.text, dayText, r.amt.StringFixedBank(map[string]int32{"EUR": 2, "JPY": 0,
+		writeCanonical(canonical, []string{txt, dayText, r.amt.StringFixedBank(map[string]int32{"EUR": 2, "JPY": 0,
 			"KWD": 3, "USD": 2}[r.cur]), r.cur, decimal.NewFromInt(r.i).String(), r.rate.String(), stampText})
 	}
 	got := string(w.cur.xml)
