@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"hash/crc32"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/tranche-ledger/tranche/internal/money"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -78,8 +80,19 @@ func TestCellsAsExcelize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		af, _ := r.amt.Float64()
-		rf, _ := r.rate.Float64()
+		// Amounts and decimals of more than 15 significant digits are exact
+		// text cells (digits.go); the rest numbers, as excelize writes them.
+		amtText := money.Format(r.amt, r.cur)
+		var amtCell any = amtText
+		if sigDigits(amtText) <= maxCellDigits {
+			af, _ := strconv.ParseFloat(amtText, 64)
+			amtCell = af
+		}
+		rateText, isNum := decimalCell(r.rate.String())
+		var rateCell any = rateText
+		if isNum {
+			rateCell, _ = strconv.ParseFloat(rateText, 64)
+		}
 		// The pack writes text as a reader gets it back (U+FFFD for what XML
 		// cannot hold, cut and marked at the cell limit); excelize, given
 		// that text, writes the same bytes.
@@ -94,12 +107,12 @@ func TestCellsAsExcelize(t *testing.T) {
 		}
 		stampText := ts.UTC().Format("2006-01-02T15:04:05.000000Z")
 		cell, _ := excelize.CoordinatesToCellName(1, n+2)
-		if err := sw.SetRow(cell, []any{textCell, dayCell, excelize.Cell{StyleID: style, Value: af}, r.cur, r.i, rf,
+		if err := sw.SetRow(cell, []any{textCell, dayCell, excelize.Cell{StyleID: style, Value: amtCell}, r.cur, r.i, rateCell,
 			stampText}); err != nil {
 			t.Fatal(err)
 		}
 		writeCanonical(canonical, []string{txt, dayText, r.amt.StringFixedBank(map[string]int32{"EUR": 2, "JPY": 0,
-			"KWD": 3, "USD": 2}[r.cur]), r.cur, decimal.NewFromInt(r.i).String(), r.rate.String(), stampText})
+			"KWD": 3, "USD": 2}[r.cur]), r.cur, decimal.NewFromInt(r.i).String(), rateText, stampText})
 	}
 	got := string(w.cur.xml)
 	if err := sw.Flush(); err != nil {

@@ -610,6 +610,12 @@ func canonicalAmount(raw, cur string) (string, error) {
 	if err != nil {
 		return raw, fmt.Errorf("currency %q beside it: %v", cur, err)
 	}
+	if _, frac, _ := strings.Cut(raw, "."); plainDecimal(raw) && len(frac) == int(minor) && sigDigits(raw) > maxCellDigits {
+		// A text cell of the writer (digits.go): exact, with exactly the
+		// currency's minor units. (A number saved again with 17 digits has
+		// more decimals than that, and is read as a number below.)
+		return raw, nil
+	}
 	f, err := parseNumber(raw)
 	if err != nil {
 		return raw, err
@@ -675,7 +681,12 @@ func canonicalDecimal(raw string) (string, error) {
 	if err != nil {
 		return raw, err
 	}
-	return decimal.NewFromFloat(f).String(), nil
+	short := decimal.NewFromFloat(f).String()
+	if plainDecimal(raw) && sigDigits(raw) > maxCellDigits && sigDigits(short) > maxCellDigits {
+		// A text cell of the writer (digits.go): the exact decimal.
+		return decimal.RequireFromString(raw).String(), nil
+	}
+	return short, nil
 }
 
 // checkHead checks the manifest's chain head: its signature with the

@@ -14,11 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/auth"
+	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/reports"
 )
 
@@ -404,5 +407,40 @@ func TestVerifyFile(t *testing.T) {
 	}
 	if _, err := reports.VerifyFile(context.Background(), t.TempDir(), reports.VerifyOptions{}); err == nil {
 		t.Errorf("a directory verified")
+	}
+}
+
+// The ledger's inverse and cross rates have 24 decimals and an amount may
+// have up to 18 significant digits: more than a numeric cell holds. They are
+// exact text cells, and the pack still verifies from the file alone.
+func TestVerifyPackLongDecimals(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	da := as(auth.Donor, w.donorA)
+	usd := try(w.l.RecordTransaction(da, ledger.EntryInput{GrantID: uuid.MustParse(w.eur.ID), Type: "DISBURSEMENT",
+		Amount: amt("1000.00", "USD"), ValueDate: day("2025-12-30"), Reference: "USD-1"}, w.req())).must(t)
+	jpy := try(w.l.RecordTransaction(da, ledger.EntryInput{GrantID: uuid.MustParse(w.eur.ID), Type: "DISBURSEMENT",
+		Amount: amt("100000", "JPY"), ValueDate: day("2025-12-31"), Reference: "JPY-1"}, w.req())).must(t)
+	for _, e := range []ledger.Transaction{usd, jpy} {
+		if len(e.AgreementRate.String()) <= 17 {
+			t.Fatalf("agreement rate %s: the test needs a rate longer than a double holds", e.AgreementRate)
+		}
+	}
+	b := w.pack(t, reports.Scope{AsOf: time.Now()})
+	rows := sheetRows(t, open(t, b), reports.SheetTransactions)
+	got := map[string]bool{}
+	for _, r := range rows {
+		for _, c := range r {
+			got[c] = true
+		}
+	}
+	for _, e := range []ledger.Transaction{usd, jpy} {
+		if !got[e.AgreementRate.String()] {
+			t.Errorf("agreement rate %s is not in Transactions exactly", e.AgreementRate)
+		}
+	}
+	rep := verify(t, b, reports.VerifyOptions{PublicKey: w.key.Public().(ed25519.PublicKey), Audit: w.audit})
+	if !rep.Verified {
+		t.Fatalf("does not verify: %q", rep.Problems)
 	}
 }

@@ -515,8 +515,14 @@ func (w *sheetWriter) row(vals ...value) error {
 				w.text(b, col, r, v.s)
 				break
 			}
-			w.canonString(b, money.Format(v.d, v.s))
-			w.float(b, col, r, style, v.d.String()) // the value as stored, as before rounding
+			s := money.Format(v.d, v.s)
+			w.canonString(b, s)
+			if sigDigits(s) <= maxCellDigits {
+				w.float(b, col, r, style, s)
+			} else { // more than a double holds: exact, as text (digits.go)
+				w.open(b, col, r, style)
+				w.inline(b, s)
+			}
 			col++
 			w.text(b, col, r, v.s)
 		case c.Kind == Integer:
@@ -527,9 +533,13 @@ func (w *sheetWriter) row(vals ...value) error {
 			if w.fixed(b, col, r, 0, v.d, 0, true) {
 				break
 			}
-			s := v.d.String()
+			s, number := decimalCell(v.d.String())
 			w.canonString(b, s)
-			w.float(b, col, r, 0, s)
+			if number {
+				w.float(b, col, r, 0, s)
+			} else {
+				w.cell(b, col, r, s)
+			}
 		}
 		col++
 	}
