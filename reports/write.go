@@ -62,6 +62,112 @@ type Source struct {
 	Progress func(sheet string, rows int64, done bool)
 }
 
+// Now is the database's clock, truncated to the microseconds PostgreSQL
+// keeps: the as-of of a pack of "now". Rows are dated by the database, so
+// a pack is dated by the same clock (a server whose clock runs ahead would
+// otherwise date a pack after rows that are yet to be written).
+func (src Source) Now(ctx context.Context) (time.Time, error) {
+	tx, err := src.DB.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var now time.Time
+	if err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("reading the database's clock: %w", err)
+	}
+	return now.UTC().Truncate(time.Microsecond), nil
+}
+
+// settleWait bounds how long a pack waits for writers that began before its
+// as-of; settlePoll is how often it looks.
+const (
+	settleWait = 30 * time.Second
+	settlePoll = 20 * time.Millisecond
+)
+
+// settle opens the pack's snapshot once the database holds everything
+// dated at or before asOf. A row is dated by its transaction's start
+// (now()), so a write transaction that began by as-of and is still open
+// could commit rows dated before as-of after the snapshot, and a second pack
+// of the same as-of would differ. So, for an as-of within settleWait of the
+// database's clock, settle waits until every transaction that held a
+// transaction id when it was called has ended (it takes the next id, then
+// waits until the oldest running transaction is newer: no privilege
+// needed, unlike pg_stat_activity), then seals
+// pending audit events, then opens the snapshot; an event dated by as-of
+// still unsealed in the snapshot (committed between sealing and the
+// snapshot) makes it start over. A writer open longer than wait makes the
+// pack fail with ErrAborted: the client may retry. Residuals: a transaction
+// that began by as-of but had not written anything when settle looked, and
+// for an older as-of, a write transaction open longer than settleWait
+// across it.
+func settle(ctx context.Context, src Source, asOf time.Time, wait time.Duration) (pgx.Tx, error) {
+	deadline := time.Now().Add(wait)
+	var next int64 // transactions below this id are waited for; -1: none
+	for {
+		var open bool
+		var err error
+		if next == 0 {
+			// The next transaction id, by taking one (a read-write
+			// transaction that ends at once): every transaction that began
+			// by now and has written has a smaller one.
+			err = pgx.BeginTxFunc(ctx, src.DB, pgx.TxOptions{}, func(tx pgx.Tx) error {
+				return tx.QueryRow(ctx, `SELECT CASE WHEN clock_timestamp() - $1::timestamptz > $2 * interval '1 microsecond'
+					THEN -1 ELSE pg_current_xact_id()::text::bigint END`, asOf, wait.Microseconds()).Scan(&next)
+			})
+		}
+		if err == nil && next > 0 {
+			// Open while the oldest running transaction is older than next.
+			err = pgx.BeginTxFunc(ctx, src.DB, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+				return tx.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint < $1`, next).Scan(&open)
+			})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking for writers before as-of: %w", err)
+		}
+		if !open {
+			if src.Audit != nil {
+				// Seal what is pending, so the snapshot sees every event
+				// committed so far with its sequence.
+				if _, err := src.Audit.Head(ctx); err != nil {
+					return nil, err
+				}
+			}
+			tx, err := src.DB.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+			if err != nil {
+				return nil, err
+			}
+			if src.Audit == nil { // no head in the pack: nothing was sealed to check
+				return tx, nil
+			}
+			var unsealed bool
+			err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events WHERE seq IS NULL AND occurred_at <= $1)`,
+				asOf).Scan(&unsealed)
+			if err == nil && !unsealed {
+				return tx, nil
+			}
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			if err != nil {
+				return nil, fmt.Errorf("looking for unsealed events before as-of: %w", err)
+			}
+		}
+		if time.Now().After(deadline) {
+			what := "writes that began before then are still open"
+			if !open {
+				what = "audit events dated before then are still being sealed"
+			}
+			return nil, fmt.Errorf("audit pack as of %s: %s after %s; retry: %w",
+				asOf.Format(time.RFC3339Nano), what, wait, apperr.ErrAborted)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(settlePoll):
+		}
+	}
+}
+
 // ProgressEvery is how many rows pass between two Progress calls.
 const ProgressEvery = 10000
 
@@ -83,22 +189,22 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 	if scope.RoadmapID == uuid.Nil {
 		return apperr.Invalid("roadmapId", "is required")
 	}
-	if scope.AsOf.IsZero() {
-		scope.AsOf = time.Now()
-	}
-	scope.AsOf = scope.AsOf.UTC().Truncate(time.Microsecond)
 	if !scope.From.IsZero() && !scope.To.IsZero() && scope.To.Before(scope.From) {
 		return apperr.Invalid("to", "is before from")
 	}
-
-	if src.Audit != nil {
-		// Seal what is pending before the snapshot starts, so the snapshot
-		// sees every event committed so far with its sequence.
-		if _, err := src.Audit.Head(ctx); err != nil {
-			return err
-		}
+	now, err := src.Now(ctx)
+	if err != nil {
+		return err
 	}
-	tx, err := src.DB.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if scope.AsOf.IsZero() {
+		scope.AsOf = now
+	}
+	scope.AsOf = scope.AsOf.UTC().Truncate(time.Microsecond)
+	if scope.AsOf.After(now) {
+		return apperr.Invalid("asOf", "%s is after the database's clock (%s): a pack of the future could change",
+			scope.AsOf.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+	}
+	tx, err := settle(ctx, src, scope.AsOf, settleWait)
 	if err != nil {
 		return err
 	}
