@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -18,11 +20,13 @@ import (
 	"github.com/gowebpki/jcs"
 	"github.com/xuri/excelize/v2"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/auth"
 	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/money"
+	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/procurement"
 	"github.com/tranche-ledger/tranche/internal/roadmap"
 	"github.com/tranche-ledger/tranche/internal/testdb"
@@ -669,11 +673,12 @@ func TestPackTrailUsesIndexes(t *testing.T) {
 	if _, err := db.Owner.Exec(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
+	donor := try(org.New(db.App).Create(coord, org.Organization{Name: "Donor", Kind: "DONOR"}, "d")).must(t)
 	tr := &testdb.Tracer{}
 	pool := testdb.TracedPool(t, db, tr)
 	for _, s := range []reports.Scope{
 		{RoadmapID: uuid.MustParse(rm.ID)},
-		{RoadmapID: uuid.MustParse(rm.ID), DonorOrgID: uuid.New()},
+		{RoadmapID: uuid.MustParse(rm.ID), DonorOrgID: uuid.MustParse(donor.ID)},
 		{RoadmapID: uuid.MustParse(rm.ID), GrantID: uuid.New()},
 	} {
 		s.AsOf = time.Now()
@@ -746,5 +751,24 @@ func TestPackTextCellsControlCharacters(t *testing.T) {
 		reports.VerifyOptions{PublicKey: w.key.Public().(ed25519.PublicKey), Audit: w.audit})
 	if err != nil || !rep.Verified {
 		t.Fatalf("verify: %v %q", err, rep.Problems)
+	}
+}
+
+// An unknown donor is NOT_FOUND naming donorOrgId, not an empty pack that
+// reads as "nothing happened"; an as-of after the database's clock is
+// refused, naming asOf.
+func TestPackRefusesUnknownDonorAndFuture(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	src := reports.Source{DB: w.db.App, Audit: w.audit}
+	err := reports.Write(ctx, io.Discard, src, reports.Scope{RoadmapID: w.roadmapID, DonorOrgID: uuid.New()})
+	if !errors.Is(err, apperr.ErrNotFound) || !strings.Contains(err.Error(), "donorOrgId") {
+		t.Errorf("unknown donor: %v, want not found naming donorOrgId", err)
+	}
+	err = reports.Write(ctx, io.Discard, src, reports.Scope{RoadmapID: w.roadmapID, AsOf: time.Now().Add(time.Hour)})
+	var inv *apperr.InvalidError
+	if !errors.As(err, &inv) || inv.Violations[0].Field != "asOf" {
+		t.Errorf("as-of in the future: %v, want invalid asOf", err)
 	}
 }

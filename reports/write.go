@@ -236,6 +236,19 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 		}
 		return err
 	}
+	// An unknown donor would give an empty pack that reads as "nothing
+	// happened": refused, naming the field. (A roadmap or grant created
+	// after as-of gives an empty pack on purpose: that is what was there.)
+	if scope.DonorOrgID != uuid.Nil {
+		var found bool
+		err := p.tx.QueryRow(ctx, `SELECT true FROM organizations WHERE id = $1`, scope.DonorOrgID).Scan(&found)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("donorOrgId: organisation %s: %w", scope.DonorOrgID, apperr.ErrNotFound)
+		case err != nil:
+			return err
+		}
+	}
 	if src.Audit != nil {
 		vctx, cancel := context.WithCancel(ctx)
 		defer func() {
@@ -564,7 +577,8 @@ func (w *sheetWriter) row(vals ...value) error {
 		return fmt.Errorf("row of %d values for %d columns", len(vals), len(w.sheet.Columns))
 	}
 	if w.rows == maxRows {
-		return fmt.Errorf("more than %d rows: narrow the scope", maxRows)
+		return fmt.Errorf("sheet %s has more than %d rows, a spreadsheet's limit: narrow the scope (a donor, a grant, a value-date period): %w",
+			w.sheet.Name, maxRows, apperr.ErrFailedPrecondition)
 	}
 	if err := w.data.failed(); err != nil {
 		return err
