@@ -93,6 +93,9 @@ func (s *Server) gatewayOptions(routes *routeProbe) []runtime.ServeMuxOption {
 			Marshaler: &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true}},
 		}}),
 		runtime.WithErrorHandler(s.gatewayError),
+		// A POST with a form body is not a GET: grpc-gateway would otherwise
+		// route it to the GET of the same path, ignoring the body.
+		runtime.WithDisablePathLengthFallback(),
 		// A known path with a method it does not take is 405 with the methods
 		// it does take (grpc-gateway answers 501 and lists none).
 		runtime.WithRoutingErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {

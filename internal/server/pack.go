@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,6 +50,45 @@ type packService struct {
 	tempDir string
 	// chunk is the size of a piece; 0: packChunk (tests set less).
 	chunk int
+	// slots bounds the packs built at once (nil: no bound). A build holds
+	// its snapshot's connection while it asks the pool for more (sealing,
+	// the chain head, the verification running alongside): unbounded, as
+	// many builds as pool connections would each hold one and wait for
+	// another, and the whole service would stop.
+	slots chan struct{}
+	// waiting counts the calls waiting for a slot, bounded by maxPackWaiting.
+	waiting atomic.Int32
+}
+
+// Concurrent pack builds and the calls that may queue for one. Two builds
+// use the two cores; a third waits (for as long as its client does) among
+// at most maxPackWaiting others; more are RESOURCE_EXHAUSTED at once.
+const (
+	packBuilds     = 2
+	maxPackWaiting = 8
+)
+
+// acquire takes a build slot, waiting while the client does.
+func (s *packService) acquire(ctx context.Context) (release func(), err error) {
+	if s.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	default:
+	}
+	if s.waiting.Add(1) > maxPackWaiting {
+		s.waiting.Add(-1)
+		return nil, status.Errorf(codes.ResourceExhausted, "%d audit packs are being built and %d more are waiting; retry later", packBuilds, maxPackWaiting)
+	}
+	defer s.waiting.Add(-1)
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // DownloadAuditPack checks the request and the caller's right to the scope,
@@ -61,27 +101,38 @@ type packService struct {
 // file that looks complete; the size and SHA-256 are known up front, so the
 // REST answer has a Content-Length and a Repr-Digest. Memory stays flat: the
 // file is written through a small buffer and read back in packChunk pieces.
-// The file is created 0600 in the system's temporary directory and removed
-// when the call ends, however it ends.
+// The file is created 0600 in the system's temporary directory and unlinked
+// at once, so it is gone when the call ends, however it ends, even if the
+// process is killed.
 func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream grpc.ServerStreamingServer[pb.DownloadAuditPackResponse]) (err error) {
 	ctx := stream.Context()
-	scope, err := PackScope(req, time.Now())
+	// "Now" is the database's clock, which dates the rows (reports.Source.Now).
+	now, err := s.src.Now(ctx)
+	if err != nil {
+		return err
+	}
+	scope, err := PackScope(req, now)
 	if err != nil {
 		return err
 	}
 	if err := AuthorisePack(ctx, s.grants, &scope); err != nil {
 		return err
 	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	f, err := os.CreateTemp(s.tempDir, "tranche-pack-*.xlsx")
 	if err != nil {
 		return fmt.Errorf("audit pack: temporary file: %w", err)
 	}
-	defer func() {
-		f.Close()
-		if rerr := os.Remove(f.Name()); rerr != nil && err == nil {
-			err = fmt.Errorf("audit pack: removing the temporary file: %w", rerr)
-		}
-	}()
+	defer f.Close()
+	// Unlinked at once: the open file is all the build needs, and a server
+	// killed mid-build leaves no copy of anyone's records behind.
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("audit pack: temporary file: %w", err)
+	}
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, sum), 256<<10)
 	if err := reports.Write(ctx, bw, s.src, scope); err != nil {

@@ -109,7 +109,8 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
 	pb.RegisterProcurementServiceServer(s.grpc, &procurementService{items: st.Procurement})
 	pb.RegisterFlagServiceServer(s.grpc, &flagService{flags: st.Detect})
-	pb.RegisterAuditPackServiceServer(s.grpc, &packService{src: reports.Source{DB: pool, Audit: st.Audit}, grants: st.Ledger})
+	pb.RegisterAuditPackServiceServer(s.grpc, &packService{src: reports.Source{DB: pool, Audit: st.Audit}, grants: st.Ledger,
+		slots: make(chan struct{}, packBuilds)})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
