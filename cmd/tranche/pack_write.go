@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,9 +28,9 @@ narrowed to a donor, a grant and a value-date period, as of a point in time
 cluster in --data-dir). With --signing-key (env TRANCHE_SIGNING_KEY) the
 audit-chain head in the Manifest is signed; without, the pack says it is not.
 
-The pack is written to FILE.partial (mode 0600) and renamed to FILE once
-complete, so a failed or interrupted run never leaves a partial file under
-FILE's name. An existing FILE is left alone unless --force. -o - writes the
+The pack is written to a new partial file beside FILE (.FILE.partial-*,
+mode 0600) and renamed to FILE once complete, so a failed or interrupted run
+never leaves a partial file under FILE's name. An existing FILE is left alone unless --force. -o - writes the
 pack to stdout (refused when stdout is a terminal).
 
 Progress (sheet, rows, elapsed) goes to stderr: a bar redrawn in place on a
@@ -116,16 +117,19 @@ func cmdPackWrite(ctx context.Context, args []string, e map[string]string, stdou
 	return nil
 }
 
-// writePackFile writes through write to name.partial, syncs it and only then
+// writePackFile writes through write to a new partial file beside name
+// (.NAME.partial-RANDOM), syncs it and only then
 // gives it name: replacing name with force, else linking it under name, which
 // fails if name appeared meanwhile (no check-then-write race). The partial
 // file is removed whatever happens.
 func writePackFile(ctx context.Context, name string, force bool, write func(io.Writer) error) (int64, string, error) {
-	partial := name + ".partial"
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A new file of a name of its own (O_EXCL, 0600): never one that is
+	// already there, a symbolic link left in its place, or another run's.
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".partial-*")
 	if err != nil {
 		return 0, "", err
 	}
+	partial := f.Name()
 	defer os.Remove(partial)
 	defer f.Close()
 	h := sha256.New()

@@ -27,7 +27,7 @@ func TestPackHelp(t *testing.T) {
 		if err := run(context.Background(), args, env, &out); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
-		for _, w := range []string{"usage: tranche pack", "-roadmap", "-as-of", "-force", "TRANCHE_SIGNING_KEY", ".partial"} {
+		for _, w := range []string{"usage: tranche pack", "-roadmap", "-as-of", "-force", "TRANCHE_SIGNING_KEY", ".partial-"} {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("%v: usage lacks %q", args, w)
 			}
@@ -139,10 +139,22 @@ func TestPackEndToEnd(t *testing.T) {
 	asOf := time.Now().UTC().Format(time.RFC3339Nano)
 
 	out := filepath.Join(t.TempDir(), "pack.xlsx")
+	// A symbolic link where an older version put its partial file is not
+	// followed: what it points to is left as it was.
+	sentinel := filepath.Join(t.TempDir(), "sentinel")
+	if err := os.WriteFile(sentinel, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(sentinel, out+".partial"); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"pack", "--roadmap", rm, "--donor", donor, "--as-of", asOf, "--signing-key", key + ".key"}
 	code, stdout, stderr := cliExit(t, dir, append(args, "-o", out)...)
 	if code != 0 || !strings.Contains(stdout, "wrote "+out) {
 		t.Fatalf("pack: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if b, _ := os.ReadFile(sentinel); string(b) != "keep" {
+		t.Errorf("a link in the way was followed: the file it points to holds %d bytes", len(b))
 	}
 	// Not a terminal: plain progress lines, no redraws.
 	if !strings.Contains(stderr, "pack: Cover: ") || !strings.Contains(stderr, "pack: Manifest: ") || strings.Contains(stderr, "\r") {
@@ -155,8 +167,8 @@ func TestPackEndToEnd(t *testing.T) {
 	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", st.Mode().Perm())
 	}
-	if _, err := os.Stat(out + ".partial"); !os.IsNotExist(err) {
-		t.Errorf("partial file left: %v", err)
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*.partial-*")); len(left) != 0 {
+		t.Errorf("partial files left: %q", left)
 	}
 	f, err := excelize.OpenReader(bytes.NewReader(data))
 	if err != nil {
@@ -212,9 +224,10 @@ func TestPackEndToEnd(t *testing.T) {
 	if code, _, stderr := cliExit(t, dir, "pack", "--roadmap", "0190a0a0-0000-7000-8000-000000000000", "-o", missing); code != 2 || !strings.Contains(stderr, "not found") {
 		t.Errorf("unknown roadmap: exit %d %s", code, stderr)
 	}
-	for _, p := range []string{missing, missing + ".partial"} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("%s exists after a failed run", p)
-		}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("%s exists after a failed run", missing)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(missing), ".*.partial-*")); len(left) != 0 {
+		t.Errorf("partial files left after a failed run: %q", left)
 	}
 }
