@@ -207,8 +207,11 @@ func VerifyFile(ctx context.Context, path string, opts VerifyOptions) (VerifyRep
 		return rep, nil
 	}
 	defer f.Close()
-	v := &verifier{ctx: ctx, f: f, rep: &rep}
+	v := &verifier{ctx: ctx, f: f, rep: &rep, path: path}
 	if err := v.run(opts); err != nil {
+		return rep, err
+	}
+	if err := v.checkStructure(path); err != nil {
 		return rep, err
 	}
 	rep.Verified = len(rep.Problems) == 0
@@ -221,6 +224,7 @@ type verifier struct {
 	rep      *VerifyReport
 	date1904 bool
 	manifest map[string]SheetCheck // by sheet name, from the Manifest sheet
+	path     string                // the file being verified
 	// seal is the canonical SHA-256 of the Manifest's lines above its
 	// manifest.sha256 line, nil when there is no such line.
 	seal []byte
@@ -305,6 +309,7 @@ func (v *verifier) readManifest() error {
 	v.manifest = map[string]SheetCheck{}
 	var order []string
 	sealHash := sha256.New()
+	after := 0 // lines read after manifest.sha256
 	err := v.rows(s.Name, func(n int, cells []string) error {
 		if n == 1 {
 			v.checkHeader(s, cells)
@@ -324,6 +329,24 @@ func (v *verifier) readManifest() error {
 			return nil
 		}
 		entry := cell(0)
+		for i := len(s.Headers()); i < len(cells); i++ {
+			if cells[i] != "" {
+				col, _ := excelize.ColumnNumberToName(i + 1)
+				v.problem(Problem{Code: ProblemCell, Sheet: s.Name, Row: n, Column: col,
+					Detail: "a cell beyond the manifest's columns, which its seal does not cover"})
+				break
+			}
+		}
+		if v.seal != nil {
+			// After the seal only its signature and key id, in that order.
+			after++
+			want := map[int]string{1: "manifest.signature", 2: "manifest.keyId"}[after]
+			if entry != want {
+				v.problem(Problem{Code: ProblemManifestSeal, Sheet: s.Name, Row: n,
+					Detail: fmt.Sprintf("line %q after manifest.sha256, which its seal does not cover", entry)})
+				return nil
+			}
+		}
 		if entry == "manifest.sha256" && v.seal == nil {
 			v.seal = sealHash.Sum(nil)
 		} else if v.seal == nil {
@@ -858,7 +881,26 @@ func (v *verifier) rederive(src Source) error {
 	hc.Rederived = "same rows in every sheet as the database gives for the manifest's scope and as-of"
 	if bad > 0 {
 		hc.Rederived = fmt.Sprintf("FAILED: %d sheets differ from what the database gives for the manifest's scope and as-of", bad)
+		return nil
 	}
+	// Packs are byte-identical for a scope and as-of: anything else in the
+	// file — formats, hidden state, extra parts — is not what the server
+	// wrote, even with every value right.
+	mine, err := fileSHA256(v.path)
+	if err != nil {
+		return err
+	}
+	again, err := fileSHA256(tmp.Name())
+	if err != nil {
+		return err
+	}
+	if mine != again {
+		hc.Rederived = "values as the database gives them, but the file is not the one the server writes (SHA-256 " + mine + ", written again " + again + ")"
+		v.problem(Problem{Code: ProblemNotIdentical, Detail: "every value matches the database, but the file is not byte for byte the pack of its scope and as-of (SHA-256 " +
+			mine + ", the pack written again " + again + "): its presentation was changed, or it was saved again by another application"})
+		return nil
+	}
+	hc.Rederived = "byte-identical to the pack the database gives for the manifest's scope and as-of"
 	return nil
 }
 

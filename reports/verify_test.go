@@ -270,7 +270,7 @@ func TestVerifyPackRederived(t *testing.T) {
 	good := w.pack(t, reports.Scope{DonorOrgID: uuid.MustParse(w.donorA), From: day("2024-01-01"), To: day("2024-12-31")})
 	opts := reports.VerifyOptions{PublicKey: pub, Audit: w.audit, Rederive: &reports.Source{DB: w.db.App, Audit: w.audit}}
 	rep := verify(t, good, opts)
-	if !rep.Verified || !strings.HasPrefix(rep.Head.Rederived, "same rows") {
+	if !rep.Verified || !strings.HasPrefix(rep.Head.Rederived, "byte-identical") {
 		t.Fatalf("untouched: %q %q", rep.Head.Rederived, rep.Problems)
 	}
 
@@ -443,4 +443,77 @@ func TestVerifyPackLongDecimals(t *testing.T) {
 	if !rep.Verified {
 		t.Fatalf("does not verify: %q", rep.Problems)
 	}
+}
+
+// addPart appends a zip part (a second copy when the name is taken).
+func addPart(t *testing.T, b []byte, name string, data []byte) []byte {
+	t.Helper()
+	zr := try(zip.NewReader(bytes.NewReader(b), int64(len(b)))).must(t)
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, e := range zr.File {
+		if err := zw.Copy(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := try(zw.Create(name)).must(t)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func replace(old, new string) func([]byte) []byte {
+	return func(x []byte) []byte { return bytes.Replace(x, []byte(old), []byte(new), 1) }
+}
+
+// What changes what a reader sees without changing a value is caught from
+// the file alone; with the database, any other difference from the pack
+// the server writes is NOT_IDENTICAL. After the manifest's seal only its
+// signature and key id may follow.
+func TestVerifyPackPresentation(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	pub := w.key.Public().(ed25519.PublicKey)
+	good := w.pack(t, reports.Scope{})
+	tx := sheetXML(reports.SheetTransactions)
+	grants := try(zip.NewReader(bytes.NewReader(good), int64(len(good)))).must(t)
+	var grantsXML []byte
+	for _, e := range grants.File {
+		if e.Name == sheetXML(reports.SheetGrants) {
+			rc := try(e.Open()).must(t)
+			grantsXML = try(io.ReadAll(rc)).must(t)
+			rc.Close()
+		}
+	}
+	sealed := manifestCell(t, good, "manifest.keyId", "A")
+	next := "A" + strconv.Itoa(try(strconv.Atoi(sealed[1:])).must(t)+1)
+	for _, c := range []struct {
+		name string
+		pack []byte
+		code string
+	}{
+		{"a formula over an amount", rezip(t, good, tx, replace(`<c r="G3" s="4"><v>`, `<c r="G3" s="4"><f>9999999</f><v>`)), reports.ProblemStructure},
+		{"a hidden row", rezip(t, good, tx, replace(`<row r="3"`, `<row r="3" hidden="1"`)), reports.ProblemStructure},
+		{"a hidden sheet", rezip(t, good, "xl/workbook.xml", replace(`name="Flags"`, `name="Flags" state="veryHidden"`)), reports.ProblemStructure},
+		{"amounts shown in thousands", rezip(t, good, "xl/styles.xml", replace(`formatCode="#,##0.00"`, `formatCode="#,##0.00,"`)), reports.ProblemStructure},
+		{"a macro part", addPart(t, good, "xl/vbaProject.bin", []byte{1, 2, 3}), reports.ProblemStructure},
+		{"a second copy of a sheet", addPart(t, good, sheetXML(reports.SheetGrants), grantsXML), reports.ProblemStructure},
+		{"a line after the seal", rezip(t, good, sheetXML(reports.SheetManifest),
+			replace(`</sheetData>`, `<row r="`+next[1:]+`"><c r="`+next+`" t="inlineStr"><is><t>auditorOpinion</t></is></c></row></sheetData>`)), reports.ProblemManifestSeal},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			checkProblem(t, verify(t, c.pack, reports.VerifyOptions{PublicKey: pub}), want{code: c.code, sheet: map[string]string{
+				reports.ProblemManifestSeal: reports.SheetManifest}[c.code], row: map[bool]int{true: try(strconv.Atoi(next[1:])).must(t)}[c.code == reports.ProblemManifestSeal]})
+		})
+	}
+	// A cell style switched (an amount shown as a date): no value changed,
+	// nothing structural; the database shows the file is not the pack.
+	restyled := rezip(t, good, tx, replace(`<c r="G3" s="4"><v>`, `<c r="G3" s="2"><v>`))
+	checkProblem(t, verify(t, restyled, reports.VerifyOptions{PublicKey: pub, Audit: w.audit, Rederive: &reports.Source{DB: w.db.App, Audit: w.audit}}),
+		want{code: reports.ProblemNotIdentical})
 }

@@ -1,0 +1,199 @@
+package reports
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Problem codes of the file's structure (checkStructure).
+const (
+	// ProblemStructure: something in the file that changes what a reader
+	// sees without changing a cell's value — a formula, a hidden sheet, row
+	// or column, a number format that scales or hides, a macro, a second
+	// copy of a part.
+	ProblemStructure = "STRUCTURE"
+	// ProblemNotIdentical: the values match what the database gives, but the
+	// file is not byte for byte the pack the server writes for its scope and
+	// as-of (a pack re-saved by a spreadsheet application, or a forged
+	// presentation).
+	ProblemNotIdentical = "NOT_IDENTICAL"
+)
+
+var (
+	// A cell formula: Excel recomputes it on opening, over the cached value
+	// the checksums read.
+	formulaTag = regexp.MustCompile(`<(?:\w+:)?f[ >/]`)
+	// A hidden row or column, or a sheet state other than visible.
+	hiddenAttr = regexp.MustCompile(`\bhidden="(?:1|true)"`)
+	sheetState = regexp.MustCompile(`<(?:\w+:)?sheet\b[^>]*\bstate="(?:hidden|veryHidden)"`)
+	numFmt     = regexp.MustCompile(`formatCode="([^"]*)"`)
+)
+
+// checkStructure reads the zip itself for what excelize's cell values do not
+// show: every problem names the part. Worksheets are scanned as a stream.
+func (v *verifier) checkStructure(path string) error {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil // reported by excelize already (NOT_A_PACK)
+	}
+	defer zr.Close()
+	seen := map[string]bool{}
+	bad := func(part, format string, args ...any) {
+		v.problem(Problem{Code: ProblemStructure, Detail: part + ": " + fmt.Sprintf(format, args...)})
+	}
+	for _, f := range zr.File {
+		name := f.Name
+		if seen[strings.ToLower(name)] {
+			bad(name, "a second part of the same name (a reader may take either)")
+		}
+		seen[strings.ToLower(name)] = true
+		lower := strings.ToLower(name)
+		switch {
+		case strings.Contains(lower, "vbaproject") || strings.HasSuffix(lower, ".bin"):
+			bad(name, "a binary part (macros have no place in a pack)")
+		case strings.HasPrefix(lower, "xl/worksheets/") && strings.HasSuffix(lower, ".xml"):
+			if err := v.scanWorksheet(f, bad); err != nil {
+				return err
+			}
+		case lower == "xl/workbook.xml", lower == "xl/styles.xml", lower == "[content_types].xml":
+			b, err := readPart(f, 64<<20)
+			if err != nil {
+				bad(name, "unreadable: %v", err)
+				continue
+			}
+			if sheetState.Match(b) {
+				bad(name, "a hidden sheet")
+			}
+			if bytes.Contains(b, []byte("macroEnabled")) {
+				bad(name, "declares macros")
+			}
+			for _, m := range numFmt.FindAllSubmatch(b, -1) {
+				if why := suspectFormat(string(m[1])); why != "" {
+					bad(name, "number format %q %s", m[1], why)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// suspectFormat says why a number format would show a value other than the
+// cell's: scaling by thousands (a comma before the end or before a
+// decimal point... at the end of a number part), percent, hiding (an empty
+// section), or literal text standing in for digits. "" when it shows the
+// value. Quoted and escaped characters are literal text and are checked
+// too: a format that prints a fixed number is suspect.
+func suspectFormat(code string) string {
+	var plain strings.Builder // the format outside quotes and escapes
+	quoted := false
+	for i := 0; i < len(code); i++ {
+		c := code[i]
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+			if c >= '0' && c <= '9' {
+				return "prints digits of its own"
+			}
+		case c == '\\' && i+1 < len(code):
+			if n := code[i+1]; n >= '0' && n <= '9' {
+				return "prints digits of its own"
+			}
+			i++
+		default:
+			plain.WriteByte(c)
+		}
+	}
+	p := plain.String()
+	for _, section := range strings.Split(p, ";") {
+		s := strings.TrimSpace(section)
+		if s == "" && strings.Contains(p, ";") {
+			return "hides values (an empty section)"
+		}
+		if strings.Contains(s, "%") {
+			return "scales by 100 (percent)"
+		}
+		// A comma right after the last digit placeholder scales by 1000.
+		t := strings.TrimRight(s, " _)-")
+		if strings.HasSuffix(t, ",") || strings.Contains(t, ",.") || strings.Contains(t, ",;") {
+			return "scales by thousands"
+		}
+	}
+	return ""
+}
+
+func readPart(f *zip.File, limit int64) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, err
+}
+
+// scanWorksheet streams a worksheet for formulas and hidden rows or
+// columns, in windows that overlap by a tag's length.
+func (v *verifier) scanWorksheet(f *zip.File, bad func(part, format string, args ...any)) error {
+	rc, err := f.Open()
+	if err != nil {
+		bad(f.Name, "unreadable: %v", err)
+		return nil
+	}
+	defer rc.Close()
+	const window, overlap = 1 << 20, 64
+	buf := make([]byte, 0, window+overlap)
+	formula, hidden := false, false
+	for n := 0; ; n++ {
+		if n%16 == 0 {
+			if err := v.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		k := len(buf)
+		m, rerr := io.ReadFull(rc, buf[k:k+window])
+		buf = buf[:k+m]
+		if !formula && formulaTag.Match(buf) {
+			formula = true
+			bad(f.Name, "a cell formula (a reader recomputes it over the value the checksums read)")
+		}
+		if !hidden && hiddenAttr.Match(buf) {
+			hidden = true
+			bad(f.Name, "a hidden row or column")
+		}
+		if rerr != nil {
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				return nil
+			}
+			bad(f.Name, "unreadable: %v", rerr)
+			return nil
+		}
+		if len(buf) > overlap {
+			buf = append(buf[:0], buf[len(buf)-overlap:]...)
+		}
+	}
+}
+
+// fileSHA256 is the SHA-256 of a file, hex.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
