@@ -23,7 +23,7 @@ func TestSettleWaitsForEarlierWriters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = tx.Rollback(ctx) }) // also when the test fails first
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })                       // also when the test fails first
 		if _, err := tx.Exec(ctx, `SELECT txid_current()`); err != nil { // it has written: it has a transaction id
 			t.Fatal(err)
 		}
