@@ -902,8 +902,21 @@ var (
 	bstrEscapeExp = regexp.MustCompile(`x[a-fA-F\d]{4}_`)
 )
 
+// bstrNames reports whether a reader takes _xHHHH_ for an escape: any four
+// hex digits. excelize escapes only those naming a character Go can quote,
+// so a literal _xD800_ (a surrogate) went in unescaped and read back as
+// nothing; the pack escapes it too.
+func bstrNames(hex string) bool {
+	if _, err := strconv.Unquote(`"\u` + hex + `"`); err == nil {
+		return true
+	}
+	v, err := strconv.ParseUint(hex, 16, 16)
+	return err == nil && v >= 0xD800 && v <= 0xDFFF
+}
+
 // bstrMarshal is excelize's (lib.go): a literal _xHHHH_ in a string would
 // read back as the character it names, so it is escaped as _x005F_xHHHH_.
+// One difference: surrogates are escaped too (bstrNames).
 func bstrMarshal(s string) (result string) {
 	matches, l, cursor := bstrExp.FindAllStringSubmatchIndex(s, -1), len(s), 0
 	for _, match := range matches {
@@ -912,8 +925,7 @@ func bstrMarshal(s string) (result string) {
 		if subStr == "_x005F_" {
 			cursor = match[1]
 			if match[1]+6 <= l && bstrEscapeExp.MatchString(s[match[1]:match[1]+6]) {
-				_, err := strconv.Unquote(`"\u` + s[match[1]+1:match[1]+5] + `"`)
-				if err == nil {
+				if bstrNames(s[match[1]+1 : match[1]+5]) {
 					result += subStr + "x005F" + subStr
 					continue
 				}
@@ -923,7 +935,7 @@ func bstrMarshal(s string) (result string) {
 		}
 		if bstrExp.MatchString(subStr) {
 			cursor = match[1]
-			if _, err := strconv.Unquote(`"\u` + s[match[0]+2:match[1]-1] + `"`); err == nil {
+			if bstrNames(s[match[0]+2 : match[1]-1]) {
 				result += "_x005F" + subStr
 				continue
 			}
