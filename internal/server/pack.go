@@ -217,6 +217,8 @@ func (p *parser) asOf(field, s string, now time.Time) time.Time {
 	switch {
 	case err != nil:
 		p.add(field, "not an RFC 3339 time (2024-07-01T12:00:00Z): %q", s)
+	case offsetOutOfRange(t):
+		p.add(field, "%q has a UTC offset beyond ±23:59", s)
 	case t.Before(apperr.Earliest):
 		p.add(field, "%s is before %s", s, apperr.Earliest.Format(time.DateOnly))
 	case t.After(now):
@@ -225,6 +227,13 @@ func (p *parser) asOf(field, s string, now time.Time) time.Time {
 		return t
 	}
 	return time.Time{}
+}
+
+// offsetOutOfRange: Go's parser takes offsets up to ±99:59; RFC 3339's
+// time-numoffset is hours 00–23.
+func offsetOutOfRange(t time.Time) bool {
+	_, off := t.Zone()
+	return off <= -24*3600 || off >= 24*3600
 }
 
 // AuthorisePack checks that the caller (the principal of ctx) may read the

@@ -363,6 +363,7 @@ func TestAuditPackBadParameters(t *testing.T) {
 		{"roadmapId=" + rm + "&asOf=yesterday", "asOf"},
 		{"roadmapId=" + rm + "&asOf=" + url.QueryEscape(future), "asOf"},
 		{"roadmapId=" + rm + "&asOf=1970-01-01T00:00:00Z", "asOf"},
+		{"roadmapId=" + rm + "&asOf=2024-06-01T05:03:50%2B24:00", "asOf"},
 		{"roadmapId=" + rm + "&asOf=2024-13-01T00:00:00Z", "asOf"},
 		{"roadmapId=" + rm + "%00", "roadmapId"},
 		{"roadmapId=" + rm + "&from=%00", "from"},
