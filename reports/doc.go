@@ -13,13 +13,29 @@
 // # Scope and as-of
 //
 // As-of means recorded at or before the as-of time (truncated to
-// microseconds, UTC; zero means now). A donor narrows to the grants whose
+// microseconds, UTC; zero means now by the database's clock, which dates
+// the rows; an as-of after that clock is refused, naming asOf). A donor
+// narrows to the grants whose
 // donor is that organisation, a grant to that grant alone, a period (from,
 // to; inclusive, either open) to journal entries whose value date lies in
 // it. Write does not authorise: it reads whatever the scope names, and a
 // grant outside the roadmap or of another donor simply gives empty sheets;
 // the server and the CLI check the caller and refuse such a scope first
-// (see Delivery). An unknown roadmap is apperr.ErrNotFound.
+// (see Delivery). An unknown roadmap is apperr.ErrNotFound, and so is an
+// unknown donorOrgId (its pack would be empty and read as "nothing
+// happened"). A roadmap or grant created after as-of gives an empty pack:
+// that is what there was.
+//
+// A row is dated by its transaction's start, so a write transaction open
+// across as-of could commit rows dated before as-of after the pack's
+// snapshot. For an as-of within 30 s of the database's clock (a pack of
+// "now") the writer therefore takes the next transaction id and waits until
+// every transaction older than it has ended, then seals pending audit
+// events, then opens the snapshot (starting over if an event dated by as-of
+// is still unsealed in it). A writer open for more than 30 s makes the pack
+// fail with ABORTED, which the client may retry. Residuals: a transaction
+// that began by as-of but had not yet written anything, and, for an older
+// as-of, a write transaction open longer than 30 s across it.
 //
 // Every sheet is read in one REPEATABLE READ READ ONLY transaction, so all
 // sheets describe the same snapshot. The value-date period narrows
@@ -211,8 +227,9 @@
 //     Trail. An auditor can fetch the full text (GET /v1/audit-events, the
 //     flags API) and match it; the checksum covers the cell as written.
 //   - A literal _xHHHH_ is escaped as _x005F_xHHHH_, so that it reads back
-//     as itself and not as the character it names; an empty string gives no
-//     cell at all and reads back as "".
+//     as itself and not as the character it names — also for a surrogate
+//     such as _xD800_, which excelize leaves unescaped and a reader then
+//     drops; an empty string gives no cell at all and reads back as "".
 //
 // # Numbers
 //
@@ -390,7 +407,18 @@
 //     ManifestMessage; MANIFEST_UNSIGNED when the manifest has no seal or no
 //     signature; HEAD_NO_TRUSTED_KEY as for the head. The last two are
 //     accepted with AllowUnsigned. With a valid seal the file alone shows
-//     that sheets, scope, as-of and head are what the server wrote.
+//     that sheets, scope, as-of and head are what the server wrote. After
+//     manifest.sha256 only manifest.signature and manifest.keyId may follow
+//     (anything else is MANIFEST_SEAL: the seal does not cover it), and a
+//     Manifest cell beyond column D is a CELL problem.
+//   - STRUCTURE: what changes what a reader sees without changing a cell's
+//     value, found by reading the zip itself (worksheets streamed): a cell
+//     formula (a reader recomputes it over the cached value the checksums
+//     read), a hidden sheet, row or column, a number format that scales
+//     (a trailing comma, percent), hides (an empty section) or prints digits
+//     of its own, a macro or other binary part, two parts of one name.
+//     Number formats are checked for what they do, not against the writer's
+//     list, so a pack re-saved by a spreadsheet application still passes.
 //
 // With database access (the CLI uses the database `tranche verify` would,
 // unless --offline):
@@ -408,9 +436,17 @@
 //     rewritten after the pack and names the row an edit is in; it costs a
 //     full pack write. The sealing-bound caveat of Determinism applies to
 //     the sheets built from the audit trail when as-of is that recent.
+//   - NOT_IDENTICAL: every value matches, but the file is not byte for byte
+//     the pack written again — its presentation was changed (a cell's style
+//     switched, a column narrowed) or another application saved it. Packs
+//     are deterministic, so this is the strongest check there is.
+//
+// Re-derivation writes the pack through Write, which seals pending events
+// first: it needs the primary, not a read-only replica.
 //
 // A pack saved again by LibreOffice (shared strings, its own styles) still
-// verifies: the checksums depend on cell values only.
+// verifies offline: the checksums depend on cell values only. With the
+// database it is NOT_IDENTICAL: it is no longer the file the server wrote.
 //
 // # Delivery
 //
@@ -423,8 +459,14 @@
 // --roadmap … -o FILE` writes it from the database directly, with progress
 // on stderr. The server builds the whole pack into a temporary file before
 // sending, so any failure is an ordinary error status, never a truncated
-// file that looks complete. A future asOf is refused: such a pack would
-// change as rows arrive.
+// file that looks complete; the temporary file is unlinked as soon as it
+// is created, so nothing of it outlives the call, even a killed server. A
+// future asOf, or one with a UTC offset beyond ±23:59, is refused. At most
+// two packs are built at once and eight more wait (for as long as their
+// clients do); more are RESOURCE_EXHAUSTED: a build holds its snapshot's
+// connection while it takes more from the pool (sealing, the head, the
+// verification alongside), so unbounded builds could hold every
+// connection, each waiting for another, and stop the service.
 //
 // Who may download what (internal/server/pack.go, AuthorisePack):
 // auditors, coordinators and admins any scope; a donor only a scope
@@ -449,7 +491,12 @@
 //     stays in force.
 //   - Flags: subjects and grant ids are not versioned (a detection run
 //     refreshes them in place), so they, and the narrowing by donor or
-//     grant, are the flag's current ones, not those at as-of.
+//     grant, are the flag's current ones, not those at as-of: a donor's
+//     pack of a past as-of can miss a flag that involved it then, or show a
+//     flag (with its evidence as of then) that involves it only now.
+//   - Amounts of more than 15 significant digits (10^13 or more in a
+//     two-decimal currency) are exact text cells: a spreadsheet's SUM and
+//     the Summary chart skip them.
 //   - Byte-identity holds only beyond the sealing bound (see Determinism).
 //   - A text cell holds at most 32 767 UTF-16 units; longer text is cut and
 //     marked (see Text cells).
@@ -527,4 +574,10 @@
 //     dependency, not added.
 //   - A hand-written SpreadsheetML reader would make verification faster,
 //     but it would have to read whatever any spreadsheet application writes.
+//   - Versioned flag subjects (on each flag_events row), so Flags narrows
+//     by the subjects as of as-of (see Limits).
+//   - The head at an old as-of is found by walking the sequence index back
+//     from the end (occurred_at has a BRIN index only); a B-tree on
+//     (occurred_at, seq) would make a pack of a year ago start at once.
+//   - Re-derivation from a read-only replica (Write without sealing).
 package reports

@@ -38,8 +38,8 @@ type VerifyOptions struct {
 	Audit *audit.Store
 	// Rederive, when set, writes the pack again from this source for the
 	// manifest's scope and as-of and compares every sheet with the file,
-	// naming the first row that differs: what ties the (unsigned) manifest
-	// to the database. It costs a full pack write.
+	// naming the first row that differs, then the files byte for byte
+	// (NOT_IDENTICAL). It costs a full pack write.
 	Rederive *Source
 }
 

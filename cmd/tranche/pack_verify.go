@@ -29,9 +29,14 @@ is unsigned, missing, or that no trusted key can check is refused unless
 Database: used, as by 'tranche verify', when DATABASE_URL is set or the data
 directory holds a cluster; otherwise, or with --offline, the chain is not
 checked and the report says so (not a failure: the file alone is checked).
-With the database, the pack is also written again for its manifest's scope and
-as-of and compared row by row (the manifest is not signed: this is what shows a
-cell edited together with its checksum); --no-rederive skips that.`
+The manifest is sealed (a SHA-256 of its lines) and signed with the head's key,
+so an edited cell shows even with its checksum edited too. The file is also
+read for formulas, hidden sheets, rows or columns, number formats that scale or
+hide, macros and duplicate parts (STRUCTURE). With the database, the pack is
+also written again for its manifest's scope and as-of, compared row by row
+(naming the first cell that differs) and then byte for byte (NOT_IDENTICAL: a
+changed presentation, or a file another application saved); --no-rederive
+skips that.`
 
 // cmdPackVerify is tranche pack verify FILE.
 func cmdPackVerify(ctx context.Context, args []string, e map[string]string, stdout io.Writer) error {
