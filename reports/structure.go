@@ -10,6 +10,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
+
+	"github.com/xuri/excelize/v2"
 )
 
 // Problem codes of the file's structure (checkStructure).
@@ -196,4 +198,114 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// signatureLines are the Manifest lines a re-derived pack may hold
+// differently: the verifier writes it with or without the signing key
+// (the seal covers the head's signature; Verify checks the seal itself).
+var signatureLines = map[string]bool{
+	"chainHead.signature": true, "chainHead.keyId": true, "manifest.sha256": true, "manifest.signature": true, "manifest.keyId": true,
+}
+
+// partDifference compares the file with the pack written again (again, and
+// g opened on it) part by part on content: "" when they are the same, else
+// the first difference. The Manifest's worksheet, when its bytes differ, is
+// compared line by line with the signature lines left out.
+func (v *verifier) partDifference(again string, g *excelize.File) (string, error) {
+	za, err := zip.OpenReader(v.path)
+	if err != nil {
+		return "", err
+	}
+	defer za.Close()
+	zb, err := zip.OpenReader(again)
+	if err != nil {
+		return "", err
+	}
+	defer zb.Close()
+	if len(za.File) != len(zb.File) {
+		return fmt.Sprintf("%d parts, the pack has %d", len(za.File), len(zb.File)), nil
+	}
+	manifest := fmt.Sprintf("xl/worksheets/sheet%d.xml", len(Layout))
+	for i, fa := range za.File {
+		fb := zb.File[i]
+		if fa.Name != fb.Name {
+			return fmt.Sprintf("part %d is %s, the pack's is %s", i+1, fa.Name, fb.Name), nil
+		}
+		sa, err := partSHA256(fa)
+		if err != nil {
+			return fmt.Sprintf("%s: unreadable: %v", fa.Name, err), nil
+		}
+		sb, err := partSHA256(fb)
+		if err != nil {
+			return "", err
+		}
+		if sa == sb {
+			continue
+		}
+		if fa.Name == manifest {
+			same, err := v.sameManifest(g)
+			if err != nil {
+				return "", err
+			}
+			if same {
+				continue
+			}
+		}
+		return fa.Name + " differs", nil
+	}
+	return "", nil
+}
+
+func partSHA256(f *zip.File) (string, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sameManifest compares the Manifest rows of the file and of g, raw cell
+// values, signature lines left out.
+func (v *verifier) sameManifest(g *excelize.File) (bool, error) {
+	read := func(f *excelize.File) ([][]string, error) {
+		rows, err := f.Rows(SheetManifest)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out [][]string
+		for rows.Next() && len(out) <= maxManifestLines {
+			cells, err := rows.Columns(excelize.Options{RawCellValue: true})
+			if err != nil {
+				return nil, err
+			}
+			if len(cells) > 0 && signatureLines[cells[0]] {
+				continue
+			}
+			out = append(out, cells)
+		}
+		return out, rows.Error()
+	}
+	a, err := read(v.f)
+	if err != nil {
+		return false, nil
+	}
+	b, err := read(g)
+	if err != nil {
+		return false, err
+	}
+	if len(a) != len(b) {
+		return false, nil
+	}
+	for i := range a {
+		if strings.Join(a[i], "\x00") != strings.Join(b[i], "\x00") {
+			return false, nil
+		}
+	}
+	return true, nil
 }
