@@ -436,10 +436,14 @@
 //     rewritten after the pack and names the row an edit is in; it costs a
 //     full pack write. The sealing-bound caveat of Determinism applies to
 //     the sheets built from the audit trail when as-of is that recent.
-//   - NOT_IDENTICAL: every value matches, but the file is not byte for byte
-//     the pack written again — its presentation was changed (a cell's style
-//     switched, a column narrowed) or another application saved it. Packs
-//     are deterministic, so this is the strongest check there is.
+//   - NOT_IDENTICAL: every value matches, but the file is not the pack
+//     written again — compared part by part on content (the zip's own
+//     compression aside), the Manifest line by line without its four
+//     signature lines and its seal (the verifier need not hold the signing
+//     key, so its pack may be unsigned; the seal is checked on its own): its
+//     presentation was changed (a cell's style switched, a column narrowed)
+//     or another application saved it. Packs are deterministic, so this is
+//     the strongest check there is.
 //
 // Re-derivation writes the pack through Write, which seals pending events
 // first: it needs the primary, not a read-only replica.
