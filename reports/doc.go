@@ -518,30 +518,31 @@
 // less so). The rows are bulk-loaded in batches of 1000 with one sealed
 // audit event per batch and grant, as RecordBatch writes them: at 1M
 // entries 1 019 events holding 536 MB of change JSON, all in the chain
-// verification; the COPY counts the journal rows only. "before" is the pack
-// written through excelize's StreamWriter, without events; "after" is the
-// writer described above. Figures as they stand (the final 1M runs are to
-// replace the 1 000 000 lines):
+// verification; the COPY counts the journal rows only (the same statement
+// as the pack's Transactions query, in the same run).
 //
-//	                    before                 after
-//	100 000 rows        2.34 s, 9.4 × COPY,    1.09 s, 3.6 × COPY, 55 MB (load 3.5)
-//	                    86 MB (no events)      1.14 s, 4.4 ×, 47 MB without events
-//	1 000 000 rows      26 s, 9.2 × COPY,      13.0 s, 4.4 ×, 54 MB (load 2.5)
-//	                    86 MB (no events)      14.3 s, 3.7 ×, 56 MB (load 2.4)
-//	                                           19.3 s, 3.1 ×, 58 MB (load 3-5)
-//	                                           25.2 s, 4.8 ×, 57 MB (load 4.7)
+// Final figures, 1 000 000 rows, three runs on the quiet machine (load
+// 1.5-1.6): pack 12.35, 12.44, 12.55 s; COPY 2.82-2.86 s; ratio 4.32-4.46
+// (target ≤ 5: met); peak RSS of the packs 67-68 MB (target ≤ 150 MB: met).
+// Where the 12.4 s go (the benchmark logs them through Source.Progress):
+// Summary 0.3 s, Grants 0.55 s, Transactions 3.5 s to its first 10 000 rows
+// (PostgreSQL's sort, the chain verification running beside it) and 5.8 s
+// for the rest, Reconciliation 0.2 s, Audit Trail 1.7 s, FX Rates 0.4 s,
+// the zip 0.03 s.
 //
-// Where the 13 s go (the benchmark logs them through Source.Progress):
-// Grants 0.6 s, Transactions 3.8 s to its first 10 000 rows (PostgreSQL's
-// sort, with the verification running beside it) and 8 s for the rest, FX
-// Rates 0.5 s, the zip 0.04 s. CPU at 1M rows (profile, Go side):
-// Transactions rows 6.5 s (pgx scanning half, cells half; profiled before
-// num/numOpt, which cut the scanning CPU by 60 % at 100 000 rows), deflate
-// 2.8 s, chain verification 2.5 s (json.Valid of every change 1.6 s);
-// PostgreSQL sorts the journal for 2-3 s before the first row.
+// How it got there. The first writer (every cell through excelize's
+// StreamWriter, one core) took 26 s at 1M rows without audit events, 9.2 ×
+// COPY, 86 MB. Writing the data rows as XML directly and hashing and
+// deflating them on a second goroutine halved it; reading NUMERIC from
+// pgx's binary form cut scanning CPU by 60 %. With the Audit Trail sheet
+// built, a batch event's 525 KB change made the sheet cost 13.6 s (25 s in
+// all, 9 × COPY): PostgreSQL parsed every change as JSON to find its grant,
+// and sent all 535 MB to be cut to a cell. Reading the grant from the
+// change's head and sending only a cell's worth, with size and SHA-256
+// computed in PostgreSQL, brought it to 1.7 s.
 //
-// Audit Trail statement, measured at 100 000 journal entries with one
-// sealed event each (EXPLAIN ANALYZE): 0.39 s when the planner hashes the
+// Audit Trail statement with one event per entry, measured at 100 000
+// journal entries with one sealed event each (EXPLAIN ANALYZE): 0.39 s when the planner hashes the
 // roadmap's entry ids, 0.59 s with a primary-key look-up per event (its
 // choice once the set outgrows work_mem), 0.87 and 1.07 s with JIT on —
 // hence JIT off. A donor's pack walks every event too (0.27 s per 100 000).
