@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"io"
 	"os"
 	"regexp"
@@ -29,13 +30,23 @@ const (
 )
 
 var (
-	// A cell formula: Excel recomputes it on opening, over the cached value
-	// the checksums read.
-	formulaTag = regexp.MustCompile(`<(?:\w+:)?f[ >/]`)
-	// A hidden row or column, or a sheet state other than visible.
-	hiddenAttr = regexp.MustCompile(`\bhidden="(?:1|true)"`)
-	sheetState = regexp.MustCompile(`<(?:\w+:)?sheet\b[^>]*\bstate="(?:hidden|veryHidden)"`)
-	numFmt     = regexp.MustCompile(`formatCode="([^"]*)"`)
+	// A cell formula (any prefix, any white space after the name): Excel
+	// recomputes it on opening, over the cached value the checksums read.
+	formulaTag = regexp.MustCompile(`<(?:[\w.-]+:)?f[\s>/]`)
+	// A hidden or zero-sized row or column, or conditional formatting (a
+	// white font on a white cell hides as well as hidden="1" does).
+	hiddenAttr = regexp.MustCompile(`\b(?:hidden|zeroHeight)\s*=\s*["'](?:1|true)["']|\b(?:ht|width)\s*=\s*["']0*(?:\.0*)?["']|<(?:[\w.-]+:)?conditionalFormatting\b`)
+	sheetState = regexp.MustCompile(`<(?:[\w.-]+:)?sheet\b[^>]*\bstate\s*=\s*["'](?:hidden|veryHidden)["']`)
+	numFmt     = regexp.MustCompile(`formatCode\s*=\s*(?:"([^"]*)"|'([^']*)')`)
+	// The parts a pack has, or a spreadsheet application saving it again
+	// adds; any other part (a worksheet moved elsewhere, a macro, an
+	// embedded object, a calculation chain) is STRUCTURE.
+	knownPart = regexp.MustCompile(`^(?:\[Content_Types\]\.xml|_rels/\.rels|docProps/(?:core|app|custom)\.xml|` +
+		`xl/(?:workbook|styles|sharedStrings)\.xml|xl/_rels/workbook\.xml\.rels|xl/theme/theme\d+\.xml|` +
+		`xl/worksheets/sheet\d+\.xml|xl/worksheets/_rels/sheet\d+\.xml\.rels|` +
+		`xl/drawings/drawing\d+\.xml|xl/drawings/_rels/drawing\d+\.xml\.rels|` +
+		`xl/charts/(?:chart|style|colors)\d+\.xml|xl/charts/_rels/chart\d+\.xml\.rels|` +
+		`xl/printerSettings/printerSettings\d+\.bin)$`)
 )
 
 // checkStructure reads the zip itself for what excelize's cell values do not
@@ -57,10 +68,12 @@ func (v *verifier) checkStructure(path string) error {
 		}
 		seen[strings.ToLower(name)] = true
 		lower := strings.ToLower(name)
+		if !knownPart.MatchString(name) {
+			bad(name, "a part no pack has (a moved worksheet, a macro, an embedded object, formulas' calculation chain)")
+			continue
+		}
 		switch {
-		case strings.Contains(lower, "vbaproject") || strings.HasSuffix(lower, ".bin"):
-			bad(name, "a binary part (macros have no place in a pack)")
-		case strings.HasPrefix(lower, "xl/worksheets/") && strings.HasSuffix(lower, ".xml"):
+		case strings.HasPrefix(lower, "xl/worksheets/sheet"):
 			if err := v.scanWorksheet(f, bad); err != nil {
 				return err
 			}
@@ -77,8 +90,9 @@ func (v *verifier) checkStructure(path string) error {
 				bad(name, "declares macros")
 			}
 			for _, m := range numFmt.FindAllSubmatch(b, -1) {
-				if why := suspectFormat(string(m[1])); why != "" {
-					bad(name, "number format %q %s", m[1], why)
+				code := html.UnescapeString(string(m[1]) + string(m[2]))
+				if why := suspectFormat(code); why != "" {
+					bad(name, "number format %q %s", code, why)
 				}
 			}
 		}
@@ -101,12 +115,12 @@ func suspectFormat(code string) string {
 		case c == '"':
 			quoted = !quoted
 		case quoted:
-			if c >= '0' && c <= '9' {
-				return "prints digits of its own"
+			if c >= '0' && c <= '9' || c == '-' {
+				return "prints digits or a sign of its own"
 			}
 		case c == '\\' && i+1 < len(code):
-			if n := code[i+1]; n >= '0' && n <= '9' {
-				return "prints digits of its own"
+			if n := code[i+1]; n >= '0' && n <= '9' || n == '-' && !strings.Contains(code[:i], "y") {
+				return "prints digits or a sign of its own"
 			}
 			i++
 		default:
@@ -114,13 +128,20 @@ func suspectFormat(code string) string {
 		}
 	}
 	p := plain.String()
-	for _, section := range strings.Split(p, ";") {
+	sections := strings.Split(p, ";")
+	for i, section := range sections {
 		s := strings.TrimSpace(section)
-		if s == "" && strings.Contains(p, ";") {
+		if s == "" && len(sections) > 1 {
 			return "hides values (an empty section)"
 		}
 		if strings.Contains(s, "%") {
 			return "scales by 100 (percent)"
+		}
+		if strings.Contains(s, "[") && !strings.Contains(s, "[$") {
+			return "has a colour or a condition (a colour can hide a value, a condition pick another section)"
+		}
+		if i == 1 && !strings.ContainsAny(s, "-(") && !strings.HasPrefix(strings.ToLower(s), "general") {
+			return "shows negative values without their sign"
 		}
 		// A comma right after the last digit placeholder scales by 1000.
 		t := strings.TrimRight(s, " _)-")
@@ -171,7 +192,7 @@ func (v *verifier) scanWorksheet(f *zip.File, bad func(part, format string, args
 		}
 		if !hidden && hiddenAttr.Match(buf) {
 			hidden = true
-			bad(f.Name, "a hidden row or column")
+			bad(f.Name, "a hidden or zero-sized row or column, or conditional formatting")
 		}
 		if rerr != nil {
 			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {

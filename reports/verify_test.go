@@ -501,6 +501,15 @@ func TestVerifyPackPresentation(t *testing.T) {
 		{"a hidden sheet", rezip(t, good, "xl/workbook.xml", replace(`name="Flags"`, `name="Flags" state="veryHidden"`)), reports.ProblemStructure},
 		{"amounts shown in thousands", rezip(t, good, "xl/styles.xml", replace(`formatCode="#,##0.00"`, `formatCode="#,##0.00,"`)), reports.ProblemStructure},
 		{"a macro part", addPart(t, good, "xl/vbaProject.bin", []byte{1, 2, 3}), reports.ProblemStructure},
+		{"a part no pack has", addPart(t, good, "xl/ws/sheet4.xml", grantsXML), reports.ProblemStructure},
+		{"a formula after a newline", rezip(t, good, tx, replace(`<c r="G3" s="4"><v>`, `<c r="G3" s="4"><x:f`+"\n"+`>1+1</x:f><v>`)), reports.ProblemStructure},
+		{"a hidden row, single quotes", rezip(t, good, tx, replace(`<row r="3"`, `<row r="3" hidden = '1'`)), reports.ProblemStructure},
+		{"a row of no height", rezip(t, good, tx, replace(`<row r="3"`, `<row r="3" ht="0" customHeight="1"`)), reports.ProblemStructure},
+		{"conditional formatting", rezip(t, good, tx, replace(`</sheetData>`, `</sheetData><conditionalFormatting sqref="G2:G9"><cfRule type="expression" dxfId="0" priority="1"><formula>TRUE</formula></cfRule></conditionalFormatting>`)), reports.ProblemStructure},
+		{"a hidden sheet, single quotes", rezip(t, good, "xl/workbook.xml", replace(`name="Flags"`, `name="Flags" state='hidden'`)), reports.ProblemStructure},
+		{"amounts in white", rezip(t, good, "xl/styles.xml", replace(`formatCode="#,##0.00"`, `formatCode="[White]#,##0.00"`)), reports.ProblemStructure},
+		{"negative amounts without a sign", rezip(t, good, "xl/styles.xml", replace(`formatCode="#,##0.00"`, `formatCode="#,##0.00;#,##0.00"`)), reports.ProblemStructure},
+		{"thousands, single quotes", rezip(t, good, "xl/styles.xml", replace(`formatCode="#,##0.00"`, `formatCode='#,##0.00,,'`)), reports.ProblemStructure},
 		{"a second copy of a sheet", addPart(t, good, sheetXML(reports.SheetGrants), grantsXML), reports.ProblemStructure},
 		{"a line after the seal", rezip(t, good, sheetXML(reports.SheetManifest),
 			replace(`</sheetData>`, `<row r="`+next[1:]+`"><c r="`+next+`" t="inlineStr"><is><t>auditorOpinion</t></is></c></row></sheetData>`)), reports.ProblemManifestSeal},
@@ -510,6 +519,13 @@ func TestVerifyPackPresentation(t *testing.T) {
 			checkProblem(t, verify(t, c.pack, reports.VerifyOptions{PublicKey: pub}), want{code: c.code, sheet: map[string]string{
 				reports.ProblemManifestSeal: reports.SheetManifest}[c.code], row: map[bool]int{true: try(strconv.Atoi(next[1:])).must(t)}[c.code == reports.ProblemManifestSeal]})
 		})
+	}
+	// A format with quoted text (entities in the XML) is not suspect.
+	euro := rezip(t, good, "xl/styles.xml", replace(`formatCode="#,##0.00"`, `formatCode="#,##0.00&quot; €&quot;;-#,##0.00&quot; €&quot;"`))
+	for _, p := range verify(t, euro, reports.VerifyOptions{PublicKey: pub}).Problems {
+		if p.Code == reports.ProblemStructure {
+			t.Errorf("a harmless format: %s", p)
+		}
 	}
 	// A cell style switched (an amount shown as a date): no value changed,
 	// nothing structural; the database shows the file is not the pack.
