@@ -165,3 +165,27 @@ func TestCRC32Combine(t *testing.T) {
 		}
 	}
 }
+
+// Decimals of more than 15 significant digits: exact text, or a number only
+// when the double's shortest decimal keeps every whole unit.
+func TestDecimalCell(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in, canon string
+		number    bool
+	}{
+		{"0.92", "0.92", true},
+		{"123456789012345", "123456789012345", true},
+		{"1.086956521739130434782609", "1.086956521739130434782609", false},
+		{"0.920000000000000000000001", "0.92", true},
+		{"10000000000000001", "10000000000000001", false},
+		{"10000000000000000.01", "10000000000000000", true}, // a fraction beyond a double's precision
+		{"-0.000000000000000000000001", "-0.000000000000000000000001", true},
+		{"-1.086956521739130434782609", "-1.086956521739130434782609", false},
+	} {
+		canon, number := decimalCell(c.in)
+		if canon != c.canon || number != c.number {
+			t.Errorf("decimalCell(%s) = %s, %v; want %s, %v", c.in, canon, number, c.canon, c.number)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -75,8 +76,9 @@ func shortestDecimal(s string) string {
 // string, and whether the cell is a number (else a text cell holding the
 // canonical string). A value of at most 15 significant digits is a number.
 // A longer value whose double reads back as a decimal of at most 15 digits
-// (it lies within a double's precision of that shorter decimal, e.g.
-// 0.920000000000000000000001) is written as that shorter decimal: a
+// with the same whole units (it lies within a double's precision of that
+// shorter decimal in its fraction, e.g. 0.920000000000000000000001) is
+// written as that shorter decimal: a
 // verifier could not tell its text from a number saved again by a
 // spreadsheet application, so the pack does not pretend to more precision
 // than the cell shows. Anything else is text, exact.
@@ -84,8 +86,19 @@ func decimalCell(s string) (canonical string, number bool) {
 	if sigDigits(s) <= maxCellDigits {
 		return s, true
 	}
-	if sh := shortestDecimal(s); sh != "" && sigDigits(sh) <= maxCellDigits {
+	if sh := shortestDecimal(s); sh != "" && sigDigits(sh) <= maxCellDigits && intPart(sh) == intPart(s) {
 		return sh, true
 	}
 	return s, false
+}
+
+// intPart is a plain decimal's sign and integer digits: the shorter
+// decimal of decimalCell may drop fraction digits a double cannot hold,
+// never whole units (10000000000000001 is not 1e16).
+func intPart(s string) string {
+	i, _, _ := strings.Cut(s, ".")
+	if i == "-0" {
+		return "0"
+	}
+	return i
 }

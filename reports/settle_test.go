@@ -86,4 +86,25 @@ func TestSettleWaitsForEarlierWriters(t *testing.T) {
 	if _, err := settle(ctx, src, later, 200*time.Millisecond); !errors.Is(err, apperr.ErrAborted) {
 		t.Fatalf("a writer open since before as-of: %v, want ErrAborted", err)
 	}
+	late(false)
+
+	// A writer in another database of the cluster is none of the pack's.
+	other := testdb.New(t)
+	tx2, err := other.App.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx2.Rollback(ctx) })
+	if _, err := tx2.Exec(ctx, `SELECT txid_current()`); err != nil {
+		t.Fatal(err)
+	}
+	now, err := src.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err = settle(ctx, src, now, 200*time.Millisecond)
+	if err != nil {
+		t.Fatalf("a writer of another database held the pack back: %v", err)
+	}
+	_ = tx.Rollback(ctx)
 }

@@ -91,10 +91,9 @@ const (
 // (now()), so a write transaction that began by as-of and is still open
 // could commit rows dated before as-of after the snapshot, and a second pack
 // of the same as-of would differ. So, for an as-of within settleWait of the
-// database's clock, settle waits until every transaction that held a
-// transaction id when it was called has ended (it takes the next id, then
-// waits until the oldest running transaction is newer: no privilege
-// needed, unlike pg_stat_activity), then seals
+// database's clock, settle waits until every transaction of this
+// database that held a transaction id when it was called has ended
+// (pg_locks: no privilege needed), then seals
 // pending audit events, then opens the snapshot; an event dated by as-of
 // still unsealed in the snapshot (committed between sealing and the
 // snapshot) makes it start over. A writer open longer than wait makes the
@@ -104,23 +103,33 @@ const (
 // across it.
 func settle(ctx context.Context, src Source, asOf time.Time, wait time.Duration) (pgx.Tx, error) {
 	deadline := time.Now().Add(wait)
-	var next int64 // transactions below this id are waited for; -1: none
+	var writers []string // transaction ids of this database's writers when settle began
+	first := true
 	for {
 		var open bool
 		var err error
-		if next == 0 {
-			// The next transaction id, by taking one (a read-write
-			// transaction that ends at once): every transaction that began
-			// by now and has written has a smaller one.
-			err = pgx.BeginTxFunc(ctx, src.DB, pgx.TxOptions{}, func(tx pgx.Tx) error {
-				return tx.QueryRow(ctx, `SELECT CASE WHEN clock_timestamp() - $1::timestamptz > $2 * interval '1 microsecond'
-					THEN -1 ELSE pg_current_xact_id()::text::bigint END`, asOf, wait.Microseconds()).Scan(&next)
+		if first {
+			first = false
+			// The transactions of this database's sessions that hold a
+			// transaction id (they have written) — through pg_locks, which
+			// every role may read, and pg_stat_activity's database, which it
+			// shows for every session. Other databases' writers, and
+			// prepared transactions (no session), are not waited for.
+			err = pgx.BeginTxFunc(ctx, src.DB, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+				return tx.QueryRow(ctx, `SELECT coalesce(array_agg(l.transactionid::text), '{}')
+					FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+					WHERE clock_timestamp() - $1::timestamptz <= $2 * interval '1 microsecond'
+						AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+						AND l.pid <> pg_backend_pid()
+						AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+					asOf, wait.Microseconds()).Scan(&writers)
 			})
 		}
-		if err == nil && next > 0 {
-			// Open while the oldest running transaction is older than next.
+		if err == nil && len(writers) > 0 {
+			// Open while one of them still holds its own transaction id.
 			err = pgx.BeginTxFunc(ctx, src.DB, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-				return tx.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint < $1`, next).Scan(&open)
+				return tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'transactionid'
+					AND mode = 'ExclusiveLock' AND transactionid::text = ANY($1))`, writers).Scan(&open)
 			})
 		}
 		if err != nil {

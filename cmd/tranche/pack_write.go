@@ -94,6 +94,12 @@ func cmdPackWrite(ctx context.Context, args []string, e map[string]string, stdou
 	}
 	progress := newPackProgress(os.Stderr, time.Now())
 	src := reports.Source{DB: db.pool, Audit: auditStore, Progress: progress.update}
+	if *asOf == "" {
+		// Now by the database's clock, which dates the rows, as the server does.
+		if scope.AsOf, err = src.Now(octx); err != nil {
+			return err
+		}
+	}
 
 	if toStdout {
 		bw := bufio.NewWriterSize(os.Stdout, 256<<10)

@@ -159,6 +159,12 @@ func (s *Store) run(ctx context.Context, roadmapID uuid.UUID, asOf time.Time, fr
 				return nil
 			}
 		}
+		// Take a transaction id now, not at the first write seconds later:
+		// the run's rows are dated by its start (now()), and an audit pack
+		// of "now" waits for the transactions that hold one (reports settle).
+		if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+			return err
+		}
 		if err := tuneForRules(ctx, tx); err != nil {
 			return err
 		}

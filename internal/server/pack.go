@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +123,17 @@ func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream
 	if err != nil {
 		return err
 	}
-	defer release()
+	var once sync.Once
+	done := func() { once.Do(release) } // the slot is for building, not for a slow client's download
+	defer done()
+	if req.GetAsOf() == "" {
+		// "Now" once a slot is free, not when the call came: a pack of now
+		// waits for the writers open at its as-of (reports settle) only
+		// while that as-of is recent.
+		if scope.AsOf, err = s.src.Now(ctx); err != nil {
+			return err
+		}
+	}
 	f, err := os.CreateTemp(s.tempDir, "tranche-pack-*.xlsx")
 	if err != nil {
 		return fmt.Errorf("audit pack: temporary file: %w", err)
@@ -141,6 +152,7 @@ func (s *packService) DownloadAuditPack(req *pb.DownloadAuditPackRequest, stream
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("audit pack: writing the temporary file: %w", err)
 	}
+	done()
 	size, err := f.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,4 +511,36 @@ func TestAuditPackTemporaryFileIsPrivateAndRemoved(t *testing.T) {
 		}
 		empty(t)
 	})
+}
+
+// A build slot is for building: a client that reads slowly (here, not at
+// all until told) does not hold it while its pack is sent.
+func TestAuditPackSlotFreedBeforeSending(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	w := h.fixture(t, admin)
+	svc := &packService{src: reports.Source{DB: h.db.App, Audit: audit.New(h.db.App)}, grants: ledger.New(h.db.App),
+		tempDir: t.TempDir(), chunk: 4096, slots: make(chan struct{}, 1)}
+	ctx := auth.WithPrincipal(context.Background(), auth.Principal{Role: auth.Auditor, TokenID: "t"})
+	sending, unblock := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	slow := &packStream{ctx: ctx, onSend: func() {
+		once.Do(func() { close(sending) })
+		<-unblock
+	}}
+	first := make(chan error, 1)
+	go func() { first <- svc.DownloadAuditPack(&pb.DownloadAuditPackRequest{RoadmapId: w.roadmapID}, slow) }()
+	<-sending
+	second, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st := &packStream{ctx: second}
+	err := svc.DownloadAuditPack(&pb.DownloadAuditPackRequest{RoadmapId: w.roadmapID}, st)
+	close(unblock)
+	if err != nil || len(st.sent) == 0 {
+		t.Fatalf("a second pack while the first is being sent: %v, %d messages", err, len(st.sent))
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
 }
