@@ -29,13 +29,18 @@
 // A row is dated by its transaction's start, so a write transaction open
 // across as-of could commit rows dated before as-of after the pack's
 // snapshot. For an as-of within 30 s of the database's clock (a pack of
-// "now") the writer therefore takes the next transaction id and waits until
-// every transaction older than it has ended, then seals pending audit
-// events, then opens the snapshot (starting over if an event dated by as-of
+// "now") the writer therefore notes the transactions of this database that
+// hold a transaction id (pg_locks, readable by every role; other databases'
+// writers and prepared transactions are not waited for) and waits until
+// they have ended, then seals pending audit events, then opens the snapshot (starting over if an event dated by as-of
 // is still unsealed in it). A writer open for more than 30 s makes the pack
-// fail with ABORTED, which the client may retry. Residuals: a transaction
-// that began by as-of but had not yet written anything, and, for an older
-// as-of, a write transaction open longer than 30 s across it.
+// fail with ABORTED, which the client may retry. A detection run, which
+// reads for seconds before it writes, takes its transaction id first for
+// this reason. Residuals: a transaction that began by as-of but had not yet
+// written anything, and, for an older as-of, a write transaction open
+// longer than 30 s across it. The server takes the as-of of a pack of "now"
+// once the pack has a build slot, so a queued pack does not fall outside
+// the 30 s.
 //
 // Every sheet is read in one REPEATABLE READ READ ONLY transaction, so all
 // sheets describe the same snapshot. The value-date period narrows
@@ -418,7 +423,17 @@
 //     (a trailing comma, percent), hides (an empty section) or prints digits
 //     of its own, a macro or other binary part, two parts of one name.
 //     Number formats are checked for what they do, not against the writer's
-//     list, so a pack re-saved by a spreadsheet application still passes.
+//     list, so a pack re-saved by a spreadsheet application still passes:
+//     a format that scales, hides, colours, has conditions, prints digits or
+//     a sign of its own, or drops the minus sign of negative values. Parts
+//     outside the set a pack (or an application saving it again) has are
+//     refused: a worksheet moved elsewhere, macros, embedded objects, a
+//     calculation chain. Attributes are matched in either quotes, with any
+//     white space and namespace prefix; entities in formats are decoded.
+//     Not seen offline: a cell pointed at a built-in format (a percent
+//     style that LibreOffice's own styles declare anyway), a cell style
+//     switched between the pack's own formats; the byte comparison with the
+//     database (NOT_IDENTICAL) sees both.
 //
 // With database access (the CLI uses the database `tranche verify` would,
 // unless --offline):
@@ -530,6 +545,14 @@
 // for the rest, Reconciliation 0.2 s, Audit Trail 1.7 s, FX Rates 0.4 s,
 // the zip 0.03 s.
 //
+// With one audit event per entry instead (PACK_BENCH_BATCH=1: 1 000 018
+// events, 645 MB of change JSON, as a million single records would leave):
+// pack 49.7 s, ratio 16.7, 72 MB — the Audit Trail is 1M rows walked with a
+// per-event scope test (34.5 s; EXPLAIN ANALYZE at 200 000 events: 6.2 s in
+// the statement, about 31 µs an event) — not met. Recording a grant (or
+// roadmap) on each event, indexed with the sequence, would let the sheet be
+// read as a range instead (see follow-ups).
+//
 // How it got there. The first writer (every cell through excelize's
 // StreamWriter, one core) took 26 s at 1M rows without audit events, 9.2 ×
 // COPY, 86 MB. Writing the data rows as XML directly and hashing and
@@ -565,11 +588,16 @@
 //
 //   - Continuation sheets (Transactions 2, …) for scopes beyond Excel's
 //     1 048 575 rows; now an error asking to narrow the scope.
-//   - The Audit Trail with one event per entry at 1M events is estimated
-//     (4-6 s), not measured. If it proves too slow, a migration can record
-//     an event's grant (or roadmap) in a column of its own with a (grant_id,
-//     seq) index. JIT probably costs the pack's other large statements about
-//     half a second each too.
+//   - The Audit Trail with one event per entry: 34.5 s at 1M events
+//     (Speed). A migration recording an event's roadmap and grant in
+//     columns of their own, with (roadmap_id, seq) and (grant_id, seq)
+//     indexes, would make the sheet a range scan. JIT probably costs the
+//     pack's other large statements about half a second each too.
+//   - The Manifest sheet's presentation: compared on values (signature
+//     lines aside) with the database, not byte for byte, since the
+//     verifier's own pack may be unsigned.
+//   - A numeric cell retyped from an exact text cell (a value of more than
+//     15 digits) still verifies: the verifier reads values, not cell types.
 //   - Chain verification is O(chain) per pack: off the critical path, but
 //     2.5 s of CPU at 1M entries, and bounding it to the head saves nothing
 //     for an as-of of now. In internal/audit: skip re-running json.Valid on
