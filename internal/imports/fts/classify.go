@@ -41,8 +41,8 @@ type Classification struct {
 // the flow itself, or, for a child of a parked flow, that parked parent,
 // split by recipient (a parked parent's children go to several recipients).
 type GrantKey struct {
-	Agreement   string // FTS flow id of the agreement: the parked parent or the flow
-	DonorOrg    string // FTS organisation id, "" when unknown
+	Agreement    string // FTS flow id of the agreement: the parked parent or the flow
+	DonorOrg     string // FTS organisation id, "" when unknown
 	RecipientOrg string // FTS organisation id, "" when unknown
 }
 
@@ -224,14 +224,15 @@ const (
 	// RefParentChild: a parked parent and its children, or children of the
 	// same parked parent: one agreement split, never duplicate funding.
 	RefParentChild = "parent-child"
-	// RefParkedSiblings: children of different parked parents (a donor's
-	// contract split across its parked allocations).
-	RefParkedSiblings = "children of parked flows"
+	// RefParkedSiblings: parked parents and children of several parked
+	// flows (one donor decision allocated in parts).
+	RefParkedSiblings = "parked family"
 	// RefSplit: same donor and recipient, different amounts: one agreement
 	// reported in parts (tranches, clusters, years).
 	RefSplit = "split agreement"
-	// RefSameAmount: same donor, recipient and amount: a possible duplicate
-	// the detection run should flag with this evidence.
+	// RefSameAmount: two flows (not parked parents) with the same donor,
+	// recipient, amount and date: a possible duplicate the detection run
+	// should flag with this evidence, even between siblings.
 	RefSameAmount = "same amount"
 	// RefOtherParties: the same code between different donors or
 	// recipients (a code reused, or passed on with the money).
@@ -273,16 +274,36 @@ func RepeatedRefCodes(flows []Flow, cls []Classification) []RefCodeGroup {
 }
 
 func refKind(flows []Flow, cls []Classification, idx []int) (string, string) {
-	// The family root of each flow: its parked parent, or itself.
-	roots := map[string]bool{}
-	allChildren := true
+	// Same donor, recipient, amount and date on two flows that are not a
+	// parked parent: a possible duplicate, whatever their family.
+	same := map[string][]string{}
 	for _, i := range idx {
 		f := &flows[i]
-		if f.ParentFlowID != "" {
+		if f.IsParkedParent() {
+			continue
+		}
+		k := cls[i].Donor.ID + ">" + cls[i].Recipient.ID + " " + f.AmountUSD.String() + " " + f.Date
+		same[k] = append(same[k], f.ID)
+	}
+	for _, k := range sortedKeys(same) {
+		if ids := same[k]; len(ids) > 1 {
+			parts := strings.SplitN(k, " ", 3)
+			return RefSameAmount, fmt.Sprintf("flows %s: same donor>recipient %s, %s USD, dated %s: possible duplicate", strings.Join(ids, ", "), parts[0], parts[1], parts[2])
+		}
+	}
+	// The family root of each flow: its parked parent, or itself.
+	roots := map[string]bool{}
+	parked := true // every flow a parked parent or a child of one
+	for _, i := range idx {
+		f := &flows[i]
+		switch {
+		case f.ParentFlowID != "":
 			roots[f.ParentFlowID] = true
-		} else {
+		case f.IsParkedParent():
 			roots[f.ID] = true
-			allChildren = false
+		default:
+			roots[f.ID] = true
+			parked = false
 		}
 	}
 	if len(roots) == 1 {
@@ -290,26 +311,17 @@ func refKind(flows []Flow, cls []Classification, idx []int) (string, string) {
 			return RefParentChild, fmt.Sprintf("one agreement: parked flow %s and flows split from it", r)
 		}
 	}
-	if allChildren {
-		return RefParkedSiblings, fmt.Sprintf("children of parked flows %s: one donor contract under several parked allocations", strings.Join(sortedKeys(roots), ", "))
+	if parked {
+		return RefParkedSiblings, fmt.Sprintf("parked flows %s and flows split from them: one donor decision allocated in parts", strings.Join(sortedKeys(roots), ", "))
 	}
 	parties := map[string]bool{}
-	amounts := map[string][]string{}
 	for _, i := range idx {
-		c := cls[i]
-		parties[c.Donor.ID+">"+c.Recipient.ID] = true
-		k := flows[i].AmountUSD.String()
-		amounts[k] = append(amounts[k], flows[i].ID)
+		parties[orUnknown(cls[i].Donor.ID)+">"+orUnknown(cls[i].Recipient.ID)] = true
 	}
 	if len(parties) > 1 {
-		return RefOtherParties, "the same code between different donors or recipients"
+		return RefOtherParties, "the same code between different donors or recipients (" + strings.Join(sortedKeys(parties), ", ") + "): a donor programme code over several recipients, or a code passed on with the money"
 	}
-	for _, a := range sortedKeys(amounts) {
-		if ids := amounts[a]; len(ids) > 1 {
-			return RefSameAmount, fmt.Sprintf("flows %s: same donor, recipient and %s USD: possible duplicate", strings.Join(ids, ", "), a)
-		}
-	}
-	return RefSplit, "same donor and recipient, different amounts: one agreement reported in parts"
+	return RefSplit, "same donor and recipient, different amounts or dates: one agreement reported in parts (tranches, clusters)"
 }
 
 // Grant is a proposed ledger grant: the flows of one donor → recipient
