@@ -134,7 +134,8 @@ func describeJSONError(b []byte, err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		l, c := lineCol(b, se.Offset)
+		// Offset is just past the offending byte.
+		l, c := lineCol(b, max(se.Offset-1, 0))
 		if se.Offset >= int64(len(b)) {
 			return fmt.Errorf("truncated or malformed JSON at end of file (line %d, column %d): %v", l, c, se)
 		}
