@@ -93,6 +93,8 @@ func TestBadFlows(t *testing.T) {
 		{"objects not array", `"sourceObjects": [`, `"sourceObjects": "none", "x": [`, `sourceObjects: want an array of objects, got string`},
 		{"object without type", `{"type": "Project", "id": "77", `, `{"id": "77", `, `destinationObjects[1].type: missing`},
 		{"object id float", `{"type": "Project", "id": "77", `, `{"type": "Project", "id": 7.5, `, `destinationObjects[1].id: id "7.5": want digits only`},
+		{"absurd rate", `"exchangeRate": 0.88`, `"exchangeRate": 0.000000000000000001`, `flow 900001: exchangeRate: 1000000 EUR at 0.000000000000000001: converts to`},
+		{"number too long", `"exchangeRate": 0.88`, `"exchangeRate": 0.` + strings.Repeat("1", 60), `exchangeRate: number of 62 characters, more than 40`},
 		{"versionId float", `"versionId": 2`, `"versionId": 2.5`, `versionId: want a non-negative integer, got 2.5`},
 	}
 	for _, tc := range tests {

@@ -25,6 +25,7 @@ const (
 	maxShortText   = 1 << 10
 	maxIDLen       = 64
 	maxChildren    = 10000
+	maxNumberLen   = 40 // digits of a number as written: beyond, a typo or an attack
 )
 
 // Problem is a per-record fault: the record is left out of Flows and the
@@ -347,8 +348,12 @@ func (fp *flowParser) parse(raw json.RawMessage) (Flow, bool) {
 	if f.HasOriginal {
 		f.Amount, f.Currency = f.OriginalAmount, f.OriginalCurrency
 		if f.HasRate {
-			f.ComputedUSD = money.Convert(f.OriginalAmount, f.ExchangeRate, false, "USD")
-			f.HasComputed = true
+			c := money.Convert(f.OriginalAmount, f.ExchangeRate, false, "USD")
+			if err := money.CheckConverted(c, "USD"); err != nil {
+				fp.fail("exchangeRate", "%s %s at %s: %v", f.OriginalAmountSource, f.OriginalCurrency, f.ExchangeRateSource, err)
+			} else {
+				f.ComputedUSD, f.HasComputed = c, true
+			}
 		}
 	} else {
 		f.Amount, f.Currency = f.AmountUSD, "USD"
@@ -500,6 +505,10 @@ func (fp *flowParser) number(field string, v json.RawMessage, required bool) (de
 		return decimal.Decimal{}, "", false
 	}
 	src := string(v)
+	if len(src) > maxNumberLen {
+		fp.fail(field, "number of %d characters, more than %d", len(src), maxNumberLen)
+		return decimal.Decimal{}, "", false
+	}
 	d, err := money.ParseDecimal(src)
 	if err != nil {
 		fp.fail(field, "%v", err)
