@@ -149,6 +149,12 @@ type Flow struct {
 	Boundary   string
 	OnBoundary string // "" when absent
 
+	// ContributionType ("financial", "in kind") and NewMoney are kept for
+	// the report; FTS counts both kinds and old money in its totals.
+	ContributionType string
+	NewMoney         bool
+	HasNewMoney      bool
+
 	Source      Objects
 	Destination Objects
 

@@ -179,6 +179,7 @@ func TestRealFlowFields(t *testing.T) {
 		{"usage year", f.Destination.UsageYears[0].Name, "2020"},
 		{"provenance", fmt.Sprintf("%s %d %d %s %d", f.Provenance.SourceKind, f.Provenance.Page, f.Provenance.Position, f.Provenance.FlowID, f.Provenance.Version), "fts 1 0 158080 1"},
 		{"inferred", strings.Join(f.Inferred, ","), ""},
+		{"contribution", fmt.Sprintf("%s %v", f.ContributionType, f.NewMoney), "financial true"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

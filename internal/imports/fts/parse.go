@@ -395,6 +395,18 @@ func (fp *flowParser) parse(raw json.RawMessage) (Flow, bool) {
 		}
 	}
 
+	if v := m["contributionType"]; !absent(v) {
+		f.ContributionType, _ = fp.text("contributionType", v, maxShortText)
+	}
+	if v := m["newMoney"]; !absent(v) {
+		switch string(v) {
+		case "true", "false":
+			f.NewMoney, f.HasNewMoney = string(v) == "true", true
+		default:
+			fp.fail("newMoney", "want true or false, got %s", quote(v))
+		}
+	}
+
 	// Parent and children.
 	if v := m["parentFlowId"]; !absent(v) {
 		if id, ok := fp.idValue("parentFlowId", v, false); ok {
