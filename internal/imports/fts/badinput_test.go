@@ -270,3 +270,15 @@ func FuzzParsePage(f *testing.F) {
 		_ = Variances(p.Flows)
 	})
 }
+
+func TestRepeatedFlowInOnePage(t *testing.T) {
+	t.Parallel()
+	imp, err := Parse(File{Name: "same.json", Data: page(goodFlow, goodFlow)})
+	if err != nil || len(imp.Flows) != 1 || len(imp.Notes) != 1 {
+		t.Fatalf("same content twice: err %v flows %d notes %v", err, len(imp.Flows), imp.Notes)
+	}
+	_, err = Parse(File{Name: "diff.json", Data: page(goodFlow, with(t, `"refCode": "MA-1"`, `"refCode": "MA-2"`))})
+	if err == nil || !strings.Contains(err.Error(), "flow 900001: on page 1 (diff.json) and page 1 (diff.json) with different content") {
+		t.Errorf("different content: %v", err)
+	}
+}

@@ -460,3 +460,28 @@ func TestPagesConcatenate(t *testing.T) {
 		t.Error("no pages accepted")
 	}
 }
+
+func TestRealReport(t *testing.T) {
+	t.Parallel()
+	imp, _ := parseReal(t)
+	r := Analyse(imp)
+	if !r.TotalsMatch || r.TotalsError != "" {
+		t.Fatalf("totals: %s", r.TotalsError)
+	}
+	if len(r.Files) != 3 || r.Files[2].Flows != 84 || r.Flows != 484 {
+		t.Errorf("files %+v flows %d", r.Files, r.Flows)
+	}
+	if len(r.Variances) != 8 || len(r.RepeatedRefs) != 61 || len(r.Rounded) != 0 || len(r.Problems) != 0 {
+		t.Errorf("variances %d refs %d rounded %d problems %d", len(r.Variances), len(r.RepeatedRefs), len(r.Rounded), len(r.Problems))
+	}
+	// 284 flows have no original currency, one more has a currency but no amount.
+	if len(r.Inferred) != 285 {
+		t.Errorf("%d flows with inferred fields, want 285", len(r.Inferred))
+	}
+	if len(r.Notes) != 1 || !strings.HasPrefix(r.Notes[0], "flow 207176: ") {
+		t.Errorf("notes %v", r.Notes)
+	}
+	if len(r.Classes) != len(imp.Flows) {
+		t.Errorf("classes %d", len(r.Classes))
+	}
+}
