@@ -274,7 +274,7 @@ func FuzzParsePage(f *testing.F) {
 func TestRepeatedFlowInOnePage(t *testing.T) {
 	t.Parallel()
 	imp, err := Parse(File{Name: "same.json", Data: page(goodFlow, goodFlow)})
-	if err != nil || len(imp.Flows) != 1 || len(imp.Notes) != 1 {
+	if err != nil || len(imp.Flows) != 1 || len(imp.Notes) != 2 || !strings.Contains(imp.Notes[0], "repeated unchanged") {
 		t.Fatalf("same content twice: err %v flows %d notes %v", err, len(imp.Flows), imp.Notes)
 	}
 	_, err = Parse(File{Name: "diff.json", Data: page(goodFlow, with(t, `"refCode": "MA-1"`, `"refCode": "MA-2"`))})

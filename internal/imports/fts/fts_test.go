@@ -435,7 +435,7 @@ func TestPagesConcatenate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imp2.Notes) != 1 || !strings.Contains(imp2.Notes[0], "meta.count is 484 but the pages hold 400") {
+	if len(imp2.Notes) != 1 || !strings.Contains(imp2.Notes[0], "meta.count is 484 but the pages hold 400 distinct flows") {
 		t.Errorf("notes %v", imp2.Notes)
 	}
 	if err := ComputeTotals(imp2.Flows, Classify(imp2.Flows)).Check(imp2.Source); err == nil {

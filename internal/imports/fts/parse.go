@@ -707,7 +707,7 @@ func Parse(files ...File) (*Import, error) {
 		}
 	}
 	if n := len(imp.Flows) + countDistinctProblemFlows(imp.Problems); imp.Source.MetaCount != 0 && n != imp.Source.MetaCount {
-		imp.Notes = append(imp.Notes, fmt.Sprintf("meta.count is %d but the pages hold %d flows: pages missing?", imp.Source.MetaCount, n))
+		imp.Notes = append(imp.Notes, fmt.Sprintf("meta.count is %d but the pages hold %d distinct flows: a page missing or a flow repeated", imp.Source.MetaCount, n))
 	}
 	return imp, nil
 }
