@@ -485,3 +485,26 @@ func TestRealReport(t *testing.T) {
 		t.Errorf("classes %d", len(r.Classes))
 	}
 }
+
+// BenchmarkParseRealPages parses and analyses the three real pages (484 flows).
+func BenchmarkParseRealPages(b *testing.B) {
+	var files []File
+	for _, n := range pageNames {
+		d, err := os.ReadFile(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, File{Name: n, Data: d})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		imp, err := Parse(files...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := Analyse(imp); !r.TotalsMatch {
+			b.Fatal(r.TotalsError)
+		}
+	}
+	b.ReportMetric(float64(484*b.N)/b.Elapsed().Seconds(), "flows/s")
+}

@@ -554,7 +554,11 @@ func (fp *flowParser) text(field string, v json.RawMessage, max int) (string, bo
 		return "", false
 	}
 	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	if bytes.IndexByte(v, '\\') < 0 && len(v) >= 2 && v[len(v)-1] == '"' {
+		// No escapes: the text between the quotes is the string (the file
+		// was checked to be valid JSON and UTF-8).
+		s = string(v[1 : len(v)-1])
+	} else if err := json.Unmarshal(v, &s); err != nil {
 		fp.fail(field, "unreadable string")
 		return "", false
 	}
@@ -589,6 +593,16 @@ func (fp *flowParser) date(field string, v json.RawMessage) (string, bool) {
 	return "", false
 }
 
+// rawObject holds the fields of a source or destination object this
+// package reads; the others are skipped.
+type rawObject struct {
+	Type              json.RawMessage `json:"type"`
+	ID                json.RawMessage `json:"id"`
+	Name              json.RawMessage `json:"name"`
+	Behavior          json.RawMessage `json:"behavior"`
+	OrganizationTypes json.RawMessage `json:"organizationTypes"`
+}
+
 func (fp *flowParser) objects(field string, v json.RawMessage) Objects {
 	var out Objects
 	if absent(v) {
@@ -601,26 +615,26 @@ func (fp *flowParser) objects(field string, v json.RawMessage) Objects {
 	}
 	for i, it := range items {
 		at := fmt.Sprintf("%s[%d]", field, i)
-		var m map[string]json.RawMessage
+		var m rawObject
 		if kind(it) != "object" || json.Unmarshal(it, &m) != nil {
 			fp.fail(at, "want an object, got %s", kind(it))
 			continue
 		}
 		var o Object
 		var ok bool
-		if o.Type, ok = fp.requiredText(at+".type", m["type"]); !ok {
+		if o.Type, ok = fp.requiredText(at+".type", m.Type); !ok {
 			continue
 		}
-		if o.ID, ok = fp.idValue(at+".id", m["id"], true); !ok {
+		if o.ID, ok = fp.idValue(at+".id", m.ID, true); !ok {
 			continue
 		}
-		if !absent(m["name"]) {
-			o.Name, _ = fp.text(at+".name", m["name"], maxShortText)
+		if !absent(m.Name) {
+			o.Name, _ = fp.text(at+".name", m.Name, maxShortText)
 		}
-		if !absent(m["behavior"]) {
-			o.Behavior, _ = fp.text(at+".behavior", m["behavior"], maxShortText)
+		if !absent(m.Behavior) {
+			o.Behavior, _ = fp.text(at+".behavior", m.Behavior, maxShortText)
 		}
-		if v := m["organizationTypes"]; !absent(v) {
+		if v := m.OrganizationTypes; !absent(v) {
 			var ts []json.RawMessage
 			if kind(v) != "array" || json.Unmarshal(v, &ts) != nil {
 				fp.fail(at+".organizationTypes", "want an array of strings, got %s", kind(v))
