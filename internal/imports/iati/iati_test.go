@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -447,4 +448,101 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("totals count %d transactions, report says %d", n, file.Report.Transactions)
 		}
 	})
+}
+
+func TestDuplicateActivity(t *testing.T) {
+	t.Parallel()
+	act := func(updated, value string) string {
+		return `<iati-activity default-currency="EUR" last-updated-datetime="` + updated + `"><iati-identifier>XX-1-A</iati-identifier>` +
+			`<transaction><transaction-type code="3"/><value value-date="2020-01-01">` + value + `</value></transaction></iati-activity>`
+	}
+	src := `<iati-activities version="2.03">` + act("2021-01-01T00:00:00", "100") + act("2022-01-01T00:00:00", "150") + act("2022-01-01T00:00:00", "999") + `</iati-activities>`
+	f, err := Parse(strings.NewReader(src))
+	if err != nil || len(f.Errors) > 0 {
+		t.Fatal(err, f.Errors)
+	}
+	r := f.Report
+	if got := totalsMap(r.Counted)["3 EUR"]; got.String() != "150" {
+		t.Errorf("counted %s, want 150 (the latest copy, first on a tie)", got)
+	}
+	if got := totalsMap(r.Raw)["3 EUR"]; got.String() != "1249" {
+		t.Errorf("raw %s, want 1249", got)
+	}
+	if len(r.Excluded) != 2 || !strings.HasPrefix(r.Excluded[0].Note, RuleDuplicate) {
+		t.Errorf("excluded %+v", r.Excluded)
+	}
+}
+
+// genReader produces an IATI file of n activities without holding it.
+type genReader struct {
+	n, i int
+	buf  []byte
+}
+
+func (g *genReader) Read(p []byte) (int, error) {
+	for len(g.buf) == 0 {
+		switch {
+		case g.i == 0:
+			g.buf = []byte(`<iati-activities version="2.03">`)
+		case g.i <= g.n:
+			g.buf = []byte(`<iati-activity default-currency="USD"><iati-identifier>XX-GEN-` + itoa(g.i) + `</iati-identifier><title><narrative>generated</narrative></title>` +
+				strings.Repeat(`<transaction><transaction-type code="3"/><value value-date="2020-01-01">1.25</value><description><narrative>`+strings.Repeat("x", 200)+`</narrative></description></transaction>`, 5) +
+				`</iati-activity>`)
+		case g.i == g.n+1:
+			g.buf = []byte(`</iati-activities>`)
+		default:
+			return 0, io.EOF
+		}
+		g.i++
+	}
+	n := copy(p, g.buf)
+	g.buf = g.buf[n:]
+	return n, nil
+}
+
+// TestStreamingFlatMemory reads a ~10 MB generated file activity by activity
+// and checks the heap stays far below the file's size.
+func TestStreamingFlatMemory(t *testing.T) {
+	const n = 8000
+	r := NewReader(&genReader{n: n})
+	var peak uint64
+	var sum decimal.Decimal
+	for i := 0; ; i++ {
+		a, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range a.Transactions {
+			sum = sum.Add(x.Amount)
+		}
+		if i%2000 == 1999 {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapAlloc)
+		}
+	}
+	if sum.String() != "50000" {
+		t.Errorf("sum %s", sum)
+	}
+	if peak > 8<<20 {
+		t.Errorf("heap %d bytes while streaming a ~10 MB file", peak)
+	}
+}
+
+func BenchmarkReader(b *testing.B) {
+	for b.Loop() {
+		r := NewReader(&genReader{n: 1000})
+		for {
+			if _, err := r.Next(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "activities/s")
 }

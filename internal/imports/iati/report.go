@@ -110,6 +110,7 @@ type Report struct {
 const (
 	RuleParentComponent = "parent-component"
 	RuleProviderLink    = "provider-link"
+	RuleDuplicate       = "duplicate-activity"
 )
 
 type key struct {
@@ -121,11 +122,15 @@ type key struct {
 // one import and totals them per transaction type and currency.
 func Summarise(acts []*Activity) *Report {
 	rep := &Report{Activities: len(acts)}
+	// byID holds the copy of each activity that counts: the one with the
+	// latest @last-updated-datetime, the first on a tie.
 	byID := map[string]*Activity{}
 	for _, a := range acts {
-		if _, dup := byID[a.Identifier]; dup {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("activity %s appears more than once; all copies are counted", a.Identifier))
-			continue
+		if old, dup := byID[a.Identifier]; dup {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("activity %s appears more than once; only the latest copy is counted", a.Identifier))
+			if a.Provenance.RecordVersion <= old.Provenance.RecordVersion {
+				continue
+			}
 		}
 		byID[a.Identifier] = a
 	}
@@ -209,6 +214,10 @@ func Summarise(acts []*Activity) *Report {
 			}
 			sum(raw, t)
 			switch {
+			case byID[a.Identifier] != a:
+				r := ref
+				r.Note = fmt.Sprintf("%s: activity %s appears again in this import with a later or equal @last-updated-datetime; only that copy is counted", RuleDuplicate, a.Identifier)
+				rep.Excluded = append(rep.Excluded, r)
 			case componentTypes[a.Identifier][t.Type]:
 				r := ref
 				r.Note = fmt.Sprintf("%s: %s is a parent whose components in this import report their own %s transactions; counted at component level", RuleParentComponent, a.Identifier, t.TypeName)
