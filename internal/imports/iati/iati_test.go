@@ -546,3 +546,43 @@ func BenchmarkReader(b *testing.B) {
 	}
 	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "activities/s")
 }
+
+func TestTypeTableAndInference(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		version, code, ledger string
+		typ                   int
+		journaled             bool
+	}{
+		{"1.01", "IF", "RECEIPT", 1, true}, {"1.01", "C", "COMMITMENT", 2, true}, {"1.01", "D", "DISBURSEMENT", 3, true},
+		{"1.01", "E", "EXPENDITURE", 4, true}, {"1.01", "IR", "", 5, false}, {"1.01", "LR", "", 6, false},
+		{"1.01", "R", "DISBURSEMENT", 7, true}, {"1.01", "QP", "", 8, false}, {"1.01", "QS", "", 9, false}, {"1.01", "CG", "", 10, false},
+		{"2.03", "1", "RECEIPT", 1, true}, {"2.03", "5", "", 5, false}, {"2.03", "10", "", 10, false},
+		{"2.03", "11", "COMMITMENT", 11, true}, {"2.03", "12", "PLEDGE", 12, true}, {"2.03", "13", "PLEDGE", 13, true},
+	}
+	for _, c := range cases {
+		// the activity's own @version wins over the root's
+		src := `<iati-activities version="9.99"><iati-activity version="` + c.version + `" default-currency="JPY"><iati-identifier>XX-T</iati-identifier>` +
+			`<transaction><transaction-type code="` + c.code + `"/><value>100</value><transaction-date iso-date="2020-05-01T10:00:00+02:00"/></transaction></iati-activity></iati-activities>`
+		f, err := Parse(strings.NewReader(src))
+		if err != nil || len(f.Errors) > 0 {
+			t.Fatalf("%s: %v %v", c.code, err, f.Errors)
+		}
+		a := f.Activities[0]
+		x := a.Transactions[0]
+		if a.Standard != c.version || x.Type != c.typ || x.LedgerType != c.ledger || x.Journaled != c.journaled || (x.NotJournaledReason == "") != c.journaled {
+			t.Errorf("%s %s: standard %s type %d ledger %q journaled %v %q", c.version, c.code, a.Standard, x.Type, x.LedgerType, x.Journaled, x.NotJournaledReason)
+		}
+		if x.ValueDate != "2020-05-01" || x.ValueDateFrom != "transaction-date/@iso-date" || !hasInferred(x.Provenance, "value date") || !hasInferred(x.Provenance, "currency") || x.Currency != "JPY" {
+			t.Errorf("%s: value date %s from %s, currency %s, inferred %v", c.code, x.ValueDate, x.ValueDateFrom, x.Currency, x.Provenance.Inferred)
+		}
+		if (len(f.Report.NotJournaled) == 1) == c.journaled {
+			t.Errorf("%s: not journaled list %+v", c.code, f.Report.NotJournaled)
+		}
+	}
+	// JPY has no minor units: 100.5 rounds half-even to 100, the source kept.
+	f, _ := Parse(strings.NewReader(`<iati-activities version="2.03"><iati-activity default-currency="JPY"><iati-identifier>XX-J</iati-identifier><transaction><transaction-type code="3"/><value value-date="2020-01-01">100.5</value></transaction></iati-activity></iati-activities>`))
+	if x := f.Activities[0].Transactions[0]; x.Amount.String() != "100" || !x.Rounded || x.Provenance.Verbatim["value"] != "100.5" {
+		t.Errorf("JPY: %+v", x)
+	}
+}
