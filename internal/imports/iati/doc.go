@@ -121,9 +121,15 @@
 //
 // Raw totals (Report.Raw) sum every transaction of the activities without
 // errors, per IATI type and currency, each value as rounded to minor units.
-// Counted totals (Report.Counted) leave out, in this order (0 first):
+// Counted totals (Report.Counted) leave out, in this order:
 //
-//  1. parent-component: a parent and a component are both in the import and
+//  1. duplicate-activity: an iati-identifier that appears more than once in
+//     the import counts once, from the copy with the latest
+//     @last-updated-datetime (the first copy on a tie); the other copies'
+//     transactions are left out. (The importer applies a newer version of an
+//     activity as correcting entries.)
+//
+//  2. parent-component: a parent and a component are both in the import and
 //     linked by related-activity (type 2 on the parent or type 1 on the
 //     component; both directions are listed in Report.Pairs). When a
 //     component reports transactions of a type, the parent's transactions of
@@ -131,18 +137,11 @@
 //     components report (IATI asks publishers to report each transaction at
 //     one level). A parent's transactions of types no component reports are
 //     counted.
-//
-//  2. provider-link: an incoming transaction (1, 11, 13) whose
+//  3. provider-link: an incoming transaction (1, 11, 13) whose
 //     provider-org/@provider-activity-id names another activity in the same
 //     import is left out: the same money is counted once, as that provider
 //     activity's outgoing commitment or disbursement. A link to an activity
 //     outside the import, or to the activity itself, changes nothing.
-//
-//  0. duplicate-activity: an iati-identifier that appears more than once in
-//     the import counts once, from the copy with the latest
-//     @last-updated-datetime (the first copy on a tie); the other copies'
-//     transactions are left out. (The importer applies a newer version of an
-//     activity as correcting entries.)
 //
 // Every left-out transaction is in Report.Excluded with its rule and reason;
 // every activity link is in Report.Links (with whether it stays inside the
