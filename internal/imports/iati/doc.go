@@ -137,6 +137,7 @@
 //     components report (IATI asks publishers to report each transaction at
 //     one level). A parent's transactions of types no component reports are
 //     counted.
+//
 //  3. provider-link: an incoming transaction (1, 11, 13) whose
 //     provider-org/@provider-activity-id names another activity in the same
 //     import is left out: the same money is counted once, as that provider
