@@ -420,7 +420,7 @@ func position(data []byte, off int64) string {
 func syntaxError(data []byte, start int64, err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Errorf("malformed JSON at %s: %v", position(data, se.Offset), se)
+		return fmt.Errorf("malformed JSON at %s: %v", position(data, se.Offset-1), se)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("truncated JSON: value starting at %s ends at end of file (byte %d)", position(data, start), len(data))

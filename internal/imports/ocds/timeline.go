@@ -278,6 +278,9 @@ func process(ocid string, rels []release, sha string) Process {
 		p.Description, p.DescriptionField = desc, "tender.description"
 	case len(items) > 0 && rd.str(items[0], "description", "tender.items[0].description") != "":
 		p.Description, p.DescriptionField = rd.str(items[0], "description", "tender.items[0].description"), "tender.items[0].description"
+	case planDesc(merged) != "":
+		p.Description, p.DescriptionField = planDesc(merged), "planning.budget.description"
+		p.Inferred = append(p.Inferred, "description")
 	default:
 		p.Description, p.DescriptionField = ocid, "ocid"
 		p.Inferred = append(p.Inferred, "description")
@@ -721,4 +724,17 @@ func timeline(cands []Stage, incs []Inconsistency) ([]Stage, []Stage, []Inconsis
 			Note: "no requisition date: the day of " + first.Stage + " stands in"}}, kept...)
 	}
 	return kept, dropped, incs
+}
+
+// planDesc is the (first) planning budget's description, for processes that
+// are only planned; planning may be an array.
+func planDesc(m map[string]any) string {
+	pl := m["planning"]
+	if a, ok := pl.([]any); ok && len(a) > 0 {
+		pl = a[0]
+	}
+	o, _ := pl.(map[string]any)
+	b, _ := o["budget"].(map[string]any)
+	s, _ := b["description"].(string)
+	return strings.Trim(strings.TrimSpace(s), "- ")
 }
