@@ -57,6 +57,13 @@ func utcDay(t testing.TB, s string) time.Time {
 // days never decreasing, REQUISITIONED first, CANCELLED only last.
 func checkForward(t testing.TB, p Process) {
 	t.Helper()
+	seen := map[Problem]bool{}
+	for _, pr := range p.Problems {
+		if seen[pr] {
+			t.Errorf("%s: problem reported twice: %v", p.OCID, pr)
+		}
+		seen[pr] = true
+	}
 	last, lastIdx := time.Time{}, -1
 	for i, s := range p.Stages {
 		if s.On.Before(last) {

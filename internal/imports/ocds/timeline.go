@@ -332,6 +332,7 @@ func process(ocid string, rels []release, sha string) Process {
 	if len(p.Stages) == 0 {
 		rd.problem("tender", "no dated stage (no tender period, award or contract dates)")
 	}
+	p.Problems = uniqueProblems(p.Problems)
 	for _, s := range p.Stages {
 		if s.Inferred {
 			p.Inferred = append(p.Inferred, "stages."+s.Stage)
@@ -737,4 +738,18 @@ func planDesc(m map[string]any) string {
 	b, _ := o["budget"].(map[string]any)
 	s, _ := b["description"].(string)
 	return strings.Trim(strings.TrimSpace(s), "- ")
+}
+
+// uniqueProblems drops repeats: a field read for several purposes is
+// reported once.
+func uniqueProblems(ps []Problem) []Problem {
+	seen := map[Problem]bool{}
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
