@@ -44,8 +44,9 @@
 // OCDS date-times (RFC 3339; also accepted without zone, read as UTC, or as a
 // bare date) are normalised to the UTC day: 2016-06-13T03:00:00+04:00 is
 // 2016-06-12. The text is kept verbatim in Date.Source, the OCDS path in
-// Date.Field. Days before 1950-01-01 or from 2100-01-01 on (year 0001, 9999)
-// are absurd: a Problem, and the date is not used. Release dates are never
+// Date.Field. Days before 1990-01-01 or after 2099-12-31 (year 0001, 9999;
+// the range apperr holds every Tranche date to) are absurd: a Problem, and
+// the date is not used. Release dates are never
 // stage dates (Armenia publishes every release on one day), except to date a
 // cancellation (below). durationInDays is ignored: durations come from dates.
 //
@@ -125,6 +126,16 @@
 // A process with no dated stage (Armenia's 73 planning-only releases) has no
 // stages and a Problem on "tender"; the next step decides whether to create
 // it REQUISITIONED today or to skip it.
+//
+// # Towards a procurement item
+//
+// Process.ItemInput shapes a process for procurement.Store: the Input to
+// Create (description cut to procurement.MaxDescription, category, estimated
+// cost, expected delivery, REQUISITIONED on the timeline's first day) and the
+// stages to Advance through, each with a note naming the OCDS field, its text
+// and whether the day was inferred. Stages after the given day, and an
+// expected delivery before the requisition, are left out and reported; with
+// no estimated cost it answers ok=false (the caller decides).
 //
 // Figures: cdmx-release-package.json gives 2 processes from 4 releases
 // (version 02 of each supersedes 01), no inconsistencies, 065 delivered

@@ -7,13 +7,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/procurement"
 )
 
-// Days outside [MinDay, MaxDay) are absurd (year 0001, 9999): reported, not used.
+// Days outside [MinDay, MaxDay) are absurd (year 0001, 9999): reported, not
+// used. The range is the one every Tranche date is held to (apperr).
 var (
-	MinDay = time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC)
-	MaxDay = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	MinDay = apperr.Earliest
+	MaxDay = apperr.Latest.AddDate(0, 0, 1)
 )
 
 var layouts = []string{
