@@ -214,6 +214,7 @@ func TestArmenia(t *testing.T) {
 					DurationInDays     int
 				}
 			}
+			Awards []struct{ Date string }
 		}
 	}
 	if err := json.Unmarshal(data, &pkg); err != nil {
@@ -241,8 +242,29 @@ func TestArmenia(t *testing.T) {
 			}
 		}
 	}
-	if negatives < 10 {
-		t.Errorf("only %d negative tender periods in the source", negatives)
+	// Independently: processes with an award dated before their tender
+	// opened are each reported with that pair.
+	early := 0
+	for _, rel := range pkg.Releases {
+		if rel.Tender == nil || rel.Tender.TenderPeriod.StartDate == nil || len(rel.Awards) == 0 {
+			continue
+		}
+		opened := utcDay(t, *rel.Tender.TenderPeriod.StartDate)
+		if !slices.ContainsFunc(rel.Awards, func(a struct{ Date string }) bool { return utcDay(t, a.Date).Before(opened) }) {
+			continue
+		}
+		early++
+		if !slices.ContainsFunc(find(t, r, rel.OCID).Inconsistencies, func(i Inconsistency) bool {
+			return i.Kind == KindStageOrder && i.First.Field == "tender.tenderPeriod.startDate" && strings.HasPrefix(i.Second.Field, "awards[")
+		}) {
+			t.Errorf("%s: award before tender opened not reported", rel.OCID)
+		}
+	}
+	if early != 11 {
+		t.Errorf("%d processes with an award before the tender opened", early)
+	}
+	if negatives != 10 {
+		t.Errorf("%d negative tender periods in the source, want 10", negatives)
 	}
 
 	// Examples. An award before its tender opened: the tender's start (the
