@@ -73,7 +73,8 @@
 //	  else contracts[].implementation.milestones[].dueDate (latest),
 //	  else tender.contractPeriod.endDate, else awards[].contractPeriod.endDate
 //	tender.datePublished                         → REQUISITIONED                        inferred
-//	  (none, or dropped: the first kept stage's day)                                    inferred
+//	  (none, or dropped: the first kept stage's day; only a cancellation:              inferred
+//	  its day)
 //	tender.tenderPeriod.startDate                → TENDERED                             read
 //	tender.tenderPeriod.endDate                  → EVALUATED (bids closed)              read
 //	  else tender.awardPeriod.startDate                                                 read

@@ -324,6 +324,10 @@ func process(ocid string, rels []release, sha string) Process {
 		if st.Field == "" {
 			rd.problem("tender.status", "%s, but no date for it", p.TenderStatus)
 		} else {
+			if len(p.Stages) == 0 {
+				p.Stages = append(p.Stages, Stage{Stage: procurement.Requisitioned, Date: st.Date, Inferred: true,
+					Note: "no stage date: the day the cancellation was known stands in"})
+			}
 			p.Stages = append(p.Stages, st)
 		}
 	}
