@@ -330,13 +330,17 @@ const uuidPattern = `'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 // sequence order along the unique index on seq (streamed, never sorted),
 // each tested by one CASE over its entity type whose branches are primary-key
 // look-ups (see doc.go for which events a scope holds).
-// batchGrant is the grant of a batch event, read from the head of its
-// canonical change ({"batchId":"…","grantId":"…","transactions":[…]},
-// internal/ledger canonical.go): a batch part's change is hundreds of
-// kilobytes, and parsing it as JSON (or reading it whole) to find a key
-// near its start cost most of the Audit Trail's time at 1M entries; a
-// prefix is all PostgreSQL decompresses for substr.
-const batchGrant = `substring(substr(e.change, 1, 160) from '^\{"batchId":"[^"]*","grantId":"([^"]*)"')`
+// batchHead tests that a batch event's change starts as the ledger writes
+// it ({"batchId":"<uuid>","grantId":"<uuid>",…}, internal/ledger
+// canonical.go), and batchGrant is the grant id at its fixed place. A batch
+// part's change can be hundreds of kilobytes: parsing it as JSON, or a
+// regular expression with a capture over its head, cost most of the Audit
+// Trail's time at a million events; fixed substrings of a prefix (all
+// PostgreSQL decompresses for substr) cost little.
+const (
+	batchHead  = `(left(e.change, 12) = '{"batchId":"' AND substr(e.change, 49, 13) = '","grantId":"' AND substr(e.change, 98, 1) = '"')`
+	batchGrant = `substr(e.change, 62, 36)`
+)
 
 func (p *pack) auditTrailSQL(head int64) (string, []any) {
 	s := p.scope
@@ -381,7 +385,7 @@ func (p *pack) auditTrailSQL(head int64) (string, []any) {
 			WHEN 'grant' THEN ` + donorEvent + `EXISTS (SELECT FROM grants g WHERE g.id = e.entity_id::uuid AND ` + grants + `)
 			WHEN 'transaction' THEN ` + donorEvent + `EXISTS (SELECT FROM transactions t JOIN grants g ON g.id = t.grant_id
 				WHERE t.id = e.entity_id::uuid AND ` + grants + `)
-			WHEN 'transaction_batch' THEN ` + donorEvent + `CASE WHEN ` + batchGrant + ` ~ ` + uuidPattern + `
+			WHEN 'transaction_batch' THEN ` + donorEvent + `CASE WHEN ` + batchHead + ` AND ` + batchGrant + ` ~ ` + uuidPattern + `
 				THEN EXISTS (SELECT FROM grants g WHERE g.id = (` + batchGrant + `)::uuid AND ` + grants + `)
 				ELSE false END
 			WHEN 'procurement_item' THEN ` + donorEvent + `EXISTS (SELECT FROM procurement_items i JOIN grants g ON g.id = i.grant_id
