@@ -24,7 +24,42 @@ func (p *pack) fundingScope() roadmap.FundingScope {
 }
 
 func (p *pack) coverage() (roadmap.Coverage, error) {
-	return roadmap.CoverageAt(p.ctx, p.tx, p.scope.RoadmapID, p.fundingScope(), ledger.MilestoneFundingAt)
+	f, err := p.figures()
+	if err != nil {
+		return roadmap.Coverage{}, err
+	}
+	return f.cov, nil
+}
+
+// moneyFigures are what Summary, Reconciliation and Milestones share,
+// computed once per pack (coverage and every grant's reconciliation read the
+// journal of the whole scope).
+type moneyFigures struct {
+	cov    roadmap.Coverage
+	grants []scopeGrant
+	recs   []ledger.Reconciliation // recs[i] is grants[i]'s
+}
+
+func (p *pack) figures() (*moneyFigures, error) {
+	if p.money != nil {
+		return p.money, nil
+	}
+	cov, err := roadmap.CoverageAt(p.ctx, p.tx, p.scope.RoadmapID, p.fundingScope(), ledger.MilestoneFundingAt)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := p.scopeGrants()
+	if err != nil {
+		return nil, err
+	}
+	f := &moneyFigures{cov: cov, grants: gs, recs: make([]ledger.Reconciliation, len(gs))}
+	for i, g := range gs {
+		if f.recs[i], err = ledger.ReconcileIn(p.ctx, p.tx, g.id, p.scope.AsOf); err != nil {
+			return nil, err
+		}
+	}
+	p.money = f
+	return f, nil
 }
 
 // scopeGrant is a grant of the scope: id, reference and donor.
@@ -91,16 +126,13 @@ func (p *pack) summaryRows(w *sheetWriter) error {
 	if err := line(cov.Totals); err != nil {
 		return err
 	}
-	gs, err := p.scopeGrants()
+	f, err := p.figures()
 	if err != nil {
 		return err
 	}
 	var committed, disbursed, spent decimal.Decimal
-	for _, g := range gs {
-		rec, err := ledger.ReconcileIn(p.ctx, p.tx, g.id, p.scope.AsOf)
-		if err != nil {
-			return err
-		}
+	for i, g := range f.grants {
+		rec := f.recs[i]
 		if rec.Reporting.Currency != cur {
 			return fmt.Errorf("grant %s reports in %s, the roadmap in %s", g.id, rec.Reporting.Currency, cur)
 		}
@@ -159,15 +191,12 @@ func (p *pack) summaryChart(milestones int) error {
 // /v1/grants/{id}/reconciliation?asOf=): the balances in agreement and in
 // reporting currency and the count of receipt matches of each status.
 func (p *pack) reconciliationRows(w *sheetWriter) error {
-	gs, err := p.scopeGrants()
+	f, err := p.figures()
 	if err != nil {
 		return err
 	}
-	for _, g := range gs {
-		rec, err := ledger.ReconcileIn(p.ctx, p.tx, g.id, p.scope.AsOf)
-		if err != nil {
-			return err
-		}
+	for i, g := range f.grants {
+		rec := f.recs[i]
 		vals := []value{text(rec.GrantID), text(g.ref), text(g.donor)}
 		for _, b := range []ledger.Balances{rec.Agreement, rec.Reporting} {
 			vals = append(vals, amount(b.Pledged, b.Currency), amount(b.Committed, b.Currency), amount(b.Disbursed, b.Currency),

@@ -258,6 +258,13 @@ func Write(ctx context.Context, w io.Writer, src Source, scope Scope) (err error
 			return err
 		}
 	}
+	// The head at as-of, for the Manifest and the Audit Trail: the sealed
+	// event of the greatest sequence that occurred by then.
+	err = p.tx.QueryRow(ctx, `SELECT seq FROM audit_events WHERE seq IS NOT NULL AND occurred_at <= $1
+		ORDER BY seq DESC LIMIT 1`, scope.AsOf).Scan(&p.headSeq)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("finding the audit head at as-of: %w", err)
+	}
 	if src.Audit != nil {
 		vctx, cancel := context.WithCancel(ctx)
 		defer func() {
@@ -304,6 +311,8 @@ type pack struct {
 	head         [][2]string // manifest facts about the chain head
 	progress     func(sheet string, rows int64, done bool)
 	signer       *audit.Store          // signs the manifest; nil: unsigned
+	money        *moneyFigures         // computed once, by figures
+	headSeq      int64                 // the sealed event of the greatest sequence by as-of; 0: none
 	data         map[string]*sheetData // each sheet's deflated data rows, by sheet name
 
 	// verified delivers the chain verification, which runs on its own
@@ -326,14 +335,8 @@ type verification struct {
 // critical path. Decision: the chain is verified whole (VerifySince), the
 // strongest statement the pack can carry.
 func (p *pack) chainHead(ctx context.Context, st *audit.Store) error {
-	var seq int64
-	err := p.tx.QueryRow(ctx, `SELECT seq FROM audit_events WHERE seq IS NOT NULL AND occurred_at <= $1
-		ORDER BY seq DESC LIMIT 1`, p.scope.AsOf).Scan(&seq)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("finding the audit head at as-of: %w", err)
-	}
 	p.signer = st
-	h, err := st.HeadAt(ctx, seq)
+	h, err := st.HeadAt(ctx, p.headSeq)
 	if err != nil {
 		return err
 	}
@@ -873,7 +876,7 @@ func plain(s string) bool {
 // 32 767 UTF-16 units, xml:space="preserve" for surrounding whitespace, XML
 // escaping (newlines kept), and the _xHHHH_ escape of look-alikes.
 func excelText(value string) (string, bool) {
-	if n := utf16Len(value); n > excelize.TotalCellChars {
+	if n := utf16Units(value); n > excelize.TotalCellChars {
 		cnt := 0
 		for i, r := range value {
 			if cnt += utf16.RuneLen(r); cnt > excelize.TotalCellChars {
@@ -896,14 +899,6 @@ func excelText(value string) (string, bool) {
 		value = strings.ReplaceAll(buf.String(), "&#xA;", "\n")
 	}
 	return bstrMarshal(value), preserve
-}
-
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		n += utf16.RuneLen(r)
-	}
-	return n
 }
 
 var (
