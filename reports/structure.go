@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 
@@ -205,20 +204,6 @@ func (v *verifier) scanWorksheet(f *zip.File, bad func(part, format string, args
 			buf = append(buf[:0], buf[len(buf)-overlap:]...)
 		}
 	}
-}
-
-// fileSHA256 is the SHA-256 of a file, hex.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // signatureLines are the Manifest lines a re-derived pack may hold

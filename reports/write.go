@@ -1006,17 +1006,17 @@ var (
 // is sync-flushed, not closed, so the zip writer can put it between the
 // deflated start and end of excelize's worksheet (see deterministicZip).
 type sheetData struct {
-	file       *os.File
-	buf        *bufio.Writer
-	fw         *flate.Writer
-	hash       hash.Hash
-	crc        uint32
-	size       int64
-	in, free   chan *rowBatch
-	done       chan struct{}
-	err        error // set by the goroutine, read after done or through failed
-	mu         sync.Mutex
-	sent, shut bool
+	file     *os.File
+	buf      *bufio.Writer
+	fw       *flate.Writer
+	hash     hash.Hash
+	crc      uint32
+	size     int64
+	in, free chan *rowBatch
+	done     chan struct{}
+	err      error // set by the goroutine, read after done or through failed
+	mu       sync.Mutex
+	shut     bool
 }
 
 func newSheetData() (*sheetData, error) {
