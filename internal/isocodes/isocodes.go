@@ -5,6 +5,8 @@
 // codes, which have no minor units, are left out.
 package isocodes
 
+import "strings"
+
 // Country reports whether code is an ISO 3166-1 alpha-3 code.
 func Country(code string) bool {
 	_, ok := countries[code]
@@ -439,4 +441,19 @@ var currencies = map[string]int32{
 	"ZAR": 2,
 	"ZMW": 2,
 	"ZWL": 2,
+}
+
+// Alpha3 returns the ISO 3166-1 alpha-3 code of an alpha-2 code (IATI's
+// recipient-country), and whether it is known.
+func Alpha3(alpha2Code string) (string, bool) {
+	c, ok := alpha2[alpha2Code]
+	return c, ok
+}
+
+// CountryByName returns the alpha-3 code of a country by its English name as
+// ISO 3166-1 writes it (short, official or common; case ignored), as OCHA FTS
+// names locations ("Iran, Islamic Republic of").
+func CountryByName(name string) (string, bool) {
+	c, ok := countryNames[strings.ToLower(strings.TrimSpace(name))]
+	return c, ok
 }

@@ -60,20 +60,12 @@ func (s *Store) Create(ctx context.Context, in Input, requestID string) (Roadmap
 		return Roadmap{}, err
 	}
 	var v apperr.Validator
-	r := Roadmap{Country: in.Country, ReportingCurrency: in.ReportingCurrency, StartDate: in.StartDate, EndDate: in.EndDate}
-	v.Check(isocodes.Country(in.Country), "country", "unknown ISO 3166-1 alpha-3 country code %q", in.Country)
-	r.Title = v.Text("title", in.Title, true, 300)
-	v.Date("startDate", in.StartDate, true)
-	v.Date("endDate", in.EndDate, true)
-	v.Check(in.EndDate.IsZero() || !in.EndDate.Before(in.StartDate), "endDate", "before startDate")
-	_, err := money.Currency(in.ReportingCurrency)
-	v.Check(err == nil, "reportingCurrency", "unknown ISO 4217 currency %q", in.ReportingCurrency)
+	r := newRoadmap(&v, in)
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Roadmap{}, err
 	}
-	r.ID = uuid.Must(uuid.NewV7()).String()
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		id, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "CreateRoadmap", requestID, in, r.ID)
 		if err != nil {
 			return err
@@ -82,12 +74,7 @@ func (s *Store) Create(ctx context.Context, in Input, requestID string) (Roadmap
 			r, err = Get(ctx, tx, id)
 			return err
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO roadmaps (id, country, title, start_date, end_date, reporting_currency)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
-			r.ID, r.Country, r.Title, r.StartDate, r.EndDate, r.ReportingCurrency).Scan(&r.CreatedAt); err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, audit.Entry{EntityType: "roadmap", EntityID: r.ID, Change: r, RequestID: requestID})
+		return insert(ctx, tx, &r, requestID)
 	})
 	if err != nil {
 		return Roadmap{}, fmt.Errorf("creating roadmap: %w", err)
@@ -136,4 +123,46 @@ func (s *Store) List(ctx context.Context, pageSize int, pageToken string) ([]Roa
 	}
 	out, next := paging.Next(out, size, func(r Roadmap) string { return r.ID })
 	return out, next, nil
+}
+
+// newRoadmap checks a roadmap to create, into v, and gives it its id.
+func newRoadmap(v *apperr.Validator, in Input) Roadmap {
+	r := Roadmap{Country: in.Country, ReportingCurrency: in.ReportingCurrency, StartDate: in.StartDate, EndDate: in.EndDate}
+	v.Check(isocodes.Country(in.Country), "country", "unknown ISO 3166-1 alpha-3 country code %q", in.Country)
+	r.Title = v.Text("title", in.Title, true, 300)
+	v.Date("startDate", in.StartDate, true)
+	v.Date("endDate", in.EndDate, true)
+	v.Check(in.EndDate.IsZero() || !in.EndDate.Before(in.StartDate), "endDate", "before startDate")
+	_, err := money.Currency(in.ReportingCurrency)
+	v.Check(err == nil, "reportingCurrency", "unknown ISO 4217 currency %q", in.ReportingCurrency)
+	r.ID = uuid.Must(uuid.NewV7()).String()
+	return r
+}
+
+// insert writes a checked roadmap and its audit event inside tx.
+func insert(ctx context.Context, tx pgx.Tx, r *Roadmap, requestID string) error {
+	if err := tx.QueryRow(ctx, `INSERT INTO roadmaps (id, country, title, start_date, end_date, reporting_currency)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
+		r.ID, r.Country, r.Title, r.StartDate, r.EndDate, r.ReportingCurrency).Scan(&r.CreatedAt); err != nil {
+		return err
+	}
+	return audit.Record(ctx, tx, audit.Entry{EntityType: "roadmap", EntityID: r.ID, Change: *r, RequestID: requestID})
+}
+
+// CreateIn creates a roadmap inside the caller's transaction, for an import
+// that files its records under a roadmap it creates. The caller must be a
+// coordinator (or admin, or the operator).
+func CreateIn(ctx context.Context, tx pgx.Tx, in Input) (Roadmap, error) {
+	if err := auth.FromContext(ctx).Require(auth.Coordinator); err != nil {
+		return Roadmap{}, err
+	}
+	var v apperr.Validator
+	r := newRoadmap(&v, in)
+	if err := v.Err(); err != nil {
+		return Roadmap{}, err
+	}
+	if err := insert(ctx, tx, &r, ""); err != nil {
+		return Roadmap{}, fmt.Errorf("creating roadmap: %w", err)
+	}
+	return r, nil
 }
