@@ -531,3 +531,52 @@ func TestExportWriteError(t *testing.T) {
 		t.Errorf("room for it all: %v", err)
 	}
 }
+
+// FuzzWriteExport: whatever the text, the export is refused with an
+// InvalidError and nothing written, or it is a file this package's parser
+// reads back with the same identifier, names and amount.
+func FuzzWriteExport(f *testing.F) {
+	f.Add("XM-1", hostile, "GB-1", "HALO", "-12.345", "KWD")
+	f.Add("XM-1\x00", "title", "GB-\uFFFE", "\xff", "1", "JPY")
+	f.Add(" XM-1", "  ", "", "", "1.5", "JPY")
+	f.Add("XM-<1>&", "]]>", "a\"b", "c'd", "999999999999999", "USD")
+	f.Fuzz(func(t *testing.T, id, title, ref, orgName, value, currency string) {
+		v, err := decimal.NewFromString(value)
+		if err != nil || len(value) > 40 {
+			return
+		}
+		a := baseActivity(id)
+		a.Title = title
+		a.Funding = Org{Ref: ref, Name: orgName}
+		a.Transactions = []ExportTransaction{{Type: 3, Date: day(2024, 1, 2), Value: v, Currency: currency,
+			Receiver: Org{Ref: ref, Name: orgName, ActivityID: id}}}
+		var buf bytes.Buffer
+		err = WriteExport(&buf, Export{GeneratedAt: day(2026, 11, 27), Activities: []ExportActivity{a}})
+		if err != nil {
+			var inv *apperr.InvalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			if buf.Len() != 0 {
+				t.Fatalf("%d bytes written before the refusal", buf.Len())
+			}
+			return
+		}
+		file, err := Parse(&buf)
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		if len(file.Errors) > 0 {
+			t.Fatalf("Parse: %v", file.Errors[0])
+		}
+		got := file.Activities[0]
+		if got.Identifier != id || got.Title != strings.TrimSpace(cleanText(title)) {
+			t.Fatalf("read back %q %q", got.Identifier, got.Title)
+		}
+		x := got.Transactions[0]
+		if !x.Amount.Equal(v) || x.Rounded || x.Receiver.Ref != ref || x.Receiver.ActivityID != id ||
+			x.Receiver.Name != strings.TrimSpace(cleanText(orgName)) {
+			t.Fatalf("transaction read back %+v", x)
+		}
+	})
+}
