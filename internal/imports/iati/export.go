@@ -125,7 +125,10 @@ var (
 //	Transaction.Provider (+ActivityID)            provider-org/@ref, @type, @provider-activity-id, narrative
 //	Transaction.Receiver (+ActivityID)            receiver-org/@ref, @type, @receiver-activity-id, narrative
 //
-// Elements follow the order of the 2.03 schema's sequences. An Org's Type
+// Elements follow the order of the 2.03 schema's sequences; the tests
+// validate the output against the official schema (testdata/schema-2.03)
+// with xmllint. The schema checks structure, not codelists: the codes are
+// checked here. Title, Description and names are trimmed. An Org's Type
 // "" omits @type (except on reporting-org, where the schema requires it);
 // a Type must be an IATI OrganisationType code (10, 11, 15, 21..24, 30, 40,
 // 60, 70..73, 80, 90).
@@ -135,7 +138,8 @@ var (
 // reader, this package's parser included) and have at most 15 integer digits.
 // A reversal is written as a negative transaction of the reversed entry's
 // type (a reversed disbursement is a type 3 transaction with a negative
-// value), as IATI asks and as this package's parser reads it (a correction).
+// value): IATI values may be negative for such corrections, and this
+// package's parser reads them back as corrections (Transaction.Correction).
 //
 // Dates are calendar dates: the year, month and day of the time.Time in its
 // own location, never converted to UTC (midnight in Kabul stays that day).
