@@ -149,9 +149,12 @@ func (s *Store) apply(ctx context.Context, pl *plan, ids []string, batchID, requ
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, t := range out {
+	for i, t := range out {
 		g := pl.grants[t.GrantID]
 		if err := pl.bals[g.ID].take(t, g); err != nil {
+			if pl.at != nil {
+				err = fmt.Errorf("%s: %w", pl.at(pl.entries[i].item), err)
+			}
 			return nil, nil, err
 		}
 	}
