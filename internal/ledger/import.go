@@ -150,45 +150,44 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 		ids[i], roadmaps[i], donors[i], recipients[i] = g.ID, g.RoadmapID, g.DonorOrgID, g.RecipientOrgID
 		refs[i], titles[i], currencies[i], starts[i], ends[i] = g.Reference, g.Title, g.Currency, g.StartDate, g.EndDate
 	}
-	// A reference stored already, first in the order of in.
-	var at int
-	var ref string
-	err = tx.QueryRow(ctx, `SELECT x.n - 1, x.reference FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS x(donor, reference, n)
-		WHERE EXISTS (SELECT FROM grants g WHERE g.donor_org_id = x.donor AND g.reference = x.reference)
-		ORDER BY x.n LIMIT 1`, donors, refs).Scan(&at, &ref)
-	switch {
-	case err == nil:
-		return nil, fmt.Errorf("grants[%d]: donor %s already has a grant with reference %q: %w", at, donors[at], ref, apperr.ErrAlreadyExists)
-	case !errors.Is(err, pgx.ErrNoRows):
+	// A reference stored already, first in the order of in; and the
+	// transaction's time, created_at's default, which the audit events carry.
+	var at *int
+	var ref *string
+	var created time.Time
+	err = tx.QueryRow(ctx, `SELECT now(), x.n - 1, x.reference
+		FROM (SELECT) AS one LEFT JOIN (
+			SELECT x.n, x.reference FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS x(donor, reference, n)
+			WHERE EXISTS (SELECT FROM grants g WHERE g.donor_org_id = x.donor AND g.reference = x.reference)
+			ORDER BY x.n LIMIT 1) AS x ON true`, donors, refs).Scan(&created, &at, &ref)
+	if err != nil {
 		return nil, err
+	}
+	if at != nil {
+		return nil, fmt.Errorf("grants[%d]: donor %s already has a grant with reference %q: %w", *at, donors[*at], *ref, apperr.ErrAlreadyExists)
 	}
 
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO grants (id, roadmap_id, donor_org_id, recipient_org_id, reference, title, currency, start_date, end_date)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::date[], $9::date[])`,
-		ids, roadmaps, donors, recipients, refs, titles, currencies, starts, ends)
-	b.Queue(`INSERT INTO grant_balances (grant_id) SELECT unnest($1::uuid[])`, ids)
-	var created time.Time
-	b.Queue(`SELECT now()`).QueryRow(func(r pgx.Row) error { return r.Scan(&created) }) // created_at's default
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		if _, ok := postgres.IsUniqueViolation(err); ok {
-			return nil, fmt.Errorf("a grant's reference was taken meanwhile: %w", apperr.ErrAlreadyExists)
-		}
-		return nil, err
-	}
-	// The audit events, as CreateGrant writes them (its grant has its time
-	// and no allocations yet), after the time is known.
+	// One round trip writes the grants, their balance rows and their audit
+	// events, as CreateGrant writes them (its grant has its time and no
+	// allocations yet).
 	events := make([]audit.Entry, n)
 	for i := range gs {
 		gs[i].CreatedAt = created
 		events[i] = audit.Entry{EntityType: "grant", EntityID: gs[i].ID, Change: gs[i], RequestID: requestID,
 			SubjectOrgs: []string{gs[i].DonorOrgID, gs[i].RecipientOrgID}}
 	}
-	b = &pgx.Batch{}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO grants (id, roadmap_id, donor_org_id, recipient_org_id, reference, title, currency, start_date, end_date)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::date[], $9::date[])`,
+		ids, roadmaps, donors, recipients, refs, titles, currencies, starts, ends)
+	b.Queue(`INSERT INTO grant_balances (grant_id) SELECT unnest($1::uuid[])`, ids)
 	if err := queueAudit(ctx, b, events); err != nil {
 		return nil, err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if _, ok := postgres.IsUniqueViolation(err); ok {
+			return nil, fmt.Errorf("a grant's reference was taken meanwhile: %w", apperr.ErrAlreadyExists)
+		}
 		return nil, err
 	}
 
