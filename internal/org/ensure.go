@@ -22,18 +22,18 @@ import (
 //
 // An input names an existing organisation
 //   - by its FTSOrgID when it has one;
-//   - else by its IATIRef when it has one;
-//   - else by its exact name (trimmed), among the organisations that have
-//     neither identifier: an organisation known by an identifier is never
-//     taken for a name-only one.
+//   - else (none, or none matched) by its IATIRef when it has one: the
+//     organisation registered from IATI first is found again from FTS;
+//   - else, when it has neither identifier, by its exact name (trimmed),
+//     among the organisations that have neither identifier either: a name
+//     is matched only when nothing better identifies either side.
 //
-// A match is returned as stored, its kind, country and identifiers
+// A match is returned as stored, its name, kind, country and identifiers
 // unchanged (organisations are append-only): the input's other fields are
-// ignored. Inputs with the same key resolve to one organisation, the first
-// of them registering it. Every input is validated, matched or not;
-// violations are named organizations[i].field. A new organisation whose
-// IATI identifier belongs to a stored one with another FTS id (or none) is
-// refused with ALREADY_EXISTS rather than registered twice.
+// ignored, so an FTS id met after its organisation was registered from
+// IATI is not recorded. Inputs naming one organisation (by the same keys)
+// resolve to it, the first of them registering it. Every input is
+// validated, matched or not; violations are named organizations[i].field.
 //
 // One query matches all inputs and one round trip registers the missing
 // ones with their audit events (one per organisation, as Create writes it).
@@ -110,23 +110,18 @@ func (s *Store) EnsureIn(ctx context.Context, tx pgx.Tx, in []Organization) (out
 	for i, o := range in {
 		o.Name = strings.TrimSpace(o.Name)
 		k, ok := 0, false
-		switch {
-		case o.FTSOrgID != "":
+		if o.FTSOrgID != "" {
 			k, ok = byFTS[o.FTSOrgID]
-		case o.IATIRef != "":
+		}
+		if !ok && o.IATIRef != "" {
 			k, ok = byIATI[o.IATIRef]
-		default:
+		}
+		if !ok && o.FTSOrgID == "" && o.IATIRef == "" {
 			k, ok = byName[o.Name]
 		}
 		if ok {
 			out[i] = known[k]
 			continue
-		}
-		if o.IATIRef != "" {
-			if k, taken := byIATI[o.IATIRef]; taken {
-				return nil, nil, fmt.Errorf("organizations[%d]: IATI identifier %s is registered to organisation %s (FTS id %q): %w",
-					i, o.IATIRef, known[k].ID, known[k].FTSOrgID, apperr.ErrAlreadyExists)
-			}
 		}
 		o.ID = uuid.Must(uuid.NewV7()).String()
 		index(o)
