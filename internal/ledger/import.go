@@ -167,28 +167,42 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 		return nil, fmt.Errorf("grants[%d]: donor %s already has a grant with reference %q: %w", *at, donors[*at], *ref, apperr.ErrAlreadyExists)
 	}
 
-	// One round trip writes the grants, their balance rows and their audit
-	// events, as CreateGrant writes them (its grant has its time and no
-	// allocations yet).
+	// The grants and their balance rows, then their audit events, as
+	// CreateGrant writes them (its grant has its time and no allocations
+	// yet). The events are canonicalised while the grants are written.
 	events := make([]audit.Entry, n)
 	for i := range gs {
 		gs[i].CreatedAt = created
 		events[i] = audit.Entry{EntityType: "grant", EntityID: gs[i].ID, Change: gs[i], RequestID: requestID,
 			SubjectOrgs: []string{gs[i].DonorOrgID, gs[i].RecipientOrgID}}
 	}
+	type built struct {
+		args []any
+		err  error
+	}
+	eventArgs := make(chan built, 1)
+	go func() {
+		args, err := auditArgs(ctx, events)
+		eventArgs <- built{args, err}
+	}()
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO grants (id, roadmap_id, donor_org_id, recipient_org_id, reference, title, currency, start_date, end_date)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::date[], $9::date[])`,
 		ids, roadmaps, donors, recipients, refs, titles, currencies, starts, ends)
 	b.Queue(`INSERT INTO grant_balances (grant_id) SELECT unnest($1::uuid[])`, ids)
-	if err := queueAudit(ctx, b, events); err != nil {
+	err = tx.SendBatch(ctx, b).Close()
+	ev := <-eventArgs
+	if _, ok := postgres.IsUniqueViolation(err); ok {
+		return nil, fmt.Errorf("a grant's reference was taken meanwhile: %w", apperr.ErrAlreadyExists)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		if _, ok := postgres.IsUniqueViolation(err); ok {
-			return nil, fmt.Errorf("a grant's reference was taken meanwhile: %w", apperr.ErrAlreadyExists)
-		}
-		return nil, err
+	if ev.err != nil {
+		return nil, ev.err
+	}
+	if _, err := tx.Exec(ctx, auditSQL, ev.args...); err != nil {
+		return nil, fmt.Errorf("recording audit events: %w", err)
 	}
 
 	var pledges []EntryInput
@@ -375,19 +389,38 @@ func queueAudit(ctx context.Context, b *pgx.Batch, events []audit.Entry) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var actor []any
+	args, err := auditArgs(ctx, events)
+	if err != nil {
+		return err
+	}
+	b.Queue(auditSQL, args...)
+	return nil
+}
+
+// auditSQL inserts audit events given as arrays by auditArgs.
+const auditSQL = `INSERT INTO audit_events (actor_token_id, actor_name, actor_role, actor_org_id, method,
+		entity_type, entity_id, request_id, subject_orgs, change)
+	SELECT $1, $2, $3, $4, $5, e.typ, e.id, e.req, array_remove(ARRAY[e.s1, e.s2], NULL), e.change
+	FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+		WITH ORDINALITY AS e(typ, id, req, s1, s2, change, n)
+	ORDER BY e.n`
+
+// auditArgs are the arguments of auditSQL for events of one caller (ctx),
+// each with at most two subject organisations, from audit.Values.
+func auditArgs(ctx context.Context, events []audit.Entry) ([]any, error) {
+	actor := make([]any, 5)
 	n := len(events)
 	types, ids, reqs, changes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	s1, s2 := make([]*string, n), make([]*string, n)
 	for i, e := range events {
 		if len(e.SubjectOrgs) > 2 {
-			return fmt.Errorf("recording audit events: at most two subject organisations, got %d", len(e.SubjectOrgs))
+			return nil, fmt.Errorf("recording audit events: at most two subject organisations, got %d", len(e.SubjectOrgs))
 		}
 		vals, err := audit.Values(ctx, e)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		actor = vals[:5]
+		copy(actor, vals[:5])
 		types[i], ids[i], reqs[i], changes[i] = vals[5].(string), vals[6].(string), vals[7].(string), vals[9].(string)
 		if subjects := vals[8].([]string); len(subjects) > 0 {
 			s1[i] = &subjects[0]
@@ -396,11 +429,5 @@ func queueAudit(ctx context.Context, b *pgx.Batch, events []audit.Entry) error {
 			}
 		}
 	}
-	b.Queue(`INSERT INTO audit_events (actor_token_id, actor_name, actor_role, actor_org_id, method,
-			entity_type, entity_id, request_id, subject_orgs, change)
-		SELECT $1, $2, $3, $4, $5, e.typ, e.id, e.req, array_remove(ARRAY[e.s1, e.s2], NULL), e.change
-		FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-			WITH ORDINALITY AS e(typ, id, req, s1, s2, change, n)
-		ORDER BY e.n`, append(actor, types, ids, reqs, s1, s2, changes)...)
-	return nil
+	return append(actor, types, ids, reqs, s1, s2, changes), nil
 }

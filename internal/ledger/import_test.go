@@ -432,3 +432,27 @@ func BenchmarkCreateGrantsIn(b *testing.B) {
 func roadmapInput() roadmap.Input {
 	return roadmap.Input{Country: "AFG", Title: "Another strategy", StartDate: day("2024-01-01"), EndDate: day("2026-12-31"), ReportingCurrency: "USD"}
 }
+
+// BenchmarkCreateGrantsIn100k imports 100 000 grants with their pledges in
+// one call.
+//
+//	go test -run '^$' -bench CreateGrantsIn100k -benchtime 1x ./internal/ledger/
+func BenchmarkCreateGrantsIn100k(b *testing.B) {
+	w := newWorld(b)
+	var elapsed time.Duration
+	var grants int
+	for b.Loop() {
+		in := w.grantInputs(100000, fmt.Sprint("C", grants), "1000.00")
+		err := importTx(w, func(tx pgx.Tx) error {
+			t0 := time.Now()
+			_, err := w.l.CreateGrantsIn(coord, tx, in, "bench")
+			elapsed += time.Since(t0)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		grants += len(in)
+	}
+	b.ReportMetric(float64(grants)/elapsed.Seconds(), "grants/s")
+}
