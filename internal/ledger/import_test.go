@@ -188,9 +188,8 @@ func TestCreateGrantsInIsAllOrNothing(t *testing.T) {
 			}
 		})
 	}
-	// A pledge refused by the journal (a value date too far from the
-	// period cannot be: it is the start date) – and the caller's later
-	// failure: everything written in the transaction goes.
+	// Grants accepted, then the importer fails later in its transaction:
+	// its rollback takes the grants, their pledges and events with it.
 	err := importTx(w, func(tx pgx.Tx) error {
 		if _, err := w.l.CreateGrantsIn(coord, tx, w.grantInputs(10, "LATER", "10.00"), "import-x"); err != nil {
 			return err
