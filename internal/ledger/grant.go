@@ -85,34 +85,8 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 	if err := p.Require(auth.Donor); err != nil {
 		return Grant{}, err
 	}
-	// Violations in the order of the Grant's fields.
 	var v apperr.Validator
-	g := Grant{RoadmapID: in.RoadmapID.String(), DonorOrgID: in.DonorOrgID.String(), RecipientOrgID: in.RecipientOrgID.String(),
-		Currency: in.Currency, StartDate: in.StartDate, EndDate: in.EndDate, Pledged: in.Pledged.Value}
-	v.Check(in.RoadmapID != uuid.Nil, "roadmapId", "required")
-	v.Check(in.DonorOrgID != uuid.Nil, "donorOrgId", "required")
-	v.Check(in.RecipientOrgID != uuid.Nil, "recipientOrgId", "required")
-	v.Check(in.RecipientOrgID == uuid.Nil || in.DonorOrgID != in.RecipientOrgID, "recipientOrgId", "must differ from the donor")
-	g.Reference = v.Text("reference", in.Reference, true, 100)
-	g.Title = v.Text("title", in.Title, true, 300)
-	_, err := money.Currency(in.Currency)
-	v.Check(err == nil, "currency", "unknown ISO 4217 currency %q", in.Currency)
-	switch {
-	case in.Pledged.Currency != in.Currency:
-		v.Add("pledged.currency", "must be the agreement currency %s", in.Currency)
-	case in.Pledged.Value.IsNegative():
-		v.Add("pledged.amount", "must not be negative")
-	}
-	v.Date("startDate", in.StartDate, true)
-	v.Date("endDate", in.EndDate, true)
-	switch {
-	case in.EndDate.IsZero() || in.StartDate.IsZero(), in.StartDate.Before(apperr.Earliest), in.EndDate.After(apperr.Latest):
-		// reported above
-	case in.EndDate.Before(in.StartDate):
-		v.Add("endDate", "before startDate")
-	case in.EndDate.After(in.StartDate.AddDate(MaxGrantYears, 0, 0)):
-		v.Add("endDate", "a grant lasts at most %d years", MaxGrantYears)
-	}
+	g := checkGrant(&v, in)
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Grant{}, err
@@ -121,7 +95,7 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		return Grant{}, fmt.Errorf("a donor creates grants of its own organisation only: %w", apperr.ErrPermissionDenied)
 	}
 	g.ID = uuid.Must(uuid.NewV7()).String()
-	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		id, replay, err := idempotency.Claim(ctx, tx, p.Scope(), "CreateGrant", requestID, in, g.ID)
 		if err != nil {
 			return err
@@ -199,6 +173,39 @@ func (s *Store) CreateGrant(ctx context.Context, in GrantInput, requestID string
 		return Grant{}, fmt.Errorf("creating grant: %w", err)
 	}
 	return g, nil
+}
+
+// checkGrant adds the violations of in's fields to v, in the order of the
+// Grant's fields, and returns the grant they describe (texts trimmed). Both
+// CreateGrant and CreateGrantsIn check grants with it.
+func checkGrant(v *apperr.Validator, in GrantInput) Grant {
+	g := Grant{RoadmapID: in.RoadmapID.String(), DonorOrgID: in.DonorOrgID.String(), RecipientOrgID: in.RecipientOrgID.String(),
+		Currency: in.Currency, StartDate: in.StartDate, EndDate: in.EndDate, Pledged: in.Pledged.Value}
+	v.Check(in.RoadmapID != uuid.Nil, "roadmapId", "required")
+	v.Check(in.DonorOrgID != uuid.Nil, "donorOrgId", "required")
+	v.Check(in.RecipientOrgID != uuid.Nil, "recipientOrgId", "required")
+	v.Check(in.RecipientOrgID == uuid.Nil || in.DonorOrgID != in.RecipientOrgID, "recipientOrgId", "must differ from the donor")
+	g.Reference = v.Text("reference", in.Reference, true, 100)
+	g.Title = v.Text("title", in.Title, true, 300)
+	_, err := money.Currency(in.Currency)
+	v.Check(err == nil, "currency", "unknown ISO 4217 currency %q", in.Currency)
+	switch {
+	case in.Pledged.Currency != in.Currency:
+		v.Add("pledged.currency", "must be the agreement currency %s", in.Currency)
+	case in.Pledged.Value.IsNegative():
+		v.Add("pledged.amount", "must not be negative")
+	}
+	v.Date("startDate", in.StartDate, true)
+	v.Date("endDate", in.EndDate, true)
+	switch {
+	case in.EndDate.IsZero() || in.StartDate.IsZero(), in.StartDate.Before(apperr.Earliest), in.EndDate.After(apperr.Latest):
+		// reported above
+	case in.EndDate.Before(in.StartDate):
+		v.Add("endDate", "before startDate")
+	case in.EndDate.After(in.StartDate.AddDate(MaxGrantYears, 0, 0)):
+		v.Add("endDate", "a grant lasts at most %d years", MaxGrantYears)
+	}
+	return g
 }
 
 const grantColumns = `g.id, g.roadmap_id, g.donor_org_id, g.recipient_org_id, g.reference, g.title, g.currency,

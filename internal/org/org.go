@@ -46,11 +46,14 @@ func CanReceive(kind string) bool { return slices.Contains(ReceivingKinds, kind)
 
 // Organization is a party to the programme.
 type Organization struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind"`
-	IATIRef   string    `json:"iatiRef"`
-	Country   string    `json:"country"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	IATIRef string `json:"iatiRef"`
+	Country string `json:"country"`
+	// FTSOrgID is the organisation's id in OCHA's Financial Tracking Service
+	// (digits), or empty.
+	FTSOrgID  string    `json:"ftsOrgId"`
 	CreatedAt time.Time `json:"-"`
 }
 
@@ -58,6 +61,9 @@ type Organization struct {
 // (country or XM/XI prefix plus agency) and the identifier it issued, e.g.
 // GB-GOV-1, XM-DAC-41301, GB-CHC-1083657.
 var iatiRef = regexp.MustCompile(`^[A-Z]{2}-[A-Z0-9]{1,12}-[A-Za-z0-9][A-Za-z0-9._/:-]{0,80}$`)
+
+// ftsOrgID is an FTS organisation id: 1 to 12 digits.
+var ftsOrgID = regexp.MustCompile(`^[0-9]{1,12}$`)
 
 // Validate reports every bad field of o, named by its JSON path under prefix.
 func (o Organization) Validate() error {
@@ -69,6 +75,7 @@ func (o Organization) Validate() error {
 	v.Check(slices.Contains(Kinds, o.Kind), "kind", "unknown kind %q (want one of %s)", o.Kind, strings.Join(Kinds, ", "))
 	v.Check(o.IATIRef == "" || iatiRef.MatchString(o.IATIRef), "iatiRef", "not an IATI organisation identifier (e.g. GB-GOV-1, XM-DAC-41301): %q", o.IATIRef)
 	v.Check(o.Country == "" || isocodes.Country(o.Country), "country", "unknown ISO 3166-1 alpha-3 country code %q", o.Country)
+	v.Check(o.FTSOrgID == "" || ftsOrgID.MatchString(o.FTSOrgID), "ftsOrgId", "not an FTS organisation id (1 to 12 digits): %q", o.FTSOrgID)
 	return v.Err()
 }
 
@@ -106,8 +113,8 @@ func (s *Store) Create(ctx context.Context, o Organization, requestID string) (O
 			return err
 		}
 		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO organizations (id, name, kind, iati_ref, country) VALUES ($1, $2, $3, $4, $5)
-			RETURNING created_at`, o.ID, o.Name, o.Kind, o.IATIRef, o.Country).QueryRow(func(r pgx.Row) error {
+		b.Queue(`INSERT INTO organizations (id, name, kind, iati_ref, country, fts_org_id) VALUES ($1, $2, $3, $4, $5, $6)
+			RETURNING created_at`, o.ID, o.Name, o.Kind, o.IATIRef, o.Country, o.FTSOrgID).QueryRow(func(r pgx.Row) error {
 			return r.Scan(&o.CreatedAt)
 		})
 		if err := audit.Queue(ctx, b, audit.Entry{EntityType: "organization", EntityID: o.ID, Change: o, SubjectOrgs: []string{o.ID}, RequestID: requestID}); err != nil {
@@ -116,6 +123,9 @@ func (s *Store) Create(ctx context.Context, o Organization, requestID string) (O
 		err = tx.SendBatch(ctx, b).Close()
 		if c, ok := postgres.IsUniqueViolation(err); ok && c == "organizations_iati_ref" {
 			return fmt.Errorf("an organisation with IATI identifier %s is already registered: %w", o.IATIRef, apperr.ErrAlreadyExists)
+		}
+		if c, ok := postgres.IsUniqueViolation(err); ok && c == "organizations_fts_org_id" {
+			return fmt.Errorf("an organisation with FTS organisation id %s is already registered: %w", o.FTSOrgID, apperr.ErrAlreadyExists)
 		}
 		out = o
 		return err
@@ -128,7 +138,10 @@ func (s *Store) Create(ctx context.Context, o Organization, requestID string) (O
 
 // payload is what identifies a create request, without the generated id.
 func (o Organization) payload() any {
-	return [4]string{o.Name, o.Kind, o.IATIRef, o.Country}
+	if o.FTSOrgID == "" { // requests made before FTS ids existed replay alike
+		return [4]string{o.Name, o.Kind, o.IATIRef, o.Country}
+	}
+	return [5]string{o.Name, o.Kind, o.IATIRef, o.Country, o.FTSOrgID}
 }
 
 // Get returns one organisation; every role may read organisations.
@@ -139,10 +152,17 @@ func (s *Store) Get(ctx context.Context, id string) (Organization, error) {
 	return get(ctx, s.pool, id)
 }
 
+// columns are an organisation's, in the order fields scans them.
+const columns = `id, name, kind, iati_ref, country, fts_org_id, created_at`
+
+func (o *Organization) fields() []any {
+	return []any{&o.ID, &o.Name, &o.Kind, &o.IATIRef, &o.Country, &o.FTSOrgID, &o.CreatedAt}
+}
+
 func get(ctx context.Context, q postgres.Querier, id string) (Organization, error) {
 	var o Organization
-	err := q.QueryRow(ctx, `SELECT id, name, kind, iati_ref, country, created_at FROM organizations WHERE id = $1`, id).
-		Scan(&o.ID, &o.Name, &o.Kind, &o.IATIRef, &o.Country, &o.CreatedAt)
+	err := q.QueryRow(ctx, `SELECT `+columns+` FROM organizations WHERE id = $1`, id).
+		Scan(o.fields()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, fmt.Errorf("organisation %s: %w", id, apperr.ErrNotFound)
 	}
@@ -162,14 +182,14 @@ func (s *Store) List(ctx context.Context, kind string, pageSize int, pageToken s
 		return nil, "", err
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, name, kind, iati_ref, country, created_at FROM organizations
+		SELECT `+columns+` FROM organizations
 		WHERE id > $1 AND ($2 = '' OR kind = $2) ORDER BY id LIMIT $3`, after, kind, pageSize+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing organisations: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Organization, error) {
 		var o Organization
-		err := r.Scan(&o.ID, &o.Name, &o.Kind, &o.IATIRef, &o.Country, &o.CreatedAt)
+		err := r.Scan(o.fields()...)
 		return o, err
 	})
 	if err != nil {
