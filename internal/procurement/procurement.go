@@ -16,6 +16,9 @@
 // they receive, coordinators and admins on every grant; donors read the items
 // on their own grants, implementers those on grants they receive, auditors
 // every item. An item the caller may not read is NOT_FOUND, as its grant is.
+// Imports (ImportIn, for internal/imports) create items with their whole
+// history under the same rules, and are run by admins, coordinators and the
+// CLI operator only.
 //
 // Refusals: a stage that does not move forward (going back, staying, or
 // moving a closed item) is INVALID_ARGUMENT naming stage; a day before the
@@ -198,22 +201,16 @@ func checkCost(v *apperr.Validator, c money.Amount) {
 	}
 }
 
-// Create records an item on a grant, REQUISITIONED on in.RequisitionedOn
-// (default today). Implementers on the grants they receive, coordinators and
-// admins on every grant. The milestone must belong to the grant's roadmap.
-func (s *Store) Create(ctx context.Context, in Input, requestID string) (Item, error) {
-	p := auth.FromContext(ctx)
-	if err := mayManage(p); err != nil {
-		return Item{}, err
-	}
-	now := today()
-	var v apperr.Validator
+// checkInput checks an item to create (Create, ImportIn), naming the fields
+// Input documents; it answers the description trimmed and the day the item
+// is requisitioned (now when none is given).
+func checkInput(v *apperr.Validator, in Input, now time.Time) (description string, requisitioned time.Time) {
 	v.Check(in.GrantID != uuid.Nil, "grantId", "required")
 	v.Check(in.MilestoneID != uuid.Nil, "milestoneId", "required")
-	description := v.Text("description", in.Description, true, MaxDescription)
+	description = v.Text("description", in.Description, true, MaxDescription)
 	v.Check(slices.Contains(Categories, in.Category), "category", "unknown category %q (want one of %s)", in.Category, strings.Join(Categories, ", "))
-	checkCost(&v, in.EstimatedCost)
-	requisitioned := in.RequisitionedOn
+	checkCost(v, in.EstimatedCost)
+	requisitioned = in.RequisitionedOn
 	if v.Date("requisitionedOn", requisitioned, false); requisitioned.IsZero() {
 		requisitioned = now
 	}
@@ -222,6 +219,34 @@ func (s *Store) Create(ctx context.Context, in Input, requestID string) (Item, e
 	v.Date("expectedDeliveryDate", in.ExpectedDeliveryDate, false)
 	v.Check(in.ExpectedDeliveryDate.IsZero() || !in.ExpectedDeliveryDate.Before(requisitioned), "expectedDeliveryDate",
 		"%s is before the item is requisitioned (%s)", in.ExpectedDeliveryDate.Format(time.DateOnly), requisitioned.Format(time.DateOnly))
+	return description, requisitioned
+}
+
+// newItem is the item in makes, checked (checkInput), on grant g, before it
+// is written: REQUISITIONED on requisitioned, with a new id (a UUIDv7, so
+// ids are in creation order).
+func newItem(in Input, description string, requisitioned time.Time, g grantParties, recordedBy string) Item {
+	it := Item{ID: uuid.Must(uuid.NewV7()).String(), GrantID: in.GrantID.String(), MilestoneID: in.MilestoneID.String(),
+		RoadmapID: g.RoadmapID, Description: description, Category: in.Category, Critical: in.Critical,
+		EstimatedCost: in.EstimatedCost, Stage: Requisitioned, Stages: []StageEntry{{Stage: Requisitioned, EnteredOn: requisitioned}},
+		RecordedBy: recordedBy, donorOrgID: g.DonorOrgID, recipientOrgID: g.RecipientOrgID}
+	if !in.ExpectedDeliveryDate.IsZero() {
+		d := in.ExpectedDeliveryDate
+		it.ExpectedDeliveryDate = &d
+	}
+	return it
+}
+
+// Create records an item on a grant, REQUISITIONED on in.RequisitionedOn
+// (default today). Implementers on the grants they receive, coordinators and
+// admins on every grant. The milestone must belong to the grant's roadmap.
+func (s *Store) Create(ctx context.Context, in Input, requestID string) (Item, error) {
+	p := auth.FromContext(ctx)
+	if err := mayManage(p); err != nil {
+		return Item{}, err
+	}
+	var v apperr.Validator
+	description, requisitioned := checkInput(&v, in, today())
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Item{}, err
@@ -232,14 +257,7 @@ func (s *Store) Create(ctx context.Context, in Input, requestID string) (Item, e
 	if err != nil {
 		return Item{}, fmt.Errorf("creating procurement item: %w", err)
 	}
-	it := Item{ID: uuid.Must(uuid.NewV7()).String(), GrantID: in.GrantID.String(), MilestoneID: in.MilestoneID.String(),
-		RoadmapID: g.RoadmapID, Description: description, Category: in.Category, Critical: in.Critical,
-		EstimatedCost: in.EstimatedCost, Stage: Requisitioned, Stages: []StageEntry{{Stage: Requisitioned, EnteredOn: requisitioned}},
-		RecordedBy: p.TokenID, donorOrgID: g.DonorOrgID, recipientOrgID: g.RecipientOrgID}
-	if !in.ExpectedDeliveryDate.IsZero() {
-		d := in.ExpectedDeliveryDate
-		it.ExpectedDeliveryDate = &d
-	}
+	it := newItem(in, description, requisitioned, g, p.TokenID)
 	const method = "CreateProcurementItem"
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var first Item
@@ -288,19 +306,8 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 	if err := mayManage(p); err != nil {
 		return Item{}, err
 	}
-	now := today()
 	var v apperr.Validator
-	v.Check(slices.Contains(Stages, stage), "stage", "unknown stage %q (want one of %s)", stage, strings.Join(Stages, ", "))
-	day := enteredOn
-	if v.Date("enteredOn", day, false); day.IsZero() {
-		day = now
-	}
-	v.Check(!day.After(now) || !inRange(day), "enteredOn", "%s is in the future: a stage is entered on a day that has happened",
-		day.Format(time.DateOnly))
-	note = v.Text("note", note, false, MaxNote)
-	// Items are never edited: a cancellation's note is the only record of
-	// why the purchase was given up (a mistaken item, a failed acceptance).
-	v.Check(stage != Cancelled || note != "", "note", "required to cancel an item: say why")
+	day, note := checkStage(&v, stage, enteredOn, note, today())
 	v.Check(requestID != "", "requestId", "required")
 	if err := v.Err(); err != nil {
 		return Item{}, err
@@ -325,9 +332,7 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 			return err
 		}
 		var v apperr.Validator
-		checkMove(&v, cur, stage)
-		v.Check(!day.Before(cur.EnteredOn), "enteredOn", "%s is before %s, the day the item entered %s",
-			day.Format(time.DateOnly), cur.EnteredOn.Format(time.DateOnly), cur.Stage)
+		checkNext(&v, cur, stage, day)
 		if err := v.Err(); err != nil {
 			return err
 		}
@@ -357,6 +362,33 @@ func (s *Store) Advance(ctx context.Context, itemID uuid.UUID, stage string, ent
 		return Item{}, fmt.Errorf("advancing procurement item: %w", err)
 	}
 	return out, nil
+}
+
+// checkStage checks a stage to enter on its own (Advance, ImportIn), naming
+// stage, enteredOn and note; it answers the day (now when none is given) and
+// the note trimmed. Whether it may follow the item's current stage is
+// checkNext's.
+func checkStage(v *apperr.Validator, stage string, enteredOn time.Time, note string, now time.Time) (time.Time, string) {
+	v.Check(slices.Contains(Stages, stage), "stage", "unknown stage %q (want one of %s)", stage, strings.Join(Stages, ", "))
+	day := enteredOn
+	if v.Date("enteredOn", day, false); day.IsZero() {
+		day = now
+	}
+	v.Check(!day.After(now) || !inRange(day), "enteredOn", "%s is in the future: a stage is entered on a day that has happened",
+		day.Format(time.DateOnly))
+	note = v.Text("note", note, false, MaxNote)
+	// Items are never edited: a cancellation's note is the only record of
+	// why the purchase was given up (a mistaken item, a failed acceptance).
+	v.Check(stage != Cancelled || note != "", "note", "required to cancel an item: say why")
+	return day, note
+}
+
+// checkNext names stage or enteredOn when an item whose current stage is cur
+// may not enter stage (checked by checkStage) on day.
+func checkNext(v *apperr.Validator, cur StageEntry, stage string, day time.Time) {
+	checkMove(v, cur, stage)
+	v.Check(!day.Before(cur.EnteredOn), "enteredOn", "%s is before %s, the day the item entered %s",
+		day.Format(time.DateOnly), cur.EnteredOn.Format(time.DateOnly), cur.Stage)
 }
 
 // checkMove names stage when moving from cur to it is not forward.
