@@ -358,7 +358,8 @@ func (s *importService) ExportIati(req *pb.ExportIatiRequest, stream grpc.Server
 
 var countryRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
-var iatiQueryFilter = utilities.NewDoubleArray([][]string{{"roadmap_id"}})
+// iatiQueryFilter filters nothing: a roadmapId in the query is read, and refused.
+var iatiQueryFilter = utilities.NewDoubleArray(nil)
 
 // iatiExport answers GET /v1/roadmaps/{roadmapId}/iati with the file
 // itself, calling ExportIati through the gateway's client connection so the
@@ -377,6 +378,12 @@ func (s *Server) iatiExport(mux *runtime.ServeMux, conn *grpc.ClientConn) runtim
 		var req pb.ExportIatiRequest
 		if err := (strictQuery{}).Parse(&req, r.URL.Query(), iatiQueryFilter); err != nil {
 			runtime.HTTPError(ctx, mux, out, w, r, err)
+			return
+		}
+		if req.RoadmapId != "" {
+			// The path names the roadmap; a second one in the query would be
+			// silently one or the other.
+			runtime.HTTPError(ctx, mux, out, w, r, apperr.Invalid("roadmapId", "given in the path; leave it out of the query"))
 			return
 		}
 		req.RoadmapId = pathParams["roadmap_id"]
