@@ -219,3 +219,47 @@ func TestProgressBar(t *testing.T) {
 	var none *progressBar
 	none.finish() // no terminal, no bar: nothing to end
 }
+
+// End to end on the embedded cluster: a dry run writes nothing, an import
+// into a new roadmap reports its files and totals, the same file again is
+// already imported, the roadmap exports as IATI XML, and a file that is not
+// FTS fails with a non-zero exit status. Skipped while imports.Store.Run is
+// a stub.
+func TestImportEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	page := filepath.Join("..", "..", "internal", "imports", "fts", "testdata", "afghanistan-2020-page-1.json")
+	code, stdout, stderr := cliExit(t, dir, "import", "fts", page, "--dry-run", "--json", "--country", "AFG", "--title", "Afghanistan 2020")
+	if strings.Contains(stderr, "not wired") {
+		t.Skip("imports.Store.Run is not wired yet: " + strings.TrimSpace(stderr))
+	}
+	var dry imports.Report
+	if err := json.Unmarshal([]byte(stdout), &dry); code != 0 || err != nil || !dry.DryRun || dry.RunID != "" || dry.Records == 0 {
+		t.Fatalf("dry run: exit %d %v\n%.2000s\n%s", code, err, stdout, stderr)
+	}
+	code, stdout, stderr = cliExit(t, dir, "import", "fts", "--json", page, "--country", "AFG", "--title", "Afghanistan 2020")
+	var rep imports.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || rep.RunID == "" || !rep.RoadmapCreated || rep.RoadmapID == "" ||
+		len(rep.Files) != 1 || len(rep.Files[0].SHA256) != 64 || len(rep.Totals) == 0 {
+		t.Fatalf("import: exit %d %v\n%.2000s\n%s", code, err, stdout, stderr)
+	}
+	if strings.Contains(stderr, "\r") {
+		t.Errorf("a progress bar on a stderr that is not a terminal: %q", stderr)
+	}
+	code, stdout, stderr = cliExit(t, dir, "import", "fts", page, "--roadmap", rep.RoadmapID)
+	if code != 0 || !strings.Contains(stdout, "already imported") || !strings.Contains(stdout, rep.Files[0].SHA256) {
+		t.Errorf("the same file again: exit %d\n%s%s", code, stdout, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "roadmap.xml")
+	code, stdout, stderr = cliExit(t, dir, "export", "iati", "--roadmap", rep.RoadmapID, "-o", out)
+	if b, err := os.ReadFile(out); code != 0 || err != nil || !bytes.Contains(b, []byte("<iati-activities")) {
+		t.Errorf("export: exit %d %v\n%s%s", code, err, stdout, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"data": {"flows": [{"id": "x"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr = cliExit(t, dir, "import", "fts", bad, "--roadmap", rep.RoadmapID); code == 0 {
+		t.Errorf("a broken file: exit 0\n%s%s", stdout, stderr)
+	}
+}
