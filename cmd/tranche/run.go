@@ -30,6 +30,8 @@ commands:
   keys      generate the ed25519 key pair that signs audit-chain heads
   pack      write an Excel audit pack (tranche pack --roadmap ID -o FILE);
             'tranche pack verify FILE' checks one
+  import    import FTS, IATI or OCDS files (tranche import fts|iati|ocds FILE... [--roadmap ID] [--grant ID])
+  export    write a roadmap as an IATI 2.03 activity file (tranche export iati --roadmap ID -o FILE)
   help      this text; 'tranche help <command>' for a command's flags
 
 Run 'tranche <command> -h' for a command's flags.
@@ -71,6 +73,10 @@ func dispatch(ctx context.Context, args []string, e map[string]string, stdout io
 		return cmdKeys(ctx, args[1:], e, stdout)
 	case "pack":
 		return cmdPack(ctx, args[1:], e, stdout)
+	case "import":
+		return cmdImport(ctx, args[1:], e, stdout)
+	case "export":
+		return cmdExport(ctx, args[1:], e, stdout)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[0] == "help" && !isHelp(args[1]) {
 			// tranche help token create = tranche token create -h

@@ -49,16 +49,27 @@ func (s *Server) edge(gw *runtime.ServeMux) http.Handler {
 			refuse(status.Error(codes.Unauthenticated, errNotBearer))
 			return
 		}
-		if _, err := s.tokens.Authenticate(r.Context(), secret); err != nil {
+		p, err := s.tokens.Authenticate(r.Context(), secret)
+		if err != nil {
 			refuse(err)
 			return
 		}
-		if r.ContentLength > maxBodyBytes {
-			refuse(&http.MaxBytesError{Limit: maxBodyBytes})
+		limit := int64(maxBodyBytes)
+		if r.Method == http.MethodPost && r.URL.Path == importPath {
+			// An import's files are large: its body may be too, but only
+			// for a caller who may import, refused before the body is read.
+			if err := mayImport(p); err != nil {
+				refuse(toStatus(r.Context(), s.log, err))
+				return
+			}
+			limit = importBodyBytes
+		}
+		if r.ContentLength > limit {
+			refuse(&http.MaxBytesError{Limit: limit})
 			return
 		}
 		// A chunked body has no length up front: it is cut off at the limit.
-		r.Body = &requestBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBodyBytes)}
+		r.Body = &requestBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit)}
 		gw.ServeHTTP(w, r)
 	})
 }

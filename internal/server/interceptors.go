@@ -80,6 +80,9 @@ func (ic *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServe
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMethod(ctx, info.FullMethod, req); err != nil {
+		return nil, toStatus(ctx, ic.log, err)
+	}
 	if m, ok := req.(proto.Message); ok {
 		if err := checkRequest(ic.validator, m); err != nil {
 			return nil, toStatus(ctx, ic.log, err)
@@ -94,6 +97,7 @@ type wrappedStream struct {
 	ctx       context.Context
 	validator protovalidate.Validator
 	log       *slog.Logger
+	method    string
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
@@ -101,6 +105,9 @@ func (w *wrappedStream) Context() context.Context { return w.ctx }
 func (w *wrappedStream) RecvMsg(m any) error {
 	if err := w.ServerStream.RecvMsg(m); err != nil {
 		return err
+	}
+	if err := checkMethod(w.ctx, w.method, m); err != nil {
+		return toStatus(w.ctx, w.log, err)
 	}
 	if pm, ok := m.(proto.Message); ok {
 		if err := checkRequest(w.validator, pm); err != nil {
@@ -123,7 +130,7 @@ func (ic *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	if err != nil {
 		return err
 	}
-	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, validator: ic.validator, log: ic.log})
+	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, validator: ic.validator, log: ic.log, method: info.FullMethod})
 	return toStatus(ctx, ic.log, err)
 }
 

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/imports"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/money"
 )
@@ -27,7 +29,27 @@ func date(t time.Time) string {
 
 type grantService struct {
 	pb.UnimplementedGrantServiceServer
-	l *ledger.Store
+	l    *ledger.Store
+	pool *pgxpool.Pool // provenance of imported records
+}
+
+// provenance fills in the provenance of the imported records among the
+// answered ones (entity imports.EntityGrant or EntityTransaction); records
+// entered through the API have none and stay without.
+func (s *grantService) provenance(ctx context.Context, entity string, ids []string, set func(i int, p *pb.Provenance)) error {
+	if s.pool == nil || len(ids) == 0 {
+		return nil
+	}
+	got, err := imports.ProvenanceOf(ctx, s.pool, entity, ids)
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if p, ok := got[id]; ok {
+			set(i, ProvenancePB(p))
+		}
+	}
+	return nil
 }
 
 func grantPB(g ledger.Grant) *pb.Grant {
@@ -67,7 +89,11 @@ func (s *grantService) GetGrant(ctx context.Context, req *pb.GetGrantRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetGrantResponse{Grant: grantPB(g)}, nil
+	out := grantPB(g)
+	if err := s.provenance(ctx, imports.EntityGrant, []string{g.ID}, func(_ int, p *pb.Provenance) { out.Provenance = p }); err != nil {
+		return nil, err
+	}
+	return &pb.GetGrantResponse{Grant: out}, nil
 }
 
 func (s *grantService) ListGrants(ctx context.Context, req *pb.ListGrantsRequest) (*pb.ListGrantsResponse, error) {
@@ -82,8 +108,13 @@ func (s *grantService) ListGrants(ctx context.Context, req *pb.ListGrantsRequest
 		return nil, err
 	}
 	resp := &pb.ListGrantsResponse{NextPageToken: next}
-	for _, g := range list {
+	ids := make([]string, len(list))
+	for i, g := range list {
 		resp.Grants = append(resp.Grants, grantPB(g))
+		ids[i] = g.ID
+	}
+	if err := s.provenance(ctx, imports.EntityGrant, ids, func(i int, p *pb.Provenance) { resp.Grants[i].Provenance = p }); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -163,8 +194,13 @@ func (s *grantService) ListTransactions(ctx context.Context, req *pb.ListTransac
 		return nil, err
 	}
 	resp := &pb.ListTransactionsResponse{NextPageToken: next}
-	for _, t := range list {
+	ids := make([]string, len(list))
+	for i, t := range list {
 		resp.Transactions = append(resp.Transactions, transactionPB(t))
+		ids[i] = t.ID
+	}
+	if err := s.provenance(ctx, imports.EntityTransaction, ids, func(i int, p *pb.Provenance) { resp.Transactions[i].Provenance = p }); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/tranche-ledger/tranche/internal/audit"
 	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/fx"
+	"github.com/tranche-ledger/tranche/internal/imports"
 	"github.com/tranche-ledger/tranche/internal/ledger"
 	"github.com/tranche-ledger/tranche/internal/org"
 	"github.com/tranche-ledger/tranche/internal/postgres"
@@ -96,7 +97,9 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 		grpc: grpc.NewServer(
 			grpc.ChainUnaryInterceptor(ic.unary),
 			grpc.ChainStreamInterceptor(ic.stream),
-			grpc.MaxRecvMsgSize(16<<20),
+			// CreateImport's files may be this large; checkMethod holds
+			// every other method to maxMessageBytes.
+			grpc.MaxRecvMsgSize(importMessageBytes),
 			grpc.ForceServerCodecV2(textCodec{}), // bad UTF-8 reaches the text check
 		),
 		health: health.NewServer(),
@@ -105,12 +108,13 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 	pb.RegisterOrganizationServiceServer(s.grpc, &organizationService{orgs: st.Organizations})
 	pb.RegisterAuditServiceServer(s.grpc, &auditService{audit: st.Audit})
 	pb.RegisterRoadmapServiceServer(s.grpc, &roadmapService{roadmaps: st.Roadmaps, funding: st.Ledger})
-	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger})
+	pb.RegisterGrantServiceServer(s.grpc, &grantService{l: st.Ledger, pool: pool})
 	pb.RegisterFxRateServiceServer(s.grpc, &fxService{fx: st.FX})
 	pb.RegisterProcurementServiceServer(s.grpc, &procurementService{items: st.Procurement})
 	pb.RegisterFlagServiceServer(s.grpc, &flagService{flags: st.Detect})
 	pb.RegisterAuditPackServiceServer(s.grpc, &packService{src: reports.Source{DB: pool, Audit: st.Audit}, grants: st.Ledger,
 		slots: make(chan struct{}, packBuilds)})
+	pb.RegisterImportServiceServer(s.grpc, &importService{imports: imports.New(pool)})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.setReady(false, "starting")
@@ -244,6 +248,7 @@ var gatewayServices = []registerFunc{
 	pb.RegisterProcurementServiceHandler,
 	pb.RegisterFlagServiceHandler,
 	pb.RegisterAuditPackServiceHandler, // its route is replaced by packDownload
+	pb.RegisterImportServiceHandler,    // its export route is replaced by iatiExport
 }
 
 func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
@@ -274,6 +279,9 @@ func (s *Server) gateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.S
 	// Registered last, so it takes the generated route's place: the pack
 	// travels as the file itself, not as JSON-framed chunks.
 	if err := mux.HandlePath(http.MethodGet, packPath, s.packDownload(mux, conn)); err != nil {
+		return nil, fmt.Errorf("registering gateway: %w", err)
+	}
+	if err := mux.HandlePath(http.MethodGet, iatiExportPath, s.iatiExport(mux, conn)); err != nil {
 		return nil, fmt.Errorf("registering gateway: %w", err)
 	}
 	return mux, nil

@@ -89,11 +89,14 @@ type Grant struct {
 	// Agreement currency, ISO 4217.
 	Currency string `protobuf:"bytes,7,opt,name=currency,proto3" json:"currency,omitempty"`
 	// Recorded as the grant's first PLEDGE; afterwards the sum of its pledges.
-	Pledged       *Money                 `protobuf:"bytes,8,opt,name=pledged,proto3" json:"pledged,omitempty"`
-	StartDate     string                 `protobuf:"bytes,9,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
-	EndDate       string                 `protobuf:"bytes,10,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
-	Allocations   []*Allocation          `protobuf:"bytes,11,rep,name=allocations,proto3" json:"allocations,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Pledged     *Money                 `protobuf:"bytes,8,opt,name=pledged,proto3" json:"pledged,omitempty"`
+	StartDate   string                 `protobuf:"bytes,9,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
+	EndDate     string                 `protobuf:"bytes,10,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	Allocations []*Allocation          `protobuf:"bytes,11,rep,name=allocations,proto3" json:"allocations,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only: where an imported grant came from; absent for a grant
+	// created through the API.
+	Provenance    *Provenance `protobuf:"bytes,13,opt,name=provenance,proto3" json:"provenance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +211,13 @@ func (x *Grant) GetAllocations() []*Allocation {
 func (x *Grant) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Grant) GetProvenance() *Provenance {
+	if x != nil {
+		return x.Provenance
 	}
 	return nil
 }
@@ -655,7 +665,10 @@ type Transaction struct {
 	// Output only: the batch that recorded the entry (BatchRecordTransactions),
 	// empty for an entry recorded alone. The batch's audit events carry it as
 	// their entity id.
-	BatchId       string `protobuf:"bytes,15,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	BatchId string `protobuf:"bytes,15,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// Output only: where an imported entry came from; absent for an entry
+	// recorded through the API.
+	Provenance    *Provenance `protobuf:"bytes,16,opt,name=provenance,proto3" json:"provenance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -793,6 +806,13 @@ func (x *Transaction) GetBatchId() string {
 		return x.BatchId
 	}
 	return ""
+}
+
+func (x *Transaction) GetProvenance() *Provenance {
+	if x != nil {
+		return x.Provenance
+	}
+	return nil
 }
 
 type RecordTransactionRequest struct {
@@ -2258,11 +2278,11 @@ var File_tranche_v1_grant_proto protoreflect.FileDescriptor
 const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\n" +
 	"\x16tranche/v1/grant.proto\x12\n" +
-	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16tranche/v1/money.proto\"l\n" +
+	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tranche/v1/import.proto\x1a\x16tranche/v1/money.proto\"l\n" +
 	"\n" +
 	"Allocation\x12+\n" +
 	"\fmilestone_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vmilestoneId\x121\n" +
-	"\x06amount\x18\x02 \x01(\v2\x11.tranche.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\"\xca\x04\n" +
+	"\x06amount\x18\x02 \x01(\v2\x11.tranche.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\"\x82\x05\n" +
 	"\x05Grant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\n" +
@@ -2282,7 +2302,10 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	" \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\aendDate\x128\n" +
 	"\vallocations\x18\v \x03(\v2\x16.tranche.v1.AllocationR\vallocations\x12;\n" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"o\n" +
+	"createTime\x126\n" +
+	"\n" +
+	"provenance\x18\r \x01(\v2\x16.tranche.v1.ProvenanceR\n" +
+	"provenance\"o\n" +
 	"\x12CreateGrantRequest\x12/\n" +
 	"\x05grant\x18\x01 \x01(\v2\x11.tranche.v1.GrantB\x06\xbaH\x03\xc8\x01\x01R\x05grant\x12(\n" +
 	"\n" +
@@ -2312,7 +2335,7 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\trequestId\"A\n" +
 	"\x16SetAllocationsResponse\x12'\n" +
-	"\x05grant\x18\x01 \x01(\v2\x11.tranche.v1.GrantR\x05grant\"\xa9\x05\n" +
+	"\x05grant\x18\x01 \x01(\v2\x11.tranche.v1.GrantR\x05grant\"\xe1\x05\n" +
 	"\vTransaction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bgrant_id\x18\x02 \x01(\tR\agrantId\x12\x12\n" +
@@ -2332,7 +2355,10 @@ const file_tranche_v1_grant_proto_rawDesc = "" +
 	"recordedAt\x12<\n" +
 	"\x10agreement_amount\x18\r \x01(\v2\x11.tranche.v1.MoneyR\x0fagreementAmount\x12<\n" +
 	"\x10reporting_amount\x18\x0e \x01(\v2\x11.tranche.v1.MoneyR\x0freportingAmount\x12\x19\n" +
-	"\bbatch_id\x18\x0f \x01(\tR\abatchId\"\xac\x01\n" +
+	"\bbatch_id\x18\x0f \x01(\tR\abatchId\x126\n" +
+	"\n" +
+	"provenance\x18\x10 \x01(\v2\x16.tranche.v1.ProvenanceR\n" +
+	"provenance\"\xac\x01\n" +
 	"\x18RecordTransactionRequest\x12#\n" +
 	"\bgrant_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\agrantId\x12A\n" +
 	"\vtransaction\x18\x02 \x01(\v2\x17.tranche.v1.TransactionB\x06\xbaH\x03\xc8\x01\x01R\vtransaction\x12(\n" +
@@ -2525,86 +2551,89 @@ var file_tranche_v1_grant_proto_goTypes = []any{
 	(*ListFxAffectedTransactionsResponse)(nil), // 31: tranche.v1.ListFxAffectedTransactionsResponse
 	(*Money)(nil),                              // 32: tranche.v1.Money
 	(*timestamppb.Timestamp)(nil),              // 33: google.protobuf.Timestamp
+	(*Provenance)(nil),                         // 34: tranche.v1.Provenance
 }
 var file_tranche_v1_grant_proto_depIdxs = []int32{
 	32, // 0: tranche.v1.Allocation.amount:type_name -> tranche.v1.Money
 	32, // 1: tranche.v1.Grant.pledged:type_name -> tranche.v1.Money
 	0,  // 2: tranche.v1.Grant.allocations:type_name -> tranche.v1.Allocation
 	33, // 3: tranche.v1.Grant.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 4: tranche.v1.CreateGrantRequest.grant:type_name -> tranche.v1.Grant
-	1,  // 5: tranche.v1.CreateGrantResponse.grant:type_name -> tranche.v1.Grant
-	1,  // 6: tranche.v1.GetGrantResponse.grant:type_name -> tranche.v1.Grant
-	1,  // 7: tranche.v1.ListGrantsResponse.grants:type_name -> tranche.v1.Grant
-	0,  // 8: tranche.v1.SetAllocationsRequest.allocations:type_name -> tranche.v1.Allocation
-	1,  // 9: tranche.v1.SetAllocationsResponse.grant:type_name -> tranche.v1.Grant
-	32, // 10: tranche.v1.Transaction.amount:type_name -> tranche.v1.Money
-	33, // 11: tranche.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
-	32, // 12: tranche.v1.Transaction.agreement_amount:type_name -> tranche.v1.Money
-	32, // 13: tranche.v1.Transaction.reporting_amount:type_name -> tranche.v1.Money
-	10, // 14: tranche.v1.RecordTransactionRequest.transaction:type_name -> tranche.v1.Transaction
-	10, // 15: tranche.v1.RecordTransactionResponse.transaction:type_name -> tranche.v1.Transaction
-	10, // 16: tranche.v1.ListTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
-	10, // 17: tranche.v1.BatchRecordTransactionsRequest.transactions:type_name -> tranche.v1.Transaction
-	10, // 18: tranche.v1.BatchRecordTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
-	33, // 19: tranche.v1.GetReconciliationRequest.as_of:type_name -> google.protobuf.Timestamp
-	32, // 20: tranche.v1.Balances.pledged:type_name -> tranche.v1.Money
-	32, // 21: tranche.v1.Balances.committed:type_name -> tranche.v1.Money
-	32, // 22: tranche.v1.Balances.disbursed:type_name -> tranche.v1.Money
-	32, // 23: tranche.v1.Balances.received:type_name -> tranche.v1.Money
-	32, // 24: tranche.v1.Balances.spent:type_name -> tranche.v1.Money
-	32, // 25: tranche.v1.Balances.undisbursed_commitment:type_name -> tranche.v1.Money
-	32, // 26: tranche.v1.Balances.unspent_balance:type_name -> tranche.v1.Money
-	32, // 27: tranche.v1.ReceiptMatch.disbursed:type_name -> tranche.v1.Money
-	32, // 28: tranche.v1.ReceiptMatch.received:type_name -> tranche.v1.Money
-	32, // 29: tranche.v1.ReceiptMatch.variance:type_name -> tranche.v1.Money
-	32, // 30: tranche.v1.ReceiptMatch.fx_difference:type_name -> tranche.v1.Money
-	32, // 31: tranche.v1.ReceiptMatch.real_difference:type_name -> tranche.v1.Money
-	32, // 32: tranche.v1.ReceiptMatchSummary.disbursed:type_name -> tranche.v1.Money
-	32, // 33: tranche.v1.ReceiptMatchSummary.received:type_name -> tranche.v1.Money
-	18, // 34: tranche.v1.GetReconciliationResponse.agreement:type_name -> tranche.v1.Balances
-	18, // 35: tranche.v1.GetReconciliationResponse.reporting:type_name -> tranche.v1.Balances
-	19, // 36: tranche.v1.GetReconciliationResponse.receipt_matches:type_name -> tranche.v1.ReceiptMatch
-	33, // 37: tranche.v1.GetReconciliationResponse.as_of:type_name -> google.protobuf.Timestamp
-	20, // 38: tranche.v1.GetReconciliationResponse.receipt_match_summary:type_name -> tranche.v1.ReceiptMatchSummary
-	22, // 39: tranche.v1.CreateFxRatesRequest.rates:type_name -> tranche.v1.FxRate
-	22, // 40: tranche.v1.ListFxRatesResponse.rates:type_name -> tranche.v1.FxRate
-	22, // 41: tranche.v1.SupersedeFxRateRequest.rate:type_name -> tranche.v1.FxRate
-	22, // 42: tranche.v1.SupersedeFxRateResponse.rate:type_name -> tranche.v1.FxRate
-	22, // 43: tranche.v1.SupersedeFxRateResponse.superseded:type_name -> tranche.v1.FxRate
-	29, // 44: tranche.v1.SupersedeFxRateResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
-	32, // 45: tranche.v1.FxAffectedTransaction.amount:type_name -> tranche.v1.Money
-	32, // 46: tranche.v1.FxAffectedTransaction.agreement_amount:type_name -> tranche.v1.Money
-	32, // 47: tranche.v1.FxAffectedTransaction.reporting_amount:type_name -> tranche.v1.Money
-	29, // 48: tranche.v1.ListFxAffectedTransactionsResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
-	2,  // 49: tranche.v1.GrantService.CreateGrant:input_type -> tranche.v1.CreateGrantRequest
-	4,  // 50: tranche.v1.GrantService.GetGrant:input_type -> tranche.v1.GetGrantRequest
-	6,  // 51: tranche.v1.GrantService.ListGrants:input_type -> tranche.v1.ListGrantsRequest
-	8,  // 52: tranche.v1.GrantService.SetAllocations:input_type -> tranche.v1.SetAllocationsRequest
-	11, // 53: tranche.v1.GrantService.RecordTransaction:input_type -> tranche.v1.RecordTransactionRequest
-	13, // 54: tranche.v1.GrantService.ListTransactions:input_type -> tranche.v1.ListTransactionsRequest
-	15, // 55: tranche.v1.GrantService.BatchRecordTransactions:input_type -> tranche.v1.BatchRecordTransactionsRequest
-	17, // 56: tranche.v1.GrantService.GetReconciliation:input_type -> tranche.v1.GetReconciliationRequest
-	23, // 57: tranche.v1.FxRateService.CreateFxRates:input_type -> tranche.v1.CreateFxRatesRequest
-	25, // 58: tranche.v1.FxRateService.ListFxRates:input_type -> tranche.v1.ListFxRatesRequest
-	27, // 59: tranche.v1.FxRateService.SupersedeFxRate:input_type -> tranche.v1.SupersedeFxRateRequest
-	30, // 60: tranche.v1.FxRateService.ListFxAffectedTransactions:input_type -> tranche.v1.ListFxAffectedTransactionsRequest
-	3,  // 61: tranche.v1.GrantService.CreateGrant:output_type -> tranche.v1.CreateGrantResponse
-	5,  // 62: tranche.v1.GrantService.GetGrant:output_type -> tranche.v1.GetGrantResponse
-	7,  // 63: tranche.v1.GrantService.ListGrants:output_type -> tranche.v1.ListGrantsResponse
-	9,  // 64: tranche.v1.GrantService.SetAllocations:output_type -> tranche.v1.SetAllocationsResponse
-	12, // 65: tranche.v1.GrantService.RecordTransaction:output_type -> tranche.v1.RecordTransactionResponse
-	14, // 66: tranche.v1.GrantService.ListTransactions:output_type -> tranche.v1.ListTransactionsResponse
-	16, // 67: tranche.v1.GrantService.BatchRecordTransactions:output_type -> tranche.v1.BatchRecordTransactionsResponse
-	21, // 68: tranche.v1.GrantService.GetReconciliation:output_type -> tranche.v1.GetReconciliationResponse
-	24, // 69: tranche.v1.FxRateService.CreateFxRates:output_type -> tranche.v1.CreateFxRatesResponse
-	26, // 70: tranche.v1.FxRateService.ListFxRates:output_type -> tranche.v1.ListFxRatesResponse
-	28, // 71: tranche.v1.FxRateService.SupersedeFxRate:output_type -> tranche.v1.SupersedeFxRateResponse
-	31, // 72: tranche.v1.FxRateService.ListFxAffectedTransactions:output_type -> tranche.v1.ListFxAffectedTransactionsResponse
-	61, // [61:73] is the sub-list for method output_type
-	49, // [49:61] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	34, // 4: tranche.v1.Grant.provenance:type_name -> tranche.v1.Provenance
+	1,  // 5: tranche.v1.CreateGrantRequest.grant:type_name -> tranche.v1.Grant
+	1,  // 6: tranche.v1.CreateGrantResponse.grant:type_name -> tranche.v1.Grant
+	1,  // 7: tranche.v1.GetGrantResponse.grant:type_name -> tranche.v1.Grant
+	1,  // 8: tranche.v1.ListGrantsResponse.grants:type_name -> tranche.v1.Grant
+	0,  // 9: tranche.v1.SetAllocationsRequest.allocations:type_name -> tranche.v1.Allocation
+	1,  // 10: tranche.v1.SetAllocationsResponse.grant:type_name -> tranche.v1.Grant
+	32, // 11: tranche.v1.Transaction.amount:type_name -> tranche.v1.Money
+	33, // 12: tranche.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
+	32, // 13: tranche.v1.Transaction.agreement_amount:type_name -> tranche.v1.Money
+	32, // 14: tranche.v1.Transaction.reporting_amount:type_name -> tranche.v1.Money
+	34, // 15: tranche.v1.Transaction.provenance:type_name -> tranche.v1.Provenance
+	10, // 16: tranche.v1.RecordTransactionRequest.transaction:type_name -> tranche.v1.Transaction
+	10, // 17: tranche.v1.RecordTransactionResponse.transaction:type_name -> tranche.v1.Transaction
+	10, // 18: tranche.v1.ListTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
+	10, // 19: tranche.v1.BatchRecordTransactionsRequest.transactions:type_name -> tranche.v1.Transaction
+	10, // 20: tranche.v1.BatchRecordTransactionsResponse.transactions:type_name -> tranche.v1.Transaction
+	33, // 21: tranche.v1.GetReconciliationRequest.as_of:type_name -> google.protobuf.Timestamp
+	32, // 22: tranche.v1.Balances.pledged:type_name -> tranche.v1.Money
+	32, // 23: tranche.v1.Balances.committed:type_name -> tranche.v1.Money
+	32, // 24: tranche.v1.Balances.disbursed:type_name -> tranche.v1.Money
+	32, // 25: tranche.v1.Balances.received:type_name -> tranche.v1.Money
+	32, // 26: tranche.v1.Balances.spent:type_name -> tranche.v1.Money
+	32, // 27: tranche.v1.Balances.undisbursed_commitment:type_name -> tranche.v1.Money
+	32, // 28: tranche.v1.Balances.unspent_balance:type_name -> tranche.v1.Money
+	32, // 29: tranche.v1.ReceiptMatch.disbursed:type_name -> tranche.v1.Money
+	32, // 30: tranche.v1.ReceiptMatch.received:type_name -> tranche.v1.Money
+	32, // 31: tranche.v1.ReceiptMatch.variance:type_name -> tranche.v1.Money
+	32, // 32: tranche.v1.ReceiptMatch.fx_difference:type_name -> tranche.v1.Money
+	32, // 33: tranche.v1.ReceiptMatch.real_difference:type_name -> tranche.v1.Money
+	32, // 34: tranche.v1.ReceiptMatchSummary.disbursed:type_name -> tranche.v1.Money
+	32, // 35: tranche.v1.ReceiptMatchSummary.received:type_name -> tranche.v1.Money
+	18, // 36: tranche.v1.GetReconciliationResponse.agreement:type_name -> tranche.v1.Balances
+	18, // 37: tranche.v1.GetReconciliationResponse.reporting:type_name -> tranche.v1.Balances
+	19, // 38: tranche.v1.GetReconciliationResponse.receipt_matches:type_name -> tranche.v1.ReceiptMatch
+	33, // 39: tranche.v1.GetReconciliationResponse.as_of:type_name -> google.protobuf.Timestamp
+	20, // 40: tranche.v1.GetReconciliationResponse.receipt_match_summary:type_name -> tranche.v1.ReceiptMatchSummary
+	22, // 41: tranche.v1.CreateFxRatesRequest.rates:type_name -> tranche.v1.FxRate
+	22, // 42: tranche.v1.ListFxRatesResponse.rates:type_name -> tranche.v1.FxRate
+	22, // 43: tranche.v1.SupersedeFxRateRequest.rate:type_name -> tranche.v1.FxRate
+	22, // 44: tranche.v1.SupersedeFxRateResponse.rate:type_name -> tranche.v1.FxRate
+	22, // 45: tranche.v1.SupersedeFxRateResponse.superseded:type_name -> tranche.v1.FxRate
+	29, // 46: tranche.v1.SupersedeFxRateResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
+	32, // 47: tranche.v1.FxAffectedTransaction.amount:type_name -> tranche.v1.Money
+	32, // 48: tranche.v1.FxAffectedTransaction.agreement_amount:type_name -> tranche.v1.Money
+	32, // 49: tranche.v1.FxAffectedTransaction.reporting_amount:type_name -> tranche.v1.Money
+	29, // 50: tranche.v1.ListFxAffectedTransactionsResponse.affected_transactions:type_name -> tranche.v1.FxAffectedTransaction
+	2,  // 51: tranche.v1.GrantService.CreateGrant:input_type -> tranche.v1.CreateGrantRequest
+	4,  // 52: tranche.v1.GrantService.GetGrant:input_type -> tranche.v1.GetGrantRequest
+	6,  // 53: tranche.v1.GrantService.ListGrants:input_type -> tranche.v1.ListGrantsRequest
+	8,  // 54: tranche.v1.GrantService.SetAllocations:input_type -> tranche.v1.SetAllocationsRequest
+	11, // 55: tranche.v1.GrantService.RecordTransaction:input_type -> tranche.v1.RecordTransactionRequest
+	13, // 56: tranche.v1.GrantService.ListTransactions:input_type -> tranche.v1.ListTransactionsRequest
+	15, // 57: tranche.v1.GrantService.BatchRecordTransactions:input_type -> tranche.v1.BatchRecordTransactionsRequest
+	17, // 58: tranche.v1.GrantService.GetReconciliation:input_type -> tranche.v1.GetReconciliationRequest
+	23, // 59: tranche.v1.FxRateService.CreateFxRates:input_type -> tranche.v1.CreateFxRatesRequest
+	25, // 60: tranche.v1.FxRateService.ListFxRates:input_type -> tranche.v1.ListFxRatesRequest
+	27, // 61: tranche.v1.FxRateService.SupersedeFxRate:input_type -> tranche.v1.SupersedeFxRateRequest
+	30, // 62: tranche.v1.FxRateService.ListFxAffectedTransactions:input_type -> tranche.v1.ListFxAffectedTransactionsRequest
+	3,  // 63: tranche.v1.GrantService.CreateGrant:output_type -> tranche.v1.CreateGrantResponse
+	5,  // 64: tranche.v1.GrantService.GetGrant:output_type -> tranche.v1.GetGrantResponse
+	7,  // 65: tranche.v1.GrantService.ListGrants:output_type -> tranche.v1.ListGrantsResponse
+	9,  // 66: tranche.v1.GrantService.SetAllocations:output_type -> tranche.v1.SetAllocationsResponse
+	12, // 67: tranche.v1.GrantService.RecordTransaction:output_type -> tranche.v1.RecordTransactionResponse
+	14, // 68: tranche.v1.GrantService.ListTransactions:output_type -> tranche.v1.ListTransactionsResponse
+	16, // 69: tranche.v1.GrantService.BatchRecordTransactions:output_type -> tranche.v1.BatchRecordTransactionsResponse
+	21, // 70: tranche.v1.GrantService.GetReconciliation:output_type -> tranche.v1.GetReconciliationResponse
+	24, // 71: tranche.v1.FxRateService.CreateFxRates:output_type -> tranche.v1.CreateFxRatesResponse
+	26, // 72: tranche.v1.FxRateService.ListFxRates:output_type -> tranche.v1.ListFxRatesResponse
+	28, // 73: tranche.v1.FxRateService.SupersedeFxRate:output_type -> tranche.v1.SupersedeFxRateResponse
+	31, // 74: tranche.v1.FxRateService.ListFxAffectedTransactions:output_type -> tranche.v1.ListFxAffectedTransactionsResponse
+	63, // [63:75] is the sub-list for method output_type
+	51, // [51:63] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_tranche_v1_grant_proto_init() }
@@ -2612,6 +2641,7 @@ func file_tranche_v1_grant_proto_init() {
 	if File_tranche_v1_grant_proto != nil {
 		return
 	}
+	file_tranche_v1_import_proto_init()
 	file_tranche_v1_money_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

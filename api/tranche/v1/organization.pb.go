@@ -35,8 +35,11 @@ type Organization struct {
 	// IATI organisation identifier, e.g. GB-GOV-1 or XM-DAC-41301. Optional.
 	IatiRef string `protobuf:"bytes,4,opt,name=iati_ref,json=iatiRef,proto3" json:"iati_ref,omitempty"`
 	// ISO 3166-1 alpha-3 country code of the organisation's seat, e.g. AFG, GBR.
-	Country       string                 `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Country    string                 `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// OCHA FTS organisation id (digits), unique among organisations. Optional;
+	// imports match organisations by it.
+	FtsOrgId      string `protobuf:"bytes,7,opt,name=fts_org_id,json=ftsOrgId,proto3" json:"fts_org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -111,6 +114,13 @@ func (x *Organization) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Organization) GetFtsOrgId() string {
+	if x != nil {
+		return x.FtsOrgId
+	}
+	return ""
 }
 
 type CreateOrganizationRequest struct {
@@ -418,7 +428,7 @@ var File_tranche_v1_organization_proto protoreflect.FileDescriptor
 const file_tranche_v1_organization_proto_rawDesc = "" +
 	"\n" +
 	"\x1dtranche/v1/organization.proto\x12\n" +
-	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n" +
+	"tranche.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x03\n" +
 	"\fOrganization\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
@@ -427,7 +437,9 @@ const file_tranche_v1_organization_proto_rawDesc = "" +
 	"\biati_ref\x18\x04 \x01(\tBG\xbaHDrB\x18d2>^$|^[A-Z]{2}-[A-Z0-9]{1,12}-[A-Za-z0-9][A-Za-z0-9._/:-]{0,80}$R\aiatiRef\x12.\n" +
 	"\acountry\x18\x05 \x01(\tB\x14\xbaH\x11r\x0f2\r^$|^[A-Z]{3}$R\acountry\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x8b\x01\n" +
+	"createTime\x125\n" +
+	"\n" +
+	"fts_org_id\x18\a \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{1,12})?$R\bftsOrgId\"\x8b\x01\n" +
 	"\x19CreateOrganizationRequest\x12D\n" +
 	"\forganization\x18\x01 \x01(\v2\x18.tranche.v1.OrganizationB\x06\xbaH\x03\xc8\x01\x01R\forganization\x12(\n" +
 	"\n" +
