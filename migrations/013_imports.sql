@@ -10,7 +10,8 @@ ALTER TABLE organizations ADD COLUMN fts_org_id text NOT NULL DEFAULT ''
 CREATE UNIQUE INDEX organizations_fts_org_id ON organizations (fts_org_id) WHERE fts_org_id <> '';
 
 -- One row per import that wrote something: who ran it, into what, and the
--- report it answered.
+-- report it answered. It is written last, once the report is complete; the
+-- rows that name it check it at commit (deferred).
 CREATE TABLE import_runs (
   id           uuid PRIMARY KEY,
   source_kind  text NOT NULL CHECK (source_kind IN ('fts', 'iati', 'ocds')),
@@ -25,7 +26,7 @@ CREATE TABLE import_runs (
 -- The files of each run, by content. The same file imported into the same
 -- scope again writes nothing (the unique index says so under concurrency too).
 CREATE TABLE import_files (
-  run_id       uuid NOT NULL REFERENCES import_runs (id),
+  run_id       uuid NOT NULL REFERENCES import_runs (id) DEFERRABLE INITIALLY DEFERRED,
   position     int NOT NULL,
   source_kind  text NOT NULL,
   scope_id     uuid NOT NULL,
@@ -43,7 +44,7 @@ CREATE UNIQUE INDEX import_files_once ON import_files (source_kind, scope_id, fi
 CREATE TABLE provenance (
   entity_type    text NOT NULL CHECK (entity_type IN ('organization', 'grant', 'transaction', 'procurement_item')),
   entity_id      uuid NOT NULL,
-  run_id         uuid NOT NULL REFERENCES import_runs (id),
+  run_id         uuid NOT NULL REFERENCES import_runs (id) DEFERRABLE INITIALLY DEFERRED,
   source_kind    text NOT NULL,
   scope_id       uuid NOT NULL,
   file_sha256    bytea NOT NULL CHECK (octet_length(file_sha256) = 32),

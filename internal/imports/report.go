@@ -110,6 +110,7 @@ type Total struct {
 // Note is a record with a remark (why it is not counted, ...).
 type Note struct {
 	Record   string          `json:"record"`
+	Type     string          `json:"type,omitempty"` // the ledger type it would have been`
 	Reason   string          `json:"reason"`
 	Amount   decimal.Decimal `json:"amount"`
 	Currency string          `json:"currency"`

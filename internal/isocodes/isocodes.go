@@ -457,3 +457,14 @@ func CountryByName(name string) (string, bool) {
 	c, ok := countryNames[strings.ToLower(strings.TrimSpace(name))]
 	return c, ok
 }
+
+// Alpha2 returns the ISO 3166-1 alpha-2 code of an alpha-3 code (for IATI's
+// recipient-country), and whether it is known.
+func Alpha2(alpha3Code string) (string, bool) {
+	for a2, a3 := range alpha2 {
+		if a3 == alpha3Code {
+			return a2, true
+		}
+	}
+	return "", false
+}

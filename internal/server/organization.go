@@ -6,7 +6,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
-	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/org"
 )
 
@@ -16,21 +15,15 @@ type organizationService struct {
 }
 
 // orgToProto answers an organisation.
-// TODO(imports): once org.Organization has FTSOrgID, add FtsOrgId: o.FTSOrgID.
 func orgToProto(o org.Organization) *pb.Organization {
-	return &pb.Organization{Id: o.ID, Name: o.Name, Kind: o.Kind, IatiRef: o.IATIRef, Country: o.Country,
+	return &pb.Organization{Id: o.ID, Name: o.Name, Kind: o.Kind, IatiRef: o.IATIRef, FtsOrgId: o.FTSOrgID, Country: o.Country,
 		CreateTime: timestamppb.New(o.CreatedAt)}
 }
 
 func (s *organizationService) CreateOrganization(ctx context.Context, req *pb.CreateOrganizationRequest) (*pb.CreateOrganizationResponse, error) {
 	in := req.GetOrganization()
-	// TODO(imports): once org.Organization has FTSOrgID, pass
-	// FTSOrgID: in.GetFtsOrgId() below and drop this refusal, which keeps a
-	// value from being silently dropped until then.
-	if in.GetFtsOrgId() != "" {
-		return nil, apperr.Invalid("organization.ftsOrgId", "not stored by this version yet")
-	}
-	o, err := s.orgs.Create(ctx, org.Organization{Name: in.GetName(), Kind: in.GetKind(), IATIRef: in.GetIatiRef(), Country: in.GetCountry()}, req.GetRequestId())
+	o, err := s.orgs.Create(ctx, org.Organization{Name: in.GetName(), Kind: in.GetKind(), IATIRef: in.GetIatiRef(), FTSOrgID: in.GetFtsOrgId(),
+		Country: in.GetCountry()}, req.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
