@@ -69,6 +69,19 @@ func (s *Store) ExportIATI(ctx context.Context, w io.Writer, roadmapID uuid.UUID
 		orgs[id] = o
 		return o, err
 	}
+	// An activity imported with several grants (one per funder) is exported
+	// as one activity per grant, numbered (-G1, -G2 in grant order), so each
+	// reads back as the grant it is: an identifier twice in a file counts once.
+	base, uses := map[string]string{}, map[string]int{}
+	for _, g := range grants {
+		donor, err := party(g.DonorOrgID)
+		if err != nil {
+			return err
+		}
+		base[g.ID] = activityID(g, donor, prov[g.ID])
+		uses[base[g.ID]]++
+	}
+	seq := map[string]int{}
 	now := time.Now().UTC().Truncate(time.Second)
 	ex := iati.Export{GeneratedAt: now}
 	country, _ := isocodes.Alpha2(rm.Country)
@@ -82,7 +95,7 @@ func (s *Store) ExportIATI(ctx context.Context, w io.Writer, roadmapID uuid.UUID
 			return err
 		}
 		a := iati.ExportActivity{
-			Identifier:   activityID(g, donor, prov[g.ID]),
+			Identifier:   base[g.ID],
 			ReportingOrg: exportOrg(donor),
 			Title:        g.Title,
 			Description:  fmt.Sprintf("Grant %s under %s (%s), exported by Tranche.", g.Reference, rm.Title, rm.ID),
@@ -91,6 +104,10 @@ func (s *Store) ExportIATI(ctx context.Context, w io.Writer, roadmapID uuid.UUID
 			Funding: exportOrg(donor), Implementing: exportOrg(recipient),
 			RecipientCountry: country,
 			DefaultCurrency:  g.Currency,
+		}
+		if uses[a.Identifier] > 1 {
+			seq[a.Identifier]++
+			a.Identifier += fmt.Sprintf("-G%d", seq[a.Identifier])
 		}
 		if g.EndDate.Before(now) {
 			a.Status = 3 // finalisation: the period is over
@@ -106,9 +123,14 @@ func (s *Store) ExportIATI(ctx context.Context, w io.Writer, roadmapID uuid.UUID
 				if t.Type == ledger.Reversal {
 					value = value.Neg()
 				}
-				a.Transactions = append(a.Transactions, iati.ExportTransaction{Ref: t.Reference, Type: typ, Date: t.ValueDate,
+				x := iati.ExportTransaction{Ref: t.Reference, Type: typ, Date: t.ValueDate,
 					Value: value, Currency: t.Currency, ValueDate: t.ValueDate, Description: t.Note,
-					Provider: exportOrg(donor), Receiver: exportOrg(recipient)})
+					Provider: exportOrg(donor), Receiver: exportOrg(recipient)}
+				if t.Bucket == ledger.Expenditure {
+					// The recipient spends; whom it paid the ledger does not say.
+					x.Provider, x.Receiver = exportOrg(recipient), iati.Org{}
+				}
+				a.Transactions = append(a.Transactions, x)
 			}
 			if token = next; token == "" {
 				break

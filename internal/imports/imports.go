@@ -23,9 +23,6 @@ import (
 	"github.com/tranche-ledger/tranche/internal/roadmap"
 )
 
-// MaxImportBytes bounds the files of one import together.
-const MaxImportBytes = 64 << 20
-
 // Store runs imports and exports over one database.
 type Store struct {
 	pool     *pgxpool.Pool
@@ -87,13 +84,10 @@ func checkRequest(req Request) error {
 	var v apperr.Validator
 	v.Check(slices.Contains(Kinds, req.Kind), "kind", "unknown source kind %q (want one of %s)", req.Kind, strings.Join(Kinds, ", "))
 	v.Check(len(req.Files) > 0, "files", "at least one file")
-	total := 0
 	for i, f := range req.Files {
 		v.Text(fmt.Sprintf("files[%d].name", i), f.Name, true, 300)
 		v.Check(len(f.Data) > 0, fmt.Sprintf("files[%d].content", i), "the file is empty")
-		total += len(f.Data)
 	}
-	v.Check(total <= MaxImportBytes, "files", "%d bytes in all; an import takes at most %d MiB", total, MaxImportBytes>>20)
 	if req.Kind == OCDS {
 		v.Check(req.GrantID != uuid.Nil, "grantId", "required: the grant the procurement items belong to")
 		v.Check(req.RoadmapID == uuid.Nil, "roadmapId", "an OCDS import goes into a grant (grantId)")

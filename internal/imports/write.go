@@ -147,7 +147,6 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			todo = append(todo, r)
 		}
 	}
-
 	// Organisations and grants the remaining records need.
 	needGrant := map[int]bool{}
 	for _, r := range todo {
@@ -194,7 +193,6 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			return nil, err
 		}
 	}
-
 	grantID := map[int]string{}
 	if len(needGrant) > 0 {
 		var refs []ledger.DonorReference
@@ -247,7 +245,6 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			rep.GrantsCreated += len(made)
 		}
 	}
-
 	// Entries: reversals of changed records first, then the new entries in
 	// record order (a commitment precedes the disbursement it allows). A
 	// correction that reverses an entry of this import waits for that one's

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -693,10 +695,23 @@ func Parse(files ...File) (*Import, error) {
 	if len(files) == 0 {
 		return nil, errors.New("no pages given")
 	}
+	// Pages parse on their own, side by side; they are merged in order.
+	pages, errs := make([]*Page, len(files)), make([]error, len(files))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, fl := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			pages[i], errs[i] = ParsePage(fl.Name, fl.Data, i+1)
+		}()
+	}
+	wg.Wait()
 	imp := &Import{}
 	seen := map[string]int{} // id → index in imp.Flows
 	for i, fl := range files {
-		p, err := ParsePage(fl.Name, fl.Data, i+1)
+		p, err := pages[i], errs[i]
 		if err != nil {
 			return nil, err
 		}
