@@ -11,9 +11,9 @@
 // FX conversion, disbursed ≤ committed, one audit event per grant per batch)
 // and procurement.Store.ImportIn. Every file of one request is imported in
 // one transaction: all or nothing, unless SkipInvalid leaves the invalid
-// records out (listed in the report). Imports into one roadmap (OCDS: one
-// grant) take a transaction-scoped advisory lock, so two imports of one file
-// never both write it.
+// records out (listed in the report). Imports run one at a time (a
+// transaction-scoped advisory lock), so two imports of one file never both
+// write it and two imports never both register one new organisation.
 //
 // # Provenance and re-imports
 //

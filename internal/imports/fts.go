@@ -136,7 +136,7 @@ func planFTS(src *ftsSource, reportingCurrency string, milestones map[string]uui
 		f := &src.imp.Flows[i]
 		c := an.Classes[i]
 		rec := &planRecord{source: source{RecordID: f.ID, Position: fmt.Sprintf("page %d, data.flows[%d]", f.Provenance.Page, f.Provenance.Position),
-			FileSHA256: f.Provenance.FileSHA256}, label: "flow " + f.ID, grant: -1}
+			FileSHA256: f.Provenance.FileSHA256}, label: "flow " + f.ID}
 		if f.HasVersion {
 			rec.Version = strconv.Itoa(f.Version)
 		}
@@ -194,7 +194,7 @@ func planFTS(src *ftsSource, reportingCurrency string, milestones map[string]uui
 		g := planGrant{donor: di, recipient: ri, rec: rec.source, inferred: gInferred, sourceValues: gsv,
 			in: ledger.GrantInput{Reference: reference[c.Grant], Title: fit("title", title, 300, gsv), Currency: f.Currency,
 				Pledged: amount(decimal.Zero, f.Currency), StartDate: start, EndDate: end}}
-		rec.grant = pl.grant(g)
+		gi := pl.grant(g)
 
 		valueDate, err := day(f.Date)
 		if err != nil {
@@ -242,11 +242,11 @@ func planFTS(src *ftsSource, reportingCurrency string, milestones map[string]uui
 			// (disbursed never exceeds committed).
 			c := e
 			c.Type = ledger.Commitment
-			rec.entries = append(rec.entries, planEntry{in: c, sourceValues: esv,
+			rec.entries = append(rec.entries, planEntry{grant: gi, in: c, sourceValues: esv,
 				inferred: addInferred(slices.Clone(inferred), "type: COMMITMENT implied by the paid flow")})
 			e.Type = ledger.Disbursement
 		}
-		rec.entries = append(rec.entries, planEntry{in: e, inferred: inferred, sourceValues: esv})
+		rec.entries = append(rec.entries, planEntry{grant: gi, in: e, inferred: inferred, sourceValues: esv})
 		journaled[f.ID] = true
 	}
 	pl.settleKinds()

@@ -32,16 +32,16 @@ const (
 // iatiSource is the activities of an import's files that can be imported,
 // and the counting report over all of them.
 type iatiSource struct {
-	acts     []*iati.Activity
-	report   *iati.Report
-	excluded map[string]string // activity + "#" + position → why it is not counted
+	acts     []*iati.Activity                  // one copy of each activity: the one imported
+	report   *iati.Report                      // over every copy, as published
+	excluded map[*iati.Activity]map[int]string // transactions the counting rules leave out, by position: why
 }
 
 // parseIATI reads every file. A file that cannot be read is a problem naming
 // it; an activity with bad fields is a problem per field (the import goes on
 // without the activity only with SkipInvalid).
 func parseIATI(req Request, rep *Report) (*iatiSource, bool) {
-	src := &iatiSource{excluded: map[string]string{}}
+	src := &iatiSource{excluded: map[*iati.Activity]map[int]string{}}
 	var probs []Problem
 	fileFailed := false
 	for i, f := range req.Files {
@@ -84,9 +84,39 @@ func parseIATI(req Request, rep *Report) (*iatiSource, bool) {
 		return nil, false
 	}
 	rep.Skipped = append(rep.Skipped, probs...)
+	// The totals as published are over every copy; an activity in the
+	// import twice is imported once, from its latest copy (the latest
+	// @last-updated-datetime, the first on a tie: the counting rule of the
+	// source layer), and the other copies' transactions are listed.
 	src.report = iati.Summarise(src.acts)
-	for _, x := range src.report.Excluded {
-		src.excluded[x.Activity+"#"+strconv.Itoa(x.Position)] = x.Note
+	keep := map[string]*iati.Activity{}
+	for _, a := range src.acts {
+		if k, ok := keep[a.Identifier]; !ok || newerCopy(a, k) {
+			keep[a.Identifier] = a
+		}
+	}
+	var once []*iati.Activity
+	for _, a := range src.acts {
+		if keep[a.Identifier] != a {
+			for _, t := range a.Transactions {
+				rep.NotCounted = append(rep.NotCounted, Note{Record: fmt.Sprintf("activity %s transaction %d (an earlier copy)", a.Identifier, t.Position),
+					Type: t.LedgerType, Amount: t.Amount, Currency: t.Currency,
+					Reason: "duplicate-activity: the activity is in the import again with a later @last-updated-datetime; that copy is imported"})
+			}
+			continue
+		}
+		once = append(once, a)
+	}
+	src.acts = once
+	for _, x := range iati.Summarise(once).Excluded {
+		for _, a := range once {
+			if a.Identifier == x.Activity {
+				if src.excluded[a] == nil {
+					src.excluded[a] = map[int]string{}
+				}
+				src.excluded[a][x.Position] = x.Note
+			}
+		}
 	}
 	for _, a := range src.acts {
 		rep.Records += len(a.Transactions)
@@ -99,6 +129,12 @@ func orUnnamed(id, file string, line int) string {
 		return id
 	}
 	return fmt.Sprintf("without iati-identifier (%s line %d)", file, line)
+}
+
+// newerCopy tells whether activity copy a supersedes b: a later
+// @last-updated-datetime (compared as times), else the earlier copy stays.
+func newerCopy(a, b *iati.Activity) bool {
+	return olderVersion(b.Provenance.RecordVersion, a.Provenance.RecordVersion)
 }
 
 // iatiRoadmap proposes the roadmap an IATI import creates when none is given:
@@ -188,63 +224,6 @@ func planIATI(src *iatiSource, milestones map[string]uuid.UUID, rep *Report) (*p
 	}
 	pl.settleKinds()
 	return pl, nil
-}
-
-// corrKey groups the entries a negative value may correct: one grant, one
-// type, one currency.
-type corrKey struct {
-	grant    int
-	typ, cur string
-}
-
-// keep notes a record's positive disbursements, receipts and expenditures
-// as entries a later negative value may correct.
-func keep(rec *planRecord, positives map[corrKey][]*planEntry) {
-	for i := range rec.entries {
-		e := &rec.entries[i]
-		switch e.in.Type {
-		case ledger.Disbursement, ledger.Receipt, ledger.Expenditure:
-			if e.in.Amount.Value.IsPositive() {
-				k := corrKey{rec.grant, e.in.Type, e.in.Amount.Currency}
-				positives[k] = append(positives[k], e)
-			}
-		}
-	}
-}
-
-// correct journals a negative disbursement, receipt or expenditure (IATI's
-// way of correcting an earlier one: money returned, an overstatement
-// withdrawn) as the ledger corrects: a REVERSAL of the latest earlier entry
-// of the same grant, type and currency at least as large, and a new entry
-// for what remains of it. None such → the record is refused.
-func correct(rec *planRecord, t *iati.Transaction, e ledger.EntryInput, positives map[corrKey][]*planEntry,
-	corrected map[*planEntry]bool, inferred []string, sv map[string]string) error {
-	abs := t.Amount.Neg()
-	list := positives[corrKey{rec.grant, t.LedgerType, t.Currency}]
-	var target *planEntry
-	for i := len(list) - 1; i >= 0; i-- {
-		if !corrected[list[i]] && list[i].in.Amount.Value.GreaterThanOrEqual(abs) {
-			target = list[i]
-			break
-		}
-	}
-	if target == nil {
-		return invalid(rec.label, "value", "a negative %s (%s %s) corrects no earlier %s of the activity at least as large: the ledger corrects by reversing a whole entry",
-			t.TypeName, t.Amount, t.Currency, strings.ToLower(t.TypeName))
-	}
-	corrected[target] = true
-	why := fmt.Sprintf("type: REVERSAL of an earlier %s of %s %s and a new entry for the remainder (IATI reports the correction as a negative value)",
-		strings.ToLower(t.LedgerType), target.in.Amount.Value, t.Currency)
-	rev := ledger.EntryInput{Type: ledger.Reversal, ValueDate: e.ValueDate, Note: e.Note}
-	rec.entries = append(rec.entries, planEntry{in: rev, reverses: target, sourceValues: sv, inferred: addInferred(slices.Clone(inferred), why)})
-	if rest := target.in.Amount.Value.Sub(abs); rest.IsPositive() {
-		again := target.in
-		again.Amount = amount(rest, t.Currency)
-		again.ValueDate, again.Note = e.ValueDate, e.Note
-		rec.entries = append(rec.entries, planEntry{in: again, sourceValues: sv, inferred: addInferred(slices.Clone(inferred), why,
-			"amount: the corrected entry's amount less the correction")})
-	}
-	return nil
 }
 
 // iatiParties are a transaction's provider and receiver: as the transaction
@@ -379,14 +358,42 @@ func today() time.Time {
 	return time.Now().UTC().Truncate(24 * time.Hour)
 }
 
-// planActivity plans one activity's transactions. Expenditures come second:
-// an expenditure belongs to the grant its spender receives in this
-// activity, which the other transactions name.
+// activityPlan is the running state of one activity's planning.
+type activityPlan struct {
+	a   *iati.Activity
+	rec *planRecord
+	ms  uuid.UUID
+	// available is the commitment not yet disbursed per grant and
+	// currency, to imply the commitment a disbursement needs.
+	available map[corrKey]decimal.Decimal
+	// positives are the entries a later negative value may correct.
+	positives map[corrKey][]*planEntry
+	corrected map[*planEntry]bool
+}
+
+// corrKey is one grant (position in the plan) and one currency; with a type
+// it groups the entries a negative value may correct.
+type corrKey struct {
+	grant    int
+	typ, cur string
+}
+
+// planActivity plans one activity as one record: a re-import compares and
+// corrects the activity whole (its transactions depend on each other: a
+// negative value corrects an earlier one, a disbursement may imply a
+// commitment). Expenditures come second: an expenditure belongs to the
+// grant its spender receives in this activity, which the other
+// transactions name.
 func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep *Report) error {
-	// Commitment not yet disbursed per grant, in the agreement currency,
-	// to imply the commitment a disbursement needs.
-	committed := map[int]decimal.Decimal{}
-	positives, corrected := map[corrKey][]*planEntry{}, map[*planEntry]bool{}
+	ap := &activityPlan{a: a, ms: ms, available: map[corrKey]decimal.Decimal{},
+		positives: map[corrKey][]*planEntry{}, corrected: map[*planEntry]bool{}}
+	ap.rec = &planRecord{source: source{RecordID: a.Identifier, Version: a.Provenance.RecordVersion,
+		Position: fmt.Sprintf("line %d", a.Provenance.Line), FileSHA256: a.Provenance.FileSHA256},
+		label: "activity " + a.Identifier}
+	pl.records = append(pl.records, ap.rec)
+	// Corrections point at entries planned before them, so the slice must
+	// not move: a transaction adds at most two entries.
+	ap.rec.entries = make([]planEntry, 0, 3*len(a.Transactions))
 	received := map[int]map[int]bool{} // recipient org → the activity's grants it receives
 	start, end := iatiPeriod(a)
 	title := a.Title
@@ -401,15 +408,11 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 			if (t.LedgerType == ledger.Expenditure) != (pass == 1) {
 				continue
 			}
-			rec := &planRecord{source: source{RecordID: a.Identifier + "#" + strconv.Itoa(t.Position),
-				Version: a.Provenance.RecordVersion, Position: fmt.Sprintf("line %d", t.Provenance.Line),
-				FileSHA256: a.Provenance.FileSHA256},
-				label: fmt.Sprintf("activity %s transaction %d", a.Identifier, t.Position), grant: -1}
-			pl.records = append(pl.records, rec)
+			label := fmt.Sprintf("activity %s transaction %d", a.Identifier, t.Position)
 			notCounted := func(why string) {
-				rep.NotCounted = append(rep.NotCounted, Note{Record: rec.label, Type: t.LedgerType, Reason: why, Amount: t.Amount, Currency: t.Currency})
+				rep.NotCounted = append(rep.NotCounted, Note{Record: label, Type: t.LedgerType, Reason: why, Amount: t.Amount, Currency: t.Currency})
 			}
-			if why, ok := src.excluded[a.Identifier+"#"+strconv.Itoa(t.Position)]; ok {
+			if why, ok := src.excluded[a][t.Position]; ok {
 				notCounted(why)
 				continue
 			}
@@ -426,7 +429,7 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 				sv[f] = v
 			}
 			provider, receiver, partyInferred := iatiParties(a, t)
-			rec.grant = -1
+			gi := -1
 			if t.LedgerType == ledger.Expenditure {
 				// The spender's grant in this activity, when it has one.
 				if spender, ok := pl.orgIdx[orgKey(provider)]; ok && len(received[spender]) > 0 {
@@ -437,11 +440,11 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 						continue
 					}
 					for g := range gs {
-						rec.grant = g
+						gi = g
 					}
 				}
 			}
-			if rec.grant < 0 {
+			if gi < 0 {
 				if orgKey(provider) == orgKey(receiver) {
 					if t.LedgerType == ledger.Expenditure {
 						notCounted(fmt.Sprintf("expenditure of %s with no receiver and no grant of the activity paying it", provider.Name))
@@ -451,25 +454,25 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 					provider = org.Organization{Name: fitName(receiver.Name, " (own funds)"), Kind: "DONOR"}
 					partyInferred = append(partyInferred, "donorOrgId: the receiver's own funds (the provider is the receiver)")
 				}
-				di := pl.org(provider, true, rec.source, "kind: from the organisation's role in the activities")
-				ri := pl.org(receiver, false, rec.source, "kind: from the organisation's role in the activities")
+				di := pl.org(provider, true, ap.rec.source, "kind: from the organisation's role in the activities")
+				ri := pl.org(receiver, false, ap.rec.source, "kind: from the organisation's role in the activities")
 				cur := a.DefaultCurrency
 				if cur == "" {
 					cur = t.Currency
 				}
 				gsv := map[string]string{}
-				rec.grant = pl.grant(planGrant{donor: di, recipient: ri, rec: rec.source, inferred: append(slices.Clone(titleInferred), partyInferred...),
+				gi = pl.grant(planGrant{donor: di, recipient: ri, rec: ap.rec.source, inferred: append(slices.Clone(titleInferred), partyInferred...),
 					sourceValues: gsv, in: ledger.GrantInput{Reference: iatiReference(a.Identifier, receiver), Title: fit("title", title, 300, gsv),
 						Currency: cur, Pledged: amount(decimal.Zero, cur), StartDate: start, EndDate: end}})
 				if received[ri] == nil {
 					received[ri] = map[int]bool{}
 				}
-				received[ri][rec.grant] = true
+				received[ri][gi] = true
 			}
 			if t.Rounded {
-				rep.Rounded = append(rep.Rounded, Rounded{Record: rec.label, Field: "value", Source: t.SourceValue, Stored: t.Amount.String()})
+				rep.Rounded = append(rep.Rounded, Rounded{Record: label, Field: "value", Source: t.SourceValue, Stored: t.Amount.String()})
 			}
-			if err := planTransaction(a, t, rec, pl.grants[rec.grant].in.Currency, ms, sv, committed, positives, corrected); err != nil {
+			if err := ap.transaction(t, gi, label, sv); err != nil {
 				return err
 			}
 		}
@@ -477,15 +480,16 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 	return nil
 }
 
-// planTransaction adds the entries of one journaled transaction to rec.
-func planTransaction(a *iati.Activity, t *iati.Transaction, rec *planRecord, cur string, ms uuid.UUID, sv map[string]string,
-	committed map[int]decimal.Decimal, positives map[corrKey][]*planEntry, corrected map[*planEntry]bool) error {
+// transaction adds the entries of one journaled transaction to the
+// activity's record.
+func (ap *activityPlan) transaction(t *iati.Transaction, gi int, label string, sv map[string]string) error {
+	a := ap.a
 	vd, err := day(t.ValueDate)
 	if err != nil {
-		return invalid(rec.label, "value-date", "%q is not a date", t.ValueDate)
+		return invalid(label, "value-date", "%q is not a date", t.ValueDate)
 	}
 	inferred := slices.Clone(t.Provenance.Inferred)
-	if ms != uuid.Nil {
+	if ap.ms != uuid.Nil {
 		inferred = append(inferred, "milestoneId: the milestone whose code is the activity's sector")
 	}
 	ref := ""
@@ -496,37 +500,106 @@ func planTransaction(a *iati.Activity, t *iati.Transaction, rec *planRecord, cur
 		inferred = append(inferred, "reference: the activity and transaction position (IATI gives no document reference)")
 	}
 	note := fit("note", strings.TrimSpace(fmt.Sprintf("IATI %s transaction %d (%s): %s", a.Identifier, t.Position, t.TypeName, t.Description)), 2000, sv)
+	pos := fmt.Sprintf("transaction %d, line %d", t.Position, t.Provenance.Line)
+	add := func(in ledger.EntryInput, inferred []string) *planEntry {
+		ap.rec.entries = append(ap.rec.entries, planEntry{grant: gi, label: label, position: pos, in: in, inferred: inferred, sourceValues: sv})
+		return &ap.rec.entries[len(ap.rec.entries)-1]
+	}
 	e := ledger.EntryInput{Type: t.LedgerType, Amount: amount(t.Amount, t.Currency), ValueDate: vd, Reference: ref,
-		Note: note, MilestoneID: ms}
+		Note: note, MilestoneID: ap.ms}
+	avail := corrKey{grant: gi, cur: t.Currency}
 	if t.Amount.IsNegative() && t.LedgerType != ledger.Pledge && t.LedgerType != ledger.Commitment {
-		if err := correct(rec, t, e, positives, corrected, inferred, sv); err != nil {
-			return err
+		// IATI's correction of an earlier disbursement, receipt or
+		// expenditure (money returned, an overstatement withdrawn) becomes
+		// what the ledger does: a REVERSAL of the latest earlier entry of the
+		// same grant, type and currency at least as large, and a new entry
+		// for what remains of it.
+		abs := t.Amount.Neg()
+		list := ap.positives[corrKey{gi, t.LedgerType, t.Currency}]
+		var target *planEntry
+		for i := len(list) - 1; i >= 0; i-- {
+			if !ap.corrected[list[i]] && list[i].in.Amount.Value.GreaterThanOrEqual(abs) {
+				target = list[i]
+				break
+			}
 		}
-		if t.LedgerType == ledger.Disbursement && t.Currency == cur {
-			committed[rec.grant] = committed[rec.grant].Sub(t.Amount)
+		if target == nil {
+			return invalid(label, "value", "a negative %s (%s %s) corrects no earlier %s of the activity at least as large: the ledger corrects by reversing a whole entry",
+				t.TypeName, t.Amount, t.Currency, strings.ToLower(t.TypeName))
 		}
-		keep(rec, positives)
+		ap.corrected[target] = true
+		why := fmt.Sprintf("type: REVERSAL of an earlier %s of %s %s and a new entry for the remainder (IATI reports the correction as a negative value)",
+			strings.ToLower(t.LedgerType), target.in.Amount.Value, t.Currency)
+		rev := add(ledger.EntryInput{Type: ledger.Reversal, ValueDate: vd, Note: note}, addInferred(slices.Clone(inferred), why))
+		rev.reverses = target
+		if rest := target.in.Amount.Value.Sub(abs); rest.IsPositive() {
+			again := target.in
+			again.Amount = amount(rest, t.Currency)
+			again.ValueDate, again.Note = vd, note
+			ap.keep(add(again, addInferred(slices.Clone(inferred), why, "amount: the corrected entry's amount less the correction")))
+		}
+		if t.LedgerType == ledger.Disbursement {
+			ap.available[avail] = ap.available[avail].Add(abs)
+		}
 		return nil
 	}
-	switch {
-	case t.LedgerType == ledger.Commitment && t.Currency == cur:
-		committed[rec.grant] = committed[rec.grant].Add(t.Amount)
-	case t.LedgerType == ledger.Disbursement:
+	switch t.LedgerType {
+	case ledger.Commitment:
+		ap.available[avail] = ap.available[avail].Add(t.Amount)
+	case ledger.Disbursement:
 		// IATI files often report disbursements without the commitment
-		// behind them; the journal needs one first.
-		short := t.Amount
-		if t.Currency == cur {
-			short = t.Amount.Sub(committed[rec.grant])
-			committed[rec.grant] = decimal.Max(committed[rec.grant].Sub(t.Amount), decimal.Zero)
+		// behind them; the journal needs one first. Commitments are counted
+		// per currency; a disbursement in a currency the grant has no
+		// commitment in, while it has some in another, implies nothing (the
+		// ledger converts and checks): money is never committed twice.
+		short := t.Amount.Sub(ap.available[avail])
+		if ap.available[avail].IsZero() && ap.committedElsewhere(gi, t.Currency) {
+			short = decimal.Zero
 		}
 		if short.IsPositive() {
 			c := e
 			c.Type, c.Amount = ledger.Commitment, amount(short, t.Currency)
-			rec.entries = append(rec.entries, planEntry{in: c, sourceValues: sv,
-				inferred: addInferred(slices.Clone(inferred), "type: COMMITMENT implied by a disbursement the activity reports no commitment for")})
+			add(c, addInferred(slices.Clone(inferred), "type: COMMITMENT implied by a disbursement the activity reports no commitment for"))
+			ap.available[avail] = ap.available[avail].Add(short)
+		}
+		ap.available[avail] = ap.available[avail].Sub(t.Amount)
+	}
+	ap.keep(add(e, inferred))
+	return nil
+}
+
+// keep notes a positive disbursement, receipt or expenditure as an entry a
+// later negative value may correct.
+func (ap *activityPlan) keep(e *planEntry) {
+	switch e.in.Type {
+	case ledger.Disbursement, ledger.Receipt, ledger.Expenditure:
+		if e.in.Amount.Value.IsPositive() {
+			k := corrKey{e.grant, e.in.Type, e.in.Amount.Currency}
+			ap.positives[k] = append(ap.positives[k], e)
 		}
 	}
-	rec.entries = append(rec.entries, planEntry{in: e, inferred: inferred, sourceValues: sv})
-	keep(rec, positives)
-	return nil
+}
+
+// expected is what the counted totals become in the ledger, by ledger type
+// and currency ("COMMITMENT EUR"): the journaled IATI types mapped.
+func (src *iatiSource) expected() map[string]decimal.Decimal {
+	out := map[string]decimal.Decimal{}
+	for _, t := range src.report.Counted {
+		if typ := iati.LedgerType(t.Type); typ != "" {
+			k := typ + " " + t.Currency
+			out[k] = out[k].Add(t.Amount)
+		}
+	}
+	return out
+}
+
+// committedElsewhere tells whether the grant has commitment available in a
+// currency other than cur.
+func (ap *activityPlan) committedElsewhere(gi int, cur string) bool {
+	for k, v := range ap.available {
+		if k.grant == gi && k.cur != cur && v.IsPositive() {
+			return true
+		}
+	}
+	return false
 }

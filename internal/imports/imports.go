@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -44,8 +45,7 @@ var errRollback = errors.New("rolled back")
 // Run imports req's files. The caller must be an admin, a coordinator or
 // the operator. It answers the report; when problems refuse the import it
 // answers the report too, with an INVALID_ARGUMENT error naming each record
-// and field, and writes nothing. Imports into one roadmap (or grant) run one
-// at a time.
+// and field, and writes nothing. Imports run one at a time (lockImports).
 func (s *Store) Run(ctx context.Context, req Request) (*Report, error) {
 	if err := auth.FromContext(ctx).Require(auth.Coordinator); err != nil {
 		return nil, err
@@ -126,9 +126,7 @@ func invalid(record, field, format string, args ...any) error {
 	return apperr.Invalid(record+"."+field, format, args...)
 }
 
-// inTx runs fn in one transaction that holds the scope's import lock, so
-// that two imports into one roadmap or grant do not both write a record.
-// With write false (a dry run, or nothing to change) it rolls back after
+// inTx runs fn in one transaction. With write false (a dry run, or nothing to change) it rolls back after
 // fn's checks. rep is reset to its state before each attempt.
 func (s *Store) inTx(ctx context.Context, rep *Report, fn func(tx pgx.Tx) (write bool, err error)) error {
 	base := *rep
@@ -155,9 +153,13 @@ func (s *Store) inTx(ctx context.Context, rep *Report, fn func(tx pgx.Tx) (write
 	return err
 }
 
-// lockScope takes the transaction-scoped lock of imports into one scope.
-func lockScope(ctx context.Context, tx pgx.Tx, scope uuid.UUID) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('tranche-import:' || $1::text, 0))`, scope)
+// lockImports takes the transaction-scoped lock imports run under, one at
+// a time: two imports of one file must not both write it, and two imports
+// naming one new organisation must not both register it. Imports are rare
+// and each is one transaction; waiting is cheaper than a conflict found at
+// commit.
+func lockImports(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('tranche-import', 0))`)
 	return err
 }
 
@@ -186,9 +188,10 @@ func alreadyImported(ctx context.Context, tx pgx.Tx, kind string, scope uuid.UUI
 }
 
 // milestoneCodes maps the roadmap's milestone codes (lower case) to ids,
-// for sources that name a cluster or sector.
-func (s *Store) milestoneCodes(ctx context.Context, roadmapID uuid.UUID) (map[string]uuid.UUID, error) {
-	ms, err := s.roadmaps.ListMilestones(ctx, roadmapID)
+// for sources that name a cluster or sector; read in the import's
+// transaction (a second connection could wait on a full pool).
+func milestoneCodes(ctx context.Context, tx pgx.Tx, roadmapID uuid.UUID) (map[string]uuid.UUID, error) {
+	ms, err := roadmap.MilestonesAt(ctx, tx, roadmapID, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -230,20 +233,18 @@ func (s *Store) runFTS(ctx context.Context, req Request, rep *Report) error {
 	return s.runPlanned(ctx, req, rep, func() (roadmap.Input, error) { return ftsRoadmap(src, req.NewRoadmap) },
 		func(rm roadmap.Roadmap, ms map[string]uuid.UUID) (*plan, error) {
 			return planFTS(src, rm.ReportingCurrency, ms, rep)
-		})
+		}, nil)
 }
 
 // runPlanned runs an import that builds a plan (FTS, IATI) in one
 // transaction: resolve the roadmap, plan, apply, record the run, check the
 // ledger against the source.
 func (s *Store) runPlanned(ctx context.Context, req Request, rep *Report, propose func() (roadmap.Input, error),
-	build func(roadmap.Roadmap, map[string]uuid.UUID) (*plan, error)) error {
+	build func(roadmap.Roadmap, map[string]uuid.UUID) (*plan, error), expect map[string]decimal.Decimal) error {
 	runID := uuid.Must(uuid.NewV7()).String()
 	return s.inTx(ctx, rep, func(tx pgx.Tx) (bool, error) {
-		if req.RoadmapID != uuid.Nil {
-			if err := lockScope(ctx, tx, req.RoadmapID); err != nil {
-				return false, err
-			}
+		if err := lockImports(ctx, tx); err != nil {
+			return false, err
 		}
 		rm, err := s.scopeRoadmap(ctx, tx, req, propose, rep)
 		if err != nil {
@@ -253,7 +254,7 @@ func (s *Store) runPlanned(ctx context.Context, req Request, rep *Report, propos
 		rep.RoadmapID = rm.ID
 		ms := map[string]uuid.UUID{}
 		if !rep.RoadmapCreated {
-			if ms, err = s.milestoneCodes(ctx, rmID); err != nil {
+			if ms, err = milestoneCodes(ctx, tx, rmID); err != nil {
 				return false, err
 			}
 		}
@@ -271,7 +272,7 @@ func (s *Store) runPlanned(ctx context.Context, req Request, rep *Report, propos
 		if err := writeProvenance(ctx, tx, runID, req.Kind, rmID, prov); err != nil {
 			return false, err
 		}
-		if err := ledgerTotals(ctx, tx, req.Kind, rm, rep); err != nil {
+		if err := ledgerTotals(ctx, tx, req.Kind, rm, expect, rep); err != nil {
 			return false, err
 		}
 		if len(prov) == 0 && !rep.RoadmapCreated {
@@ -287,12 +288,13 @@ func (s *Store) runPlanned(ctx context.Context, req Request, rep *Report, propos
 }
 
 // ledgerTotals adds what the ledger now holds from this source in the
-// roadmap, per entry type and currency, beside what the source publishes:
-// for FTS, the live commitments in USD (reporting values) against
-// data.incoming.fundingTotal; for IATI, the live entries per type and
-// currency (what the counted totals become, less what could not be
-// journaled, listed in notCounted).
-func ledgerTotals(ctx context.Context, tx pgx.Tx, kind string, rm roadmap.Roadmap, rep *Report) error {
+// roadmap beside what the source says: for FTS, the live commitments'
+// reporting values (USD) against data.incoming.fundingTotal; for IATI, the
+// live entries per type and currency against the counted totals (expect,
+// by ledger type and currency). An IATI row may differ by commitments
+// implied for disbursements (inferred) and by expenditures that cannot be
+// told to one grant (in notCounted).
+func ledgerTotals(ctx context.Context, tx pgx.Tx, kind string, rm roadmap.Roadmap, expect map[string]decimal.Decimal, rep *Report) error {
 	rows, err := tx.Query(ctx, `SELECT t.bucket, t.currency, sum(CASE WHEN t.type = 'REVERSAL' THEN -t.amount ELSE t.amount END)::text,
 			sum(t.reporting_amount)::text
 		FROM transactions t JOIN provenance p ON p.entity_type = 'transaction' AND p.entity_id = t.id
@@ -317,7 +319,10 @@ func ledgerTotals(ctx context.Context, tx pgx.Tx, kind string, rm roadmap.Roadma
 	if err != nil {
 		return err
 	}
-	if kind == FTS && rm.ReportingCurrency == "USD" && len(rep.Totals) > 0 {
+	if kind == FTS {
+		if rm.ReportingCurrency != "USD" || len(rep.Totals) == 0 {
+			return nil
+		}
 		committed := decimal.Zero
 		for _, x := range sums {
 			if x.bucket == ledger.Commitment {
@@ -327,10 +332,21 @@ func ledgerTotals(ctx context.Context, tx pgx.Tx, kind string, rm roadmap.Roadma
 		src := rep.Totals[0].Source
 		rep.Totals = append(rep.Totals, Total{Name: "ledger: committed from FTS flows in this roadmap, reporting USD", Currency: "USD",
 			Source: src, Computed: committed, Matches: src.Equal(committed)})
+		return nil
 	}
+	seen := map[string]bool{}
 	for _, x := range sums {
-		rep.Totals = append(rep.Totals, Total{Name: fmt.Sprintf("ledger: %s from %s records in this roadmap", x.bucket, kind),
-			Currency: x.currency, Source: x.amount, Computed: x.amount, Matches: true})
+		k := x.bucket + " " + x.currency
+		seen[k] = true
+		rep.Totals = append(rep.Totals, Total{Name: "ledger: " + x.bucket + " from IATI records in this roadmap, against counted",
+			Currency: x.currency, Source: expect[k], Computed: x.amount, Matches: expect[k].Equal(x.amount)})
+	}
+	for k, v := range expect {
+		if !seen[k] && !v.IsZero() {
+			b, c, _ := strings.Cut(k, " ")
+			rep.Totals = append(rep.Totals, Total{Name: "ledger: " + b + " from IATI records in this roadmap, against counted",
+				Currency: c, Source: v, Computed: decimal.Zero, Matches: false})
+		}
 	}
 	return nil
 }
@@ -342,5 +358,5 @@ func (s *Store) runIATI(ctx context.Context, req Request, rep *Report) error {
 		return nil
 	}
 	return s.runPlanned(ctx, req, rep, func() (roadmap.Input, error) { return iatiRoadmap(src, req.NewRoadmap) },
-		func(_ roadmap.Roadmap, ms map[string]uuid.UUID) (*plan, error) { return planIATI(src, ms, rep) })
+		func(_ roadmap.Roadmap, ms map[string]uuid.UUID) (*plan, error) { return planIATI(src, ms, rep) }, src.expected())
 }

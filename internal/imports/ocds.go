@@ -71,7 +71,7 @@ func (s *Store) runOCDS(ctx context.Context, req Request, rep *Report) error {
 	runID := uuid.Must(uuid.NewV7()).String()
 	day := today()
 	return s.inTx(ctx, rep, func(tx pgx.Tx) (bool, error) {
-		if err := lockScope(ctx, tx, req.GrantID); err != nil {
+		if err := lockImports(ctx, tx); err != nil {
 			return false, err
 		}
 		if err := alreadyImported(ctx, tx, OCDS, req.GrantID, rep); err != nil {
@@ -107,10 +107,14 @@ func (s *Store) runOCDS(ctx context.Context, req Request, rep *Report) error {
 			for _, pr := range probs {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("process %s: %s: %s", p.OCID, pr.Field, pr.Message))
 			}
+			// The source's process, not the item as of today (later stages
+			// are left out until their day): an unchanged file stays unchanged.
+			hp := p
+			hp.Provenance = ocds.Provenance{}
 			h := hashOf(struct {
-				In  procurement.Input
-				Adv []procurement.StageEntry
-			}{in, adv})
+				P         ocds.Process
+				Milestone uuid.UUID
+			}{hp, milestone})
 			src := source{RecordID: p.OCID, Version: p.Provenance.Version, FileSHA256: p.Provenance.FileSHA256,
 				Position: fmt.Sprintf("release %d", p.Provenance.Position)}
 			if prev := st[p.OCID]; prev != nil {

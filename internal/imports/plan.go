@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 
 	"github.com/tranche-ledger/tranche/internal/ledger"
@@ -44,19 +43,22 @@ type planGrant struct {
 	sourceValues     map[string]string
 }
 
-// planRecord is one source record (an FTS flow, an IATI transaction) and the
-// entries it becomes.
+// planRecord is one source record (an FTS flow, an IATI activity: the unit
+// a re-import compares and corrects) and the entries it becomes.
 type planRecord struct {
 	source
-	label   string // how the report names it ("flow 204322", "activity X transaction 3")
-	grant   int    // position in grants; -1 when the record writes nothing
+	label   string // how the report names it ("flow 204322", "activity X")
 	entries []planEntry
 }
 
 type planEntry struct {
-	in           ledger.EntryInput // GrantID filled when the grant exists
-	inferred     []string
-	sourceValues map[string]string
+	grant int // position in the plan's grants
+	// label and position name the entry's own place in the source where it
+	// is finer than its record's (an IATI transaction); "" is the record's.
+	label, position string
+	in              ledger.EntryInput // GrantID filled when the grant exists
+	inferred        []string
+	sourceValues    map[string]string
 	// reverses is the entry of this import a REVERSAL cancels (a source's
 	// correction by negative value); it is recorded after every other entry,
 	// once that one has its id.
@@ -141,33 +143,38 @@ func (p *plan) settleKinds() {
 	}
 }
 
-// contentHash is the hash of what a record becomes: its grant's key and its
-// entries, so a re-import tells an unchanged record from a changed one
-// whatever the source's version says.
+// contentHash is the hash of what a record becomes from its source: each
+// entry's grant (donor, recipient, reference) and the entry, so a re-import
+// tells an unchanged record from a changed one whatever the source's version
+// says. The milestone is left out: it comes from the roadmap, not the
+// source, and a milestone added later must not make an unchanged file a
+// correction.
 func (p *plan) contentHash(r *planRecord) []byte {
 	type entry struct {
-		Type, Amount, Currency, ValueDate, Reference, Note, FxRate, Milestone string
+		Donor, Recipient, Grant                                  string
+		Type, Amount, Currency, ValueDate, Reference, Note, Rate string
+		Reverses                                                 int
 	}
-	var c struct {
-		Donor, Recipient, Reference string
-		Entries                     []entry
+	pos := map[*planEntry]int{}
+	for i := range r.entries {
+		pos[&r.entries[i]] = i
 	}
-	if r.grant >= 0 {
-		g := p.grants[r.grant]
-		c.Donor, c.Recipient, c.Reference = orgKey(p.orgs[g.donor].Organization), orgKey(p.orgs[g.recipient].Organization), g.in.Reference
-	}
-	for _, e := range r.entries {
-		x := entry{Type: e.in.Type, Amount: e.in.Amount.Value.String(), Currency: e.in.Amount.Currency,
-			ValueDate: e.in.ValueDate.Format(time.DateOnly), Reference: e.in.Reference, Note: e.in.Note}
+	var c []entry
+	for i := range r.entries {
+		e := &r.entries[i]
+		g := p.grants[e.grant]
+		x := entry{Donor: orgKey(p.orgs[g.donor].Organization), Recipient: orgKey(p.orgs[g.recipient].Organization),
+			Grant: g.in.Reference, Type: e.in.Type, Amount: e.in.Amount.Value.String(), Currency: e.in.Amount.Currency,
+			ValueDate: e.in.ValueDate.Format(time.DateOnly), Reference: e.in.Reference, Note: e.in.Note, Reverses: -1}
 		if e.in.FxRate != nil {
-			x.FxRate = e.in.FxRate.String()
+			x.Rate = e.in.FxRate.String()
 		}
-		if e.in.MilestoneID != uuid.Nil {
-			x.Milestone = e.in.MilestoneID.String()
+		if e.reverses != nil {
+			x.Reverses = pos[e.reverses]
 		}
-		c.Entries = append(c.Entries, x)
+		c = append(c, x)
 	}
-	b, _ := json.Marshal(c) // plain strings: cannot fail
+	b, _ := json.Marshal(c) // plain strings and numbers: cannot fail
 	h := sha256.Sum256(b)
 	return h[:]
 }

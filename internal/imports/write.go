@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
+	"sort"
 	"strconv"
 	"time"
 
@@ -28,8 +31,8 @@ type stored struct {
 }
 
 type liveEntry struct {
-	id, grantID string
-	valueDate   time.Time
+	id, grantID, bucket string
+	valueDate           time.Time
 }
 
 // loadStored reads, for the given records, the version and content last
@@ -58,11 +61,11 @@ func loadStored(ctx context.Context, q pgx.Tx, scopeID uuid.UUID, kind string, i
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = q.Query(ctx, `SELECT p.record_id, t.id::text, t.grant_id::text, t.value_date
+	rows, err = q.Query(ctx, `SELECT p.record_id, t.id::text, t.grant_id::text, t.bucket, t.value_date
 		FROM provenance p JOIN transactions t ON t.id = p.entity_id
 		WHERE p.scope_id = $1 AND p.source_kind = $2 AND p.entity_type = 'transaction' AND p.record_id = ANY ($3)
 		  AND t.type <> 'REVERSAL' AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id)
-		ORDER BY t.id`, scopeID, kind, ids)
+		ORDER BY t.id DESC`, scopeID, kind, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +73,7 @@ func loadStored(ctx context.Context, q pgx.Tx, scopeID uuid.UUID, kind string, i
 	for rows.Next() {
 		var rid string
 		var e liveEntry
-		if err := rows.Scan(&rid, &e.id, &e.grantID, &e.valueDate); err != nil {
+		if err := rows.Scan(&rid, &e.id, &e.grantID, &e.bucket, &e.valueDate); err != nil {
 			return nil, err
 		}
 		if st := out[rid]; st != nil {
@@ -81,14 +84,48 @@ func loadStored(ctx context.Context, q pgx.Tx, scopeID uuid.UUID, kind string, i
 }
 
 // olderVersion tells whether version a is older than b: numbers (FTS
-// versionId) numerically, else (IATI last-updated-datetime, ISO 8601) as text.
+// versionId) numerically, times (IATI last-updated-datetime) as times,
+// else as text. An unknown version ("") is never older: a file without one
+// is applied when its content differs.
 func olderVersion(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
 	x, err1 := strconv.ParseInt(a, 10, 64)
 	y, err2 := strconv.ParseInt(b, 10, 64)
 	if err1 == nil && err2 == nil {
 		return x < y
 	}
+	ta, err1 := parseTime(a)
+	tb, err2 := parseTime(b)
+	if err1 == nil && err2 == nil {
+		return ta.Before(tb)
+	}
 	return a < b
+}
+
+// parseTime reads an ISO 8601 date-time with or without its zone (UTC
+// then), or a date.
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not a date-time: %q", s)
+}
+
+// reversalOrder sorts the reversals of changed records so that none breaks
+// disbursed ≤ committed on the way: money paid, received or spent first,
+// then commitments, then pledges; within each, the newest entry first.
+func reversalOrder(bucket string) int {
+	switch bucket {
+	case ledger.Commitment:
+		return 1
+	case ledger.Pledge:
+		return 2
+	}
+	return 0
 }
 
 // provRow is one provenance row to write.
@@ -119,6 +156,7 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 		return nil, fmt.Errorf("reading what was imported before: %w", err)
 	}
 	var reversals []ledger.EntryInput
+	var buckets []string
 	var reversalSrc []*planRecord
 	var todo []*planRecord
 	hashes := map[*planRecord][]byte{}
@@ -139,6 +177,7 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 		default:
 			rep.Corrected++
 			for _, e := range prev.live {
+				buckets = append(buckets, e.bucket)
 				reversals = append(reversals, ledger.EntryInput{GrantID: uuid.MustParse(e.grantID), Type: ledger.Reversal,
 					ReversesID: uuid.MustParse(e.id), ValueDate: e.valueDate,
 					Note: fmt.Sprintf("%s version %s supersedes version %s", r.label, r.Version, prev.version)})
@@ -147,11 +186,24 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			todo = append(todo, r)
 		}
 	}
+	// Reversals in an order that keeps every intermediate balance valid
+	// (stable: the newest entry first within a kind, as read).
+	idx := make([]int, len(reversals))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return reversalOrder(buckets[idx[i]]) < reversalOrder(buckets[idx[j]]) })
+	sortedRev, sortedSrc := make([]ledger.EntryInput, len(idx)), make([]*planRecord, len(idx))
+	for k, i := range idx {
+		sortedRev[k], sortedSrc[k] = reversals[i], reversalSrc[i]
+	}
+	reversals, reversalSrc = sortedRev, sortedSrc
+
 	// Organisations and grants the remaining records need.
 	needGrant := map[int]bool{}
 	for _, r := range todo {
-		if r.grant >= 0 && len(r.entries) > 0 {
-			needGrant[r.grant] = true
+		for _, e := range r.entries {
+			needGrant[e.grant] = true
 		}
 	}
 	needOrg := map[int]bool{}
@@ -176,10 +228,10 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			po := pl.orgs[orgPos[k]]
 			orgID[orgPos[k]] = o.ID
 			if po.funds && !org.CanFund(o.Kind) {
-				v.Add(recordField(po.rec, "donor"), "organisation %q (%s) is registered as %s, which does not give grants", o.Name, o.ID, o.Kind)
+				v.Add(recordLabel(pl.kind, po.rec.RecordID)+".donor", "organisation %q (%s) is registered as %s, which does not give grants", o.Name, o.ID, o.Kind)
 			}
 			if po.receives && !org.CanReceive(o.Kind) {
-				v.Add(recordField(po.rec, "recipient"), "organisation %q (%s) is registered as %s, which does not receive grants", o.Name, o.ID, o.Kind)
+				v.Add(recordLabel(pl.kind, po.rec.RecordID)+".recipient", "organisation %q (%s) is registered as %s, which does not receive grants", o.Name, o.ID, o.Kind)
 			}
 			if created[k] {
 				rep.OrganizationsCreated++
@@ -210,13 +262,13 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 		}
 		var create []ledger.GrantInput
 		var createPos []int
-		var v apperr.Validator
+		var moved []int // positions in order whose stored grant has another recipient
 		for k, gi := range order {
 			g := pl.grants[gi]
 			if have, ok := found[refs[k]]; ok {
 				if have.RecipientOrgID != orgID[g.recipient] {
-					v.Add(recordField(g.rec, "recipient"), "grant %s (%s) has recipient %s; the source now names %s",
-						have.Reference, have.ID, have.RecipientOrgID, orgID[g.recipient])
+					moved = append(moved, k)
+					continue
 				}
 				grantID[gi] = have.ID
 				rep.GrantsMatched++
@@ -227,8 +279,43 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			in.DonorOrgID, in.RecipientOrgID = uuid.MustParse(orgID[g.donor]), uuid.MustParse(orgID[g.recipient])
 			create, createPos = append(create, in), append(createPos, gi)
 		}
-		if err := v.Err(); err != nil {
-			return nil, err
+		// A newer version naming another recipient (FTS gives a parked
+		// allocation its recipient later): the agreement with that
+		// recipient is a grant of its own, its reference suffixed with the
+		// recipient; the old grant keeps the reversed entries.
+		if len(moved) > 0 {
+			var alt []ledger.DonorReference
+			for _, k := range moved {
+				g := pl.grants[order[k]]
+				alt = append(alt, ledger.DonorReference{DonorOrgID: refs[k].DonorOrgID, Reference: movedReference(g.in.Reference, pl.orgs[g.recipient].Organization, orgID[g.recipient])})
+			}
+			again, err := ledger.FindGrants(ctx, tx, roadmapID, alt)
+			if err != nil {
+				return nil, fmt.Errorf("finding grants imported before: %w", err)
+			}
+			var v apperr.Validator
+			for i, k := range moved {
+				gi := order[k]
+				g := pl.grants[gi]
+				if have, ok := again[alt[i]]; ok {
+					if have.RecipientOrgID != orgID[g.recipient] {
+						v.Add(recordLabel(pl.kind, g.rec.RecordID)+".recipient", "grants %s and %s name other recipients than the source now does",
+							refs[k].Reference, alt[i].Reference)
+						continue
+					}
+					grantID[gi] = have.ID
+					rep.GrantsMatched++
+					continue
+				}
+				in := g.in
+				in.Reference = alt[i].Reference
+				in.RoadmapID = roadmapID
+				in.DonorOrgID, in.RecipientOrgID = uuid.MustParse(orgID[g.donor]), uuid.MustParse(orgID[g.recipient])
+				create, createPos = append(create, in), append(createPos, gi)
+			}
+			if err := v.Err(); err != nil {
+				return nil, err
+			}
 		}
 		if len(create) > 0 {
 			made, err := s.ledger.CreateGrantsIn(ctx, tx, create, requestID)
@@ -270,7 +357,7 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 	for _, r := range todo {
 		for k := range r.entries {
 			e := &r.entries[k]
-			e.in.GrantID = uuid.MustParse(grantID[r.grant])
+			e.in.GrantID = uuid.MustParse(grantID[e.grant])
 			if e.reverses != nil {
 				if e.reverses.id == "" {
 					if err := flush(); err != nil {
@@ -278,7 +365,7 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 					}
 				}
 				if e.reverses.id == "" {
-					return nil, invalid(r.label, "value", "corrects an entry that this import does not write: import the activity whole")
+					return nil, invalid(origin{r: r, e: e}.label(), "value", "corrects an entry that this import does not write: import the activity whole")
 				}
 				e.in.ReversesID = uuid.MustParse(e.reverses.id)
 			}
@@ -292,9 +379,23 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 	return prov, nil
 }
 
-// recordField names a record's field in a violation.
-func recordField(src source, field string) string {
-	return src.RecordID + "." + field
+// movedReference is the reference of an agreement's grant to a recipient
+// other than the one its first import named: the reference and the
+// recipient's FTS id, IATI identifier or id, cut to the ledger's 100
+// characters.
+func movedReference(ref string, o org.Organization, id string) string {
+	who := o.FTSOrgID
+	if who == "" {
+		who = o.IATIRef
+	}
+	if who == "" {
+		who = id
+	}
+	out := ref + "-" + who
+	if r := []rune(out); len(r) > 100 {
+		out = string(r[:100])
+	}
+	return out
 }
 
 // entryFields renames the ledger's entry positions ([i].field, counted from
@@ -423,6 +524,17 @@ type origin struct {
 	e *planEntry
 }
 
+// label names the entry's place in the source.
+func (o origin) label() string {
+	if o.e != nil && o.e.label != "" {
+		return o.e.label
+	}
+	return o.r.label
+}
+
+// entryPos finds the position the ledger names a refused entry by.
+var entryPos = regexp.MustCompile(`transactions\[(\d+)\]`)
+
 // record records entries in chunks through the ledger, naming a refused one
 // by its source record, and answers their provenance rows.
 func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInput, origins []origin, requestID string,
@@ -436,9 +548,15 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInp
 		end := min(start+chunk, len(entries))
 		got, err := s.ledger.RecordIn(ctx, tx, entries[start:end], requestID)
 		if err != nil {
-			return nil, fmt.Errorf("recording entries: %w", entryFields(err, func(i int) string {
-				return origins[start+i].r.label
-			}))
+			label := func(i int) string { return origins[start+i].label() }
+			err = entryFields(err, label)
+			// A refusal of the ledger's rules names the entry by position.
+			if m := entryPos.FindStringSubmatch(err.Error()); m != nil && !errors.As(err, new(*apperr.InvalidError)) {
+				if i, _ := strconv.Atoi(m[1]); i < end-start {
+					err = fmt.Errorf("%s: %w", label(i), err)
+				}
+			}
+			return nil, fmt.Errorf("recording entries: %w", err)
 		}
 		for k, t := range got {
 			o := origins[start+k]
@@ -446,6 +564,9 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInp
 			if o.e != nil {
 				o.e.id = t.ID
 				row.inferred, row.sourceValues = o.e.inferred, o.e.sourceValues
+				if o.e.position != "" {
+					row.src.Position = o.e.position
+				}
 			}
 			if t.Type == ledger.Reversal {
 				rep.EntriesReversed++

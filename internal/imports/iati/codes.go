@@ -69,3 +69,12 @@ var dateKinds = map[string]string{
 	"start-planned": "start-planned", "start-actual": "start-actual",
 	"end-planned": "end-planned", "end-actual": "end-actual",
 }
+
+// LedgerType gives the Tranche journal type of a 2.0x numeric transaction
+// type, or "" when the type is not journaled.
+func LedgerType(code int) string {
+	if t, ok := byCode[itoa(code)]; ok && code > 0 {
+		return t.ledger
+	}
+	return ""
+}
