@@ -27,9 +27,10 @@ operator:
 
   fts   OCHA FTS flows (JSON) into a roadmap: --roadmap ID, or none to create
         one (--country and --title override what the source suggests)
-  iati  IATI 2.03 activity files (XML) into a roadmap, as fts
+  iati  IATI activity files (XML, standard 1.0x or 2.0x) into a roadmap, as fts
   ocds  OCDS releases or records (JSON) as procurement items of a grant:
-        --grant ID (required), --milestone ID (optional)
+        --grant ID (required), --milestone ID (required unless the grant is
+        allocated to one milestone)
 
 Prints what the import did (or with --dry-run would do): the files with their
 SHA-256, records created, matched and unchanged, the source's totals beside
@@ -52,7 +53,7 @@ func cmdImport(ctx context.Context, args []string, e map[string]string, stdout i
 	country := fs.String("country", "", "fts, iati: ISO 3166-1 alpha-3 country of a roadmap the import creates")
 	title := fs.String("title", "", "fts, iati: title of a roadmap the import creates")
 	grant := fs.String("grant", "", "ocds: the grant (id) the procurement items belong to (required)")
-	milestone := fs.String("milestone", "", "ocds: the milestone (id) the procurement items belong to")
+	milestone := fs.String("milestone", "", "ocds: the milestone (id) the procurement items belong to; default: the grant's one allocation")
 	dryRun := fs.Bool("dry-run", false, "report what would change and write nothing")
 	skipInvalid := fs.Bool("skip-invalid", false, "leave invalid records out (listed) instead of refusing the file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -218,7 +219,7 @@ func writeReport(w io.Writer, r *imports.Report) {
 	for _, f := range r.Files {
 		note := ""
 		if f.AlreadyImported {
-			note = " (already imported: skipped)"
+			note = " (imported before: compared record by record)"
 		}
 		fmt.Fprintf(w, "  %s  sha256 %s  %d records%s\n", f.Name, f.SHA256, f.Records, note)
 	}

@@ -157,7 +157,7 @@ func TestWriteReport(t *testing.T) {
 	for _, w := range []string{
 		"import of fts into new roadmap rm-1 (run run-1)",
 		"flows.json  sha256 " + strings.Repeat("ab", 32) + "  3 records",
-		"old.json  sha256 cd  0 records (already imported: skipped)",
+		"old.json  sha256 cd  0 records (imported before: compared record by record)",
 		"records: 3 read, 1 unchanged, 1 corrected",
 		"organisations: 2 created, 1 matched", "grants: 2 created, 1 matched", "journal entries: 5 created, 1 reversed",
 		"MATCH    incoming funding (commitment + paid): source 1500 USD, computed 1500 USD",
