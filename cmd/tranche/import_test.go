@@ -247,7 +247,7 @@ func TestImportEndToEnd(t *testing.T) {
 		t.Errorf("a progress bar on a stderr that is not a terminal: %q", stderr)
 	}
 	code, stdout, stderr = cliExit(t, dir, "import", "fts", page, "--roadmap", rep.RoadmapID)
-	if code != 0 || !strings.Contains(stdout, "already imported") || !strings.Contains(stdout, rep.Files[0].SHA256) {
+	if code != 0 || !strings.Contains(stdout, "imported before") || !strings.Contains(stdout, rep.Files[0].SHA256) {
 		t.Errorf("the same file again: exit %d\n%s%s", code, stdout, stderr)
 	}
 	out := filepath.Join(t.TempDir(), "roadmap.xml")
