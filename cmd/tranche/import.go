@@ -85,11 +85,13 @@ func cmdImport(ctx context.Context, args []string, e map[string]string, stdout i
 	if _, err := server.ImportRequest(probe); err != nil {
 		return exitError{code: 2, msg: importFlagErrors(err)}
 	}
+	total := int64(0)
 	for _, name := range pos[1:] {
-		b, err := os.ReadFile(name)
+		b, err := readBounded(name, maxCLIImportBytes-total)
 		if err != nil {
 			return exitError{code: 2, msg: err.Error()}
 		}
+		total += int64(len(b))
 		in.Files = append(in.Files, &pb.ImportFile{Name: name, Content: b})
 	}
 	req, err := server.ImportRequest(in)
@@ -357,4 +359,27 @@ func (b *progressBar) finish() {
 	if b.drawn {
 		fmt.Fprintln(b.w)
 	}
+}
+
+// maxCLIImportBytes bounds the files of one import from the command line:
+// far above the API's 64 MiB (an import runs in memory, about five times
+// its files), low enough that a wrong path (/dev/zero) cannot take the
+// machine's memory.
+const maxCLIImportBytes = 1 << 30
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: the files of one import are at most %d MiB together", name, maxCLIImportBytes>>20)
+	}
+	return b, nil
 }

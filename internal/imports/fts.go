@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/imports/fts"
 	"github.com/tranche-ledger/tranche/internal/isocodes"
@@ -148,7 +149,7 @@ func planFTS(src *ftsSource, reportingCurrency string, milestones map[string]uui
 		}
 		if f.Amount.IsZero() || f.AmountUSD.IsZero() {
 			rep.NotCounted = append(rep.NotCounted, Note{Record: rec.label, Type: f.EntryType, Amount: f.AmountUSD, Currency: "USD",
-				Reason: "amount 0: nothing to journal (a parked flow wholly split into its children)"})
+				Reason: "amount 0: nothing to journal (as a parked flow wholly split into its children is)"})
 			continue
 		}
 		if f.Amount.IsNegative() && f.EntryType != fts.EntryPledge && f.EntryType != fts.EntryCommitment {
@@ -199,6 +200,9 @@ func planFTS(src *ftsSource, reportingCurrency string, milestones map[string]uui
 		valueDate, err := day(f.Date)
 		if err != nil {
 			return nil, invalid(rec.label, "date", "%q is not a date", f.Date)
+		}
+		if !plausible(valueDate) {
+			return nil, invalid(rec.label, "date", "%s is outside %s to %s", f.Date, apperr.Earliest.Format(time.DateOnly), apperr.Latest.Format(time.DateOnly))
 		}
 		// The payment reference is the flow's refCode. Flows of one parked
 		// family share it by design (one agreement split), so theirs is
@@ -299,7 +303,7 @@ func ftsOrg(o fts.Object, has, donor bool) org.Organization {
 func ftsPeriod(f *fts.Flow) (time.Time, time.Time) {
 	d, _ := day(f.Date)
 	start, end := d, d
-	if dd, err := day(f.DecisionDate); err == nil && dd.Before(start) {
+	if dd, err := day(f.DecisionDate); err == nil && dd.Before(start) && plausible(dd) {
 		start = dd
 	}
 	for _, y := range f.Destination.UsageYears {

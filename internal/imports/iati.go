@@ -292,14 +292,20 @@ func iatiReference(id string, receiver org.Organization) string {
 }
 
 // iatiPeriod is an activity's period: actual dates over planned ones, then
-// widened to its transactions' dates.
-func iatiPeriod(a *iati.Activity) (time.Time, time.Time) {
-	var start, end time.Time
+// widened to its transactions' dates. Activity dates outside the ledger's
+// range (publishers write 1900-01-01 for "unknown") are left out and listed.
+func iatiPeriod(a *iati.Activity) (start, end time.Time, ignored []string) {
 	for _, kinds := range [][2]string{{"start-actual", "end-actual"}, {"start-planned", "end-planned"}} {
 		for _, d := range a.Dates {
 			t, err := day(d.Date)
-			if err != nil || !plausible(t) {
-				continue // a placeholder date such as 1900-01-01
+			if err != nil {
+				continue
+			}
+			if !plausible(t) {
+				if d.Kind == kinds[0] || d.Kind == kinds[1] {
+					ignored = append(ignored, d.Kind+" "+d.Date)
+				}
+				continue
 			}
 			if d.Kind == kinds[0] && start.IsZero() {
 				start = t
@@ -311,7 +317,7 @@ func iatiPeriod(a *iati.Activity) (time.Time, time.Time) {
 	}
 	for _, t := range a.Transactions {
 		d, err := day(t.ValueDate)
-		if err != nil {
+		if err != nil || !plausible(d) {
 			continue
 		}
 		if start.IsZero() || d.Before(start) {
@@ -330,7 +336,7 @@ func iatiPeriod(a *iati.Activity) (time.Time, time.Time) {
 	if end.After(start.AddDate(ledger.MaxGrantYears, 0, 0)) {
 		end = start.AddDate(ledger.MaxGrantYears, 0, 0)
 	}
-	return start, end
+	return start, end, ignored
 }
 
 // iatiMilestone is the roadmap milestone whose code is one of the
@@ -395,12 +401,15 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 	// not move: a transaction adds at most two entries.
 	ap.rec.entries = make([]planEntry, 0, 3*len(a.Transactions))
 	received := map[int]map[int]bool{} // recipient org → the activity's grants it receives
-	start, end := iatiPeriod(a)
+	start, end, ignored := iatiPeriod(a)
 	title := a.Title
-	var titleInferred []string
+	var gInferred []string
+	if len(ignored) > 0 {
+		gInferred = append(gInferred, "startDate, endDate: from the other dates; activity-date outside 1990–2099 left out: "+strings.Join(ignored, ", "))
+	}
 	if title == "" {
 		title = "IATI activity " + a.Identifier
-		titleInferred = append(titleInferred, "title: the activity has none")
+		gInferred = append(gInferred, "title: the activity has none")
 	}
 	for pass := range 2 {
 		for k := range a.Transactions {
@@ -461,7 +470,7 @@ func planActivity(pl *plan, src *iatiSource, a *iati.Activity, ms uuid.UUID, rep
 					cur = t.Currency
 				}
 				gsv := map[string]string{}
-				gi = pl.grant(planGrant{donor: di, recipient: ri, rec: ap.rec.source, inferred: append(slices.Clone(titleInferred), partyInferred...),
+				gi = pl.grant(planGrant{donor: di, recipient: ri, rec: ap.rec.source, inferred: append(slices.Clone(gInferred), partyInferred...),
 					sourceValues: gsv, in: ledger.GrantInput{Reference: iatiReference(a.Identifier, receiver), Title: fit("title", title, 300, gsv),
 						Currency: cur, Pledged: amount(decimal.Zero, cur), StartDate: start, EndDate: end}})
 				if received[ri] == nil {
@@ -487,6 +496,9 @@ func (ap *activityPlan) transaction(t *iati.Transaction, gi int, label string, s
 	vd, err := day(t.ValueDate)
 	if err != nil {
 		return invalid(label, "value-date", "%q is not a date", t.ValueDate)
+	}
+	if !plausible(vd) {
+		return invalid(label, "value-date", "%s is outside %s to %s", t.ValueDate, apperr.Earliest.Format(time.DateOnly), apperr.Latest.Format(time.DateOnly))
 	}
 	inferred := slices.Clone(t.Provenance.Inferred)
 	if ap.ms != uuid.Nil {

@@ -278,11 +278,19 @@ func TestBadInput(t *testing.T) {
 	if !ok {
 		t.Fatal("no flow with an original currency on page 3")
 	}
+	ancient, ok := editFlow(t, pages[0].Data, func(f map[string]any) bool {
+		f["date"] = "0001-01-01T00:00:00Z"
+		return true
+	})
+	if !ok {
+		t.Fatal("no flow on page 1")
+	}
 	cases := []struct {
 		name  string
 		req   imports.Request
 		field string // a violation's field must start with it
 	}{
+		{"a date in year 1", imports.Request{Kind: imports.FTS, Files: []imports.File{{Name: "p1.json", Data: ancient}}}, "flow "},
 		{"truncated page", imports.Request{Kind: imports.FTS, Files: []imports.File{{Name: "p1.json", Data: pages[0].Data[:1000]}}}, "file"},
 		{"not JSON", imports.Request{Kind: imports.FTS, Files: []imports.File{{Name: "x.json", Data: []byte("<xml/>")}}}, "file"},
 		{"unknown currency", imports.Request{Kind: imports.FTS, Files: []imports.File{pages[0], pages[1], {Name: "p3.json", Data: badCurrency}}}, "flow "},
@@ -360,5 +368,26 @@ func TestProvenance(t *testing.T) {
 			p.ImportedAt.Before(time.Now().Add(-time.Hour)) {
 			t.Errorf("provenance %+v", p)
 		}
+	}
+}
+
+// One FTS agreement is imported into one roadmap: the same flows into a
+// second roadmap are refused naming the flow (a grant reference is unique
+// per donor), and nothing is written.
+func TestSameAgreementInTwoRoadmaps(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	s := imports.New(db.App)
+	pages := ftsPages(t)
+	if _, err := s.Run(coord, imports.Request{Kind: imports.FTS, Files: pages[2:]}); err != nil {
+		t.Fatal(err)
+	}
+	before := count(t, db.App)
+	_, err := s.Run(coord, imports.Request{Kind: imports.FTS, Files: pages[2:], NewRoadmap: imports.RoadmapHint{Title: "Again"}})
+	if !errors.Is(err, apperr.ErrAlreadyExists) || !strings.Contains(err.Error(), "flow ") || strings.Contains(err.Error(), "grants[") {
+		t.Errorf("the same flows into a second roadmap: %v, want ALREADY_EXISTS naming the flow", err)
+	}
+	if after := count(t, db.App); after != before {
+		t.Errorf("refused import wrote: %+v → %+v", before, after)
 	}
 }

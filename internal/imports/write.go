@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -320,6 +321,21 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 		if len(create) > 0 {
 			made, err := s.ledger.CreateGrantsIn(ctx, tx, create, requestID)
 			if err != nil {
+				// Name the source record, not the position in the list.
+				label := func(i int) string { return recordLabel(pl.kind, pl.grants[createPos[i]].rec.RecordID) }
+				err = apperr.Fields(err, func(f string) string {
+					if m := grantPos.FindStringSubmatch(f); m != nil {
+						if i, _ := strconv.Atoi(m[1]); i < len(createPos) {
+							return label(i) + ".grant" + strings.TrimPrefix(f, m[0])
+						}
+					}
+					return f
+				})
+				if m := grantPos.FindStringSubmatch(err.Error()); m != nil && !errors.As(err, new(*apperr.InvalidError)) {
+					if i, _ := strconv.Atoi(m[1]); i < len(createPos) {
+						err = renamed{label(i) + ": " + strings.Replace(err.Error(), m[0]+": ", "", 1), err}
+					}
+				}
 				return nil, fmt.Errorf("creating grants: %w", err)
 			}
 			for k, g := range made {
@@ -532,6 +548,9 @@ func (o origin) label() string {
 	return o.r.label
 }
 
+// grantPos finds the position the ledger names a refused grant by.
+var grantPos = regexp.MustCompile(`grants\[(\d+)\]`)
+
 // entryPos finds the position the ledger names a refused entry by.
 var entryPos = regexp.MustCompile(`transactions\[(\d+)\]`)
 
@@ -553,7 +572,7 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInp
 			// A refusal of the ledger's rules names the entry by position.
 			if m := entryPos.FindStringSubmatch(err.Error()); m != nil && !errors.As(err, new(*apperr.InvalidError)) {
 				if i, _ := strconv.Atoi(m[1]); i < end-start {
-					err = fmt.Errorf("%s: %w", label(i), err)
+					err = renamed{label(i) + ": " + strings.Replace(err.Error(), m[0]+": ", "", 1), err}
 				}
 			}
 			return nil, fmt.Errorf("recording entries: %w", err)
@@ -581,3 +600,14 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInp
 	}
 	return prov, nil
 }
+
+// renamed is an error of the domain whose message names the source record
+// instead of a position in the list the importer passed; it is still that
+// error (errors.Is, the status it maps to).
+type renamed struct {
+	msg string
+	err error
+}
+
+func (r renamed) Error() string { return r.msg }
+func (r renamed) Unwrap() error { return r.err }

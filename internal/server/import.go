@@ -168,8 +168,9 @@ func checkImportSize(req *pb.CreateImportRequest) error {
 		total += len(f.GetContent())
 	}
 	if total > MaxImportBytes {
-		return status.Errorf(codes.ResourceExhausted,
-			"the files are %d bytes together, more than the %d bytes (64 MiB) an import takes", total, MaxImportBytes)
+		// A bad request, not a shortage to retry later (RESOURCE_EXHAUSTED
+		// would be 429 over REST).
+		return apperr.Invalid("files", "the files are %d bytes together, more than the %d bytes (64 MiB) an import takes", total, MaxImportBytes)
 	}
 	return nil
 }

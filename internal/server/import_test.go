@@ -232,11 +232,21 @@ func TestImportSizeLimits(t *testing.T) {
 		t.Errorf("5 MiB organisation: %d %.300s, want 413", r.code, r.raw)
 	}
 
-	// Over gRPC: one byte over 64 MiB of files is RESOURCE_EXHAUSTED naming the limit.
+	// Over gRPC: one byte over 64 MiB of files is INVALID_ARGUMENT naming files and the limit.
 	_, err := c.CreateImport(admin, &pb.CreateImportRequest{Kind: "fts", Files: []*pb.ImportFile{
 		{Name: "a.json", Content: make([]byte, 32<<20)}, {Name: "b.json", Content: make([]byte, 32<<20+1)}}})
-	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), fmt.Sprint(MaxImportBytes)) {
-		t.Errorf("64 MiB + 1 of files: %v, want RESOURCE_EXHAUSTED naming %d", err, MaxImportBytes)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), fmt.Sprint(MaxImportBytes)) {
+		t.Errorf("64 MiB + 1 of files: %v, want INVALID_ARGUMENT naming %d", err, MaxImportBytes)
+	}
+	// The token and the role are checked before a message is read: a
+	// message over what gRPC receives at all is refused for its caller, not
+	// for its size.
+	huge := &pb.CreateImportRequest{Kind: "fts", Files: []*pb.ImportFile{{Name: "a.json", Content: make([]byte, importMessageBytes)}}}
+	if _, err := c.CreateImport(context.Background(), huge); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("65 MiB message without a token: %v, want UNAUTHENTICATED before it is read", err)
+	}
+	if _, err := c.CreateImport(h.as(t, auth.Auditor, ""), huge); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("65 MiB message from an auditor: %v, want PERMISSION_DENIED before it is read", err)
 	}
 	// Far over: refused by gRPC itself, before decoding.
 	_, err = c.CreateImport(admin, &pb.CreateImportRequest{Kind: "fts", Files: []*pb.ImportFile{

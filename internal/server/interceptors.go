@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/tap"
+
 	"buf.build/go/protovalidate"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -178,24 +180,57 @@ func (ic *interceptor) begin(ctx context.Context, method string) (context.Contex
 	}
 }
 
-// authenticate resolves the bearer token into the principal and records the
-// call for the audit trail.
+// tappedKey holds the principal the tap resolved, so the interceptor does
+// not look the token up again.
+type tappedKey struct{}
+
+// tap runs before gRPC reads a request message: a call without a valid
+// token, or an import by a role that may not import, is refused before its
+// (up to 65 MiB) message is received and decoded.
+func (ic *interceptor) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if public(info.FullMethodName) {
+		return ctx, nil
+	}
+	p, err := ic.principal(ctx, info.Header)
+	if err != nil {
+		return ctx, err
+	}
+	if info.FullMethodName == importMethod && !p.Can(auth.Coordinator) {
+		return ctx, status.Errorf(codes.PermissionDenied, "role %s may not import", p.Role)
+	}
+	return context.WithValue(ctx, tappedKey{}, p), nil
+}
+
+// principal resolves the bearer token of the call's metadata.
+func (ic *interceptor) principal(ctx context.Context, md metadata.MD) (auth.Principal, error) {
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return auth.Principal{}, status.Error(codes.Unauthenticated, errMissingToken)
+	}
+	secret, ok := bearerToken(vals[0])
+	if !ok {
+		return auth.Principal{}, status.Error(codes.Unauthenticated, errNotBearer)
+	}
+	p, err := ic.tokens.Authenticate(ctx, secret)
+	if err != nil {
+		return auth.Principal{}, toStatus(ctx, ic.log, err)
+	}
+	return p, nil
+}
+
+// authenticate resolves the bearer token into the principal (the tap's,
+// when it ran) and records the call for the audit trail.
 func (ic *interceptor) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if public(method) {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return ctx, status.Error(codes.Unauthenticated, errMissingToken)
-	}
-	secret, ok := bearerToken(vals[0])
+	p, ok := ctx.Value(tappedKey{}).(auth.Principal)
 	if !ok {
-		return ctx, status.Error(codes.Unauthenticated, errNotBearer)
-	}
-	p, err := ic.tokens.Authenticate(ctx, secret)
-	if err != nil {
-		return ctx, toStatus(ctx, ic.log, err)
+		md, _ := metadata.FromIncomingContext(ctx)
+		var err error
+		if p, err = ic.principal(ctx, md); err != nil {
+			return ctx, err
+		}
 	}
 	ctx = auth.WithPrincipal(ctx, p)
 	if who, ok := ctx.Value(callerKey{}).(*auth.Principal); ok {

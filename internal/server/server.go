@@ -100,6 +100,9 @@ func New(cfg Config, st Stores, log *slog.Logger) (*Server, error) {
 			// CreateImport's files may be this large; checkMethod holds
 			// every other method to maxMessageBytes.
 			grpc.MaxRecvMsgSize(importMessageBytes),
+			// Tokens are checked before a message is read (ic.tap), so an
+			// unauthenticated caller never makes the server receive one.
+			grpc.InTapHandle(ic.tap),
 			grpc.ForceServerCodecV2(textCodec{}), // bad UTF-8 reaches the text check
 		),
 		health: health.NewServer(),
