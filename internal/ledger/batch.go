@@ -101,8 +101,14 @@ func (s *Store) gather(b *pgx.Batch, pl *plan) {
 	// Fresh for every attempt: a retried transaction reads again.
 	pl.grants, pl.bals = map[string]*Grant{}, map[string]*balance{}
 	pl.originals, pl.milestoneRoadmap = map[string]Transaction{}, map[string]string{}
-	b.Queue(`SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated`+grantFrom+`
-		WHERE g.id = ANY ($1::uuid[]) ORDER BY g.id FOR UPDATE OF b`, pl.grantIDs).Query(func(rows pgx.Rows) error {
+	// Driven by the ids (a nested loop over the primary keys): a filter
+	// "g.id = ANY ($1)" let the planner scan every grant for each batch
+	// once a bulk import had made the tables large within its transaction.
+	b.Queue(`SELECT `+grantColumns+`, b.committed, b.disbursed, b.received, b.spent, b.allocated
+		FROM unnest($1::uuid[]) AS k(id) CROSS JOIN LATERAL (SELECT * FROM grants WHERE grants.id = k.id) g
+		JOIN roadmaps r ON r.id = g.roadmap_id
+		CROSS JOIN LATERAL (SELECT * FROM grant_balances WHERE grant_balances.grant_id = g.id) b
+		ORDER BY g.id FOR UPDATE OF b`, pl.grantIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			g, b := &Grant{}, &balance{}
 			var version int
