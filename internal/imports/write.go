@@ -152,9 +152,13 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 	for _, r := range pl.records {
 		ids = append(ids, r.RecordID)
 	}
-	st, err := loadStored(ctx, tx, roadmapID, pl.kind, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reading what was imported before: %w", err)
+	// A roadmap this import creates holds nothing imported before.
+	st := map[string]*stored{}
+	var err error
+	if !rep.RoadmapCreated {
+		if st, err = loadStored(ctx, tx, roadmapID, pl.kind, ids); err != nil {
+			return nil, fmt.Errorf("reading what was imported before: %w", err)
+		}
 	}
 	var reversals []ledger.EntryInput
 	var buckets []string
@@ -257,9 +261,11 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 				order = append(order, gi)
 			}
 		}
-		found, err := ledger.FindGrants(ctx, tx, roadmapID, refs)
-		if err != nil {
-			return nil, fmt.Errorf("finding grants imported before: %w", err)
+		found := map[ledger.DonorReference]ledger.Grant{}
+		if !rep.RoadmapCreated {
+			if found, err = ledger.FindGrants(ctx, tx, roadmapID, refs); err != nil {
+				return nil, fmt.Errorf("finding grants imported before: %w", err)
+			}
 		}
 		var create []ledger.GrantInput
 		var createPos []int
