@@ -56,9 +56,11 @@ var funcs = template.FuncMap{
 	"sidecell": func(field, side string, m *pb.Money) cell {
 		return cell{Field: field, Side: side, M: m}
 	},
+	// short is an id's last 8 characters: the random part of a UUIDv7,
+	// whose first characters are a timestamp shared by records made together.
 	"short": func(id string) string {
 		if len(id) > 8 {
-			return id[:8]
+			return "…" + id[len(id)-8:]
 		}
 		return id
 	},
