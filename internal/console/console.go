@@ -106,6 +106,9 @@ func New(conn *grpc.ClientConn, opts Options) http.Handler {
 }
 
 func newHandler(opts Options) *handler {
+	if opts.Authenticate == nil {
+		panic("console.New: Options.Authenticate is required")
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

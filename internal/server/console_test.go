@@ -705,5 +705,7 @@ func BenchmarkConsolePages(b *testing.B) {
 		measure("overview", "/roadmaps/"+rm.Roadmap.Id)
 		measure("grant", "/grants/"+ids[0])
 		measure("flags", "/roadmaps/"+rm.Roadmap.Id+"/flags")
+		measure("pipeline", "/roadmaps/"+rm.Roadmap.Id+"/procurement")
+		measure("audit", "/audit") // verifies the whole chain, as GET /v1/audit-events:verify does
 	}
 }
