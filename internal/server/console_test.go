@@ -431,6 +431,11 @@ func TestConsoleDonorSeesOnlyItsOwnGrants(t *testing.T) {
 	w := h.moneyWorld(t, admin)
 	b := newBrowser(t, h.http)
 	b.signIn(h.token(t, auth.Donor, w.donorA))
+	for _, path := range []string{"/", "/audit", "/roadmaps/" + w.roadmapID + "/flags", "/roadmaps/" + w.roadmapID + "/procurement"} {
+		if p := b.get(path); p.code != http.StatusOK || !strings.Contains(p.body, `data-role="donor"`) {
+			t.Errorf("donor's %s: %d", path, p.code)
+		}
+	}
 	for _, g := range []string{w.grantEUR, w.grantUSD} {
 		if p := b.get("/grants/" + g); p.code != http.StatusOK {
 			t.Errorf("own grant %s: %d", g, p.code)
@@ -441,8 +446,19 @@ func TestConsoleDonorSeesOnlyItsOwnGrants(t *testing.T) {
 	if other.code != http.StatusNotFound || missing.code != http.StatusNotFound {
 		t.Errorf("another donor's grant: %d, a missing one: %d; want 404 both", other.code, missing.code)
 	}
-	if other.body != missing.body {
+	if other.body != missing.body || strings.Contains(other.body, "G-GBP") {
 		t.Errorf("another donor's grant page differs from a missing one's:\n%s\n---\n%s", other.body, missing.body)
+	}
+	// An implementer sees the grants it receives, no other.
+	impl := newBrowser(t, h.http)
+	impl.signIn(h.token(t, auth.Implementer, w.ngo))
+	if p := impl.get("/grants/" + w.grantGBP); p.code != http.StatusOK {
+		t.Errorf("implementer's grant: %d", p.code)
+	}
+	stranger := newBrowser(t, h.http)
+	stranger.signIn(h.token(t, auth.Implementer, h.org(t, admin, "IMPLEMENTER")))
+	if p := stranger.get("/grants/" + w.grantGBP); p.code != http.StatusNotFound {
+		t.Errorf("another implementer's grant: %d", p.code)
 	}
 	ov := b.get("/roadmaps/" + w.roadmapID)
 	if ov.code != http.StatusOK {
