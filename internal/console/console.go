@@ -133,7 +133,13 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("GET /audit", h.page(h.auditPage))
 	mux.HandleFunc("GET /audit/pack", h.page(h.packDownload))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Message: "There is no page here."})
+		v := &view{Title: "Not found", Message: "There is no page here."}
+		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+			if p, err := h.opts.Authenticate(r.Context(), c.Value); err == nil {
+				v.session = &session{p: p, csrf: h.csrfToken(w, r), ctx: r.Context()}
+			}
+		}
+		h.render(w, r, http.StatusNotFound, "error", v)
 	})
 	return secure(mux)
 }
@@ -282,13 +288,21 @@ func (h *handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	rand.Read(b[:])
 	tok := base64.RawURLEncoding.EncodeToString(b[:])
 	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 	return tok
+}
+
+// overTLS tells whether the browser reached the console over TLS: directly,
+// or through a proxy that ended TLS and says so (X-Forwarded-Proto: https;
+// tranche serve has no TLS of its own). Trusting the header can only make
+// a cookie stricter: a Secure cookie is one a browser sends over TLS alone.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 }
 
 // render executes a page template into a buffer first, so a failure midway

@@ -253,6 +253,9 @@ func TestHeadersEscapingAndErrors(t *testing.T) {
 			t.Errorf("the 404 tells why: %s", body)
 		}
 	}
+	if _, body := r.do(t, "GET", "/nothing/here", nil, sess); !strings.Contains(body, `id="whoami"`) {
+		t.Errorf("a signed-in 404 has no header:\n%s", body)
+	}
 	_, body := r.do(t, "GET", "/roadmaps/r1", nil, sess)
 	for _, want := range []string{`<td class="num" data-field="allocated" data-amount="250.50">250.50 <span class="cur">USD</span></td>`,
 		`&lt;script&gt;alert(1)&lt;/script&gt;`, `<tr data-milestone-id="m1">`, `NGO &amp; Co`} {
@@ -296,5 +299,21 @@ func TestDwellAndChart(t *testing.T) {
 	b := c.Groups[0].Bars
 	if b[0].W != chartBarsW || b[1].W != chartBarsW/2 || b[2].W != 0 || b[3].W != 0 || b[4].W != 1 {
 		t.Errorf("bars: %+v", b)
+	}
+}
+
+// Behind a proxy that ended TLS, the cookies are Secure.
+func TestCookiesSecureBehindTLSProxy(t *testing.T) {
+	r := newRig(t)
+	req, _ := http.NewRequest("GET", r.srv.URL+"/signin", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs := resp.Cookies()
+	if len(cs) != 1 || cs[0].Name != CSRFCookie || !cs[0].Secure {
+		t.Errorf("cookies behind a TLS proxy: %+v", cs)
 	}
 }

@@ -725,3 +725,72 @@ func BenchmarkConsolePages(b *testing.B) {
 		measure("audit", "/audit") // verifies the whole chain, as GET /v1/audit-events:verify does
 	}
 }
+
+// The pipeline groups items by stage and marks late and stalled ones in
+// words; the grant page gives each item's stage dates and dwell days.
+func TestConsoleProcurement(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	admin := h.as(t, auth.Admin, "")
+	w := h.fixture(t, admin)
+	pr := pb.NewProcurementServiceClient(h.conn)
+	item := func(desc, expected string) string {
+		it, err := pr.CreateProcurementItem(admin, &pb.CreateProcurementItemRequest{RequestId: uuid.NewString(), ProcurementItem: &pb.ProcurementItem{
+			GrantId: w.grantID, MilestoneId: w.milestoneID, Description: desc, Category: "DETECTORS", Critical: true,
+			EstimatedCost: &pb.Money{Amount: "12000.00", Currency: "USD"}, ExpectedDeliveryDate: expected, RequisitionedOn: "2024-02-01"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it.ProcurementItem.Id
+	}
+	late, stalled := item("Detectors", "2024-06-01"), item("Vehicles", "2099-01-01")
+	if _, err := pr.AdvanceProcurementItem(admin, &pb.AdvanceProcurementItemRequest{ItemId: late, Stage: "TENDERED",
+		EnteredOn: "2024-03-01", RequestId: uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+	// An open PROCUREMENT_STALLED flag about the second item, as a run
+	// would raise it.
+	run := uuid.NewString()
+	ctx := context.Background()
+	if _, err := h.db.Owner.Exec(ctx, `INSERT INTO detection_runs (id, roadmap_id, as_of, started_at, actor, actor_role, counts)
+		VALUES ($1, $2, current_date, now(), 'test', 'admin', '{}')`, run, w.roadmapID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.db.Owner.Exec(ctx, `INSERT INTO flags (id, roadmap_id, kind, fingerprint, severity, status, subjects, grant_ids,
+		donor_org_ids, recipient_org_ids, evidence, explanation, detected_at, first_run, updated_at)
+		VALUES ($1::uuid, $2, 'PROCUREMENT_STALLED', encode(sha256(convert_to($1::text, 'UTF8')), 'hex'), 'MEDIUM', 'OPEN',
+		        jsonb_build_array(jsonb_build_object('type', 'procurement_item', 'id', $3::text)), ARRAY[$4::uuid], ARRAY[$5::uuid],
+		        ARRAY[$6::uuid], '{}', 'Stalled.', now(), $7, now())`,
+		uuid.Must(uuid.NewV7()).String(), w.roadmapID, stalled, w.grantID, w.donorOrgID, w.ngoOrgID, run); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, h.http)
+	b.signIn(h.token(t, auth.Coordinator, ""))
+	p := b.get("/roadmaps/" + w.roadmapID + "/procurement")
+	row := func(body, id string) string {
+		m := regexp.MustCompile(`(?s)<tr data-item-id="` + id + `"[^>]*>.*?</tr>`).FindString(body)
+		if m == "" {
+			t.Fatalf("no row of item %s:\n%s", id, body)
+		}
+		return m
+	}
+	if p.code != http.StatusOK || !strings.Contains(p.body, `<table id="pipeline">`) || !strings.Contains(p.body, `<tbody data-stage="TENDERED">`) ||
+		!strings.Contains(p.body, `<tbody data-stage="REQUISITIONED">`) {
+		t.Fatalf("pipeline: %d\n%s", p.code, p.body)
+	}
+	if r := row(p.body, late); !strings.Contains(r, ">Late<") || strings.Contains(r, ">Stalled<") {
+		t.Errorf("late item's row: %s", r)
+	}
+	if r := row(p.body, stalled); !strings.Contains(r, ">Stalled<") || strings.Contains(r, ">Late<") {
+		t.Errorf("stalled item's row: %s", r)
+	}
+	g := b.get("/grants/" + w.grantID)
+	r := row(g.body, late)
+	days := int(time.Since(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)).Hours() / 24)
+	for _, want := range []string{"requisitioned: 2024-02-01 (29 d)", fmt.Sprintf("tendered: 2024-03-01 (%d d, so far)", days),
+		fmt.Sprintf(`data-field="dwell">%d<`, days)} {
+		if !strings.Contains(r, want) {
+			t.Errorf("grant page's item row lacks %q: %s", want, r)
+		}
+	}
+}
