@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -580,21 +581,26 @@ type auditData struct {
 	Verify    *pb.VerifyAuditChainResponse
 	ChainNote string
 	Roadmaps  []*pb.Roadmap
-	OwnOrg    string
+	// Donors and Grants are the choices of the pack form: the donors a
+	// pack may be narrowed to (a donor only itself) and the grants the
+	// caller may read.
+	Donors []*pb.Organization
+	Grants []*pb.Grant
+	OwnOrg string
 }
 
+// auditPage: the chain's head and verification (for the roles that may see
+// them) and the pack form; five RPCs at once.
 func (h *handler) auditPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	d := auditData{}
 	if s.p.Role == auth.Donor {
 		d.OwnOrg = s.p.OrgID
 	}
 	var headErr, verifyErr error
+	var orgs []*pb.Organization
 	err := parallel(
 		func() error { d.Head, headErr = h.audit.GetAuditHead(s.ctx, &pb.GetAuditHeadRequest{}); return nil },
-		func() error {
-			d.Verify, verifyErr = h.audit.VerifyAuditChain(s.ctx, &pb.VerifyAuditChainRequest{})
-			return nil
-		},
+		func() error { d.Verify, verifyErr = h.audit.VerifyAuditChain(s.ctx, &pb.VerifyAuditChainRequest{}); return nil },
 		func() error {
 			rs, err := h.roadmaps.ListRoadmaps(s.ctx, &pb.ListRoadmapsRequest{PageSize: 500})
 			if err == nil {
@@ -602,10 +608,33 @@ func (h *handler) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 			}
 			return err
 		},
+		func() error {
+			gs, err := h.grants.ListGrants(s.ctx, &pb.ListGrantsRequest{PageSize: 500})
+			if err == nil {
+				d.Grants = gs.Grants
+			}
+			return err
+		},
+		func() error {
+			for _, kind := range []string{"DONOR", "POOLED_FUND"} {
+				os, err := h.orgs.ListOrganizations(s.ctx, &pb.ListOrganizationsRequest{PageSize: 500, Kind: kind})
+				if err != nil {
+					return err
+				}
+				orgs = append(orgs, os.Organizations...)
+			}
+			return nil
+		},
 	)
 	if err != nil {
 		return first(err)
 	}
+	for _, o := range orgs {
+		if d.OwnOrg == "" || o.Id == d.OwnOrg {
+			d.Donors = append(d.Donors, o)
+		}
+	}
+	slices.SortFunc(d.Donors, func(a, b *pb.Organization) int { return strings.Compare(a.Name, b.Name) })
 	for _, e := range []error{headErr, verifyErr} {
 		switch status.Code(e) {
 		case codes.OK:
