@@ -600,7 +600,10 @@ func (h *handler) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 	var orgs []*pb.Organization
 	err := parallel(
 		func() error { d.Head, headErr = h.audit.GetAuditHead(s.ctx, &pb.GetAuditHeadRequest{}); return nil },
-		func() error { d.Verify, verifyErr = h.audit.VerifyAuditChain(s.ctx, &pb.VerifyAuditChainRequest{}); return nil },
+		func() error {
+			d.Verify, verifyErr = h.audit.VerifyAuditChain(s.ctx, &pb.VerifyAuditChainRequest{})
+			return nil
+		},
 		func() error {
 			rs, err := h.roadmaps.ListRoadmaps(s.ctx, &pb.ListRoadmapsRequest{PageSize: 500})
 			if err == nil {
