@@ -209,7 +209,7 @@ func TestSignInSessionAndCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `role="alert"`) {
 		t.Errorf("bad token: %d", resp.StatusCode)
 	}
-	resp, _ = r.do(t, "POST", "/signin", url.Values{"token": {goodToken}, "csrf": {csrf.Value}}, csrf)
+	resp, _ = r.do(t, "POST", "/signin", url.Values{"token": {" Bearer " + goodToken + "\n"}, "csrf": {csrf.Value}}, csrf)
 	var sess *http.Cookie
 	for _, c := range resp.Cookies() {
 		if c.Name == SessionCookie {

@@ -31,7 +31,11 @@ func (h *handler) signinForm(w http.ResponseWriter, r *http.Request) {
 // signin accepts a token pasted into the form: a token the service knows
 // goes into the session cookie; any other is the form again, 401.
 func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
-	tok := r.PostFormValue("token")
+	// A pasted token often brings a line break, or the header's scheme.
+	tok := strings.TrimSpace(r.PostFormValue("token"))
+	if len(tok) > 7 && strings.EqualFold(tok[:7], "bearer ") {
+		tok = strings.TrimSpace(tok[7:])
+	}
 	if tok == "" {
 		h.render(w, r, http.StatusUnauthorized, "signin", &view{Title: "Sign in", Error: "Paste your API token."})
 		return
