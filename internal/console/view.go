@@ -1,7 +1,6 @@
 package console
 
 import (
-	"fmt"
 	"html/template"
 	"strings"
 	"time"
@@ -64,12 +63,22 @@ var funcs = template.FuncMap{
 		}
 		return id
 	},
-	"lower":  strings.ToLower,
-	"words":  func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", " ") },
-	"join":   strings.Join,
-	"eq2":    func(a, b string) bool { return a == b },
-	"add":    func(a, b int) int { return a + b },
-	"printf": fmt.Sprintf,
+	"lower": strings.ToLower,
+	"words": func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", " ") },
+	"join":  strings.Join,
+	"add":   func(a, b int) int { return a + b },
+	// done names a review action as what happened: ACKNOWLEDGE → acknowledged.
+	"done": func(action string) string {
+		switch action {
+		case "ACKNOWLEDGE":
+			return "acknowledged"
+		case "DISMISS":
+			return "dismissed"
+		case "REOPEN":
+			return "reopened"
+		}
+		return strings.ToLower(action)
+	},
 }
 
 var pageNames = []string{"signin", "error", "roadmaps", "overview", "flags", "grant", "pipeline", "audit"}
