@@ -410,7 +410,7 @@ func balances(b *pb.Balances) []*pb.Money {
 }
 
 // grantPage: GetGrant first (a grant the caller may not read is a 404 before
-// anything else is asked), then six RPCs at once.
+// anything else is asked), then eight RPCs at once, whatever the journal's length.
 func (h *handler) grantPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil {
@@ -422,11 +422,12 @@ func (h *handler) grantPage(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	d := grantData{Grant: g.Grant, Donor: g.Grant.DonorOrgId, Recipient: g.Grant.RecipientOrgId, Milestones: map[string]string{}}
 	var (
-		rm    *pb.GetRoadmapResponse
-		rec   *pb.GetReconciliationResponse
-		txs   *pb.ListTransactionsResponse
-		items *pb.ListProcurementItemsResponse
-		ms    *pb.ListMilestonesResponse
+		rm      *pb.GetRoadmapResponse
+		rec     *pb.GetReconciliationResponse
+		txs     *pb.ListTransactionsResponse
+		items   *pb.ListProcurementItemsResponse
+		ms      *pb.ListMilestonesResponse
+		stalled = map[string]bool{}
 	)
 	orgName := func(id string, into *string) func() error {
 		return func() error {
@@ -460,6 +461,7 @@ func (h *handler) grantPage(w http.ResponseWriter, r *http.Request, s *session) 
 		},
 		orgName(g.Grant.DonorOrgId, &d.Donor),
 		orgName(g.Grant.RecipientOrgId, &d.Recipient),
+		h.stalledItems(s.ctx, &pb.ListFlagsRequest{GrantId: id}, stalled),
 	)
 	if err != nil {
 		return first(err)
@@ -480,7 +482,7 @@ func (h *handler) grantPage(w http.ResponseWriter, r *http.Request, s *session) 
 	today := h.today()
 	for _, it := range items.ProcurementItems {
 		st, cur := dwell(it, today)
-		d.Items = append(d.Items, itemRow{I: it, Stages: st, CurrentDwell: cur})
+		d.Items = append(d.Items, itemRow{I: it, Stages: st, CurrentDwell: cur, Stalled: stalled[it.Id]})
 	}
 	d.MoreItems = items.NextPageToken != ""
 	if p := g.Grant.Provenance; p != nil {
@@ -534,23 +536,7 @@ func (h *handler) pipeline(w http.ResponseWriter, r *http.Request, s *session) e
 			items, err = h.procurement.ListProcurementItems(s.ctx, &pb.ListProcurementItemsRequest{RoadmapId: id, PageSize: 500})
 			return
 		},
-		func() error {
-			// Stalled is the detection's finding: the open PROCUREMENT_STALLED flags.
-			fl, err := h.flags.ListFlags(s.ctx, &pb.ListFlagsRequest{RoadmapId: id, Kind: "PROCUREMENT_STALLED", PageSize: 500})
-			if err != nil {
-				return err
-			}
-			for _, f := range fl.Flags {
-				if f.Status == "OPEN" || f.Status == "ACKNOWLEDGED" {
-					for _, sub := range f.Subjects {
-						if sub.Type == "procurement_item" {
-							stalled[sub.Id] = true
-						}
-					}
-				}
-			}
-			return nil
-		},
+		h.stalledItems(s.ctx, &pb.ListFlagsRequest{RoadmapId: id}, stalled),
 	)
 	if err != nil {
 		return first(err)
@@ -576,6 +562,29 @@ func (h *handler) pipeline(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	h.render(w, r, http.StatusOK, "pipeline", &view{Title: "Procurement: " + rm.Roadmap.Title, Nav: "roadmaps", session: s, Data: d})
 	return nil
+}
+
+// stalledItems marks in into the items the detection found stalled: the
+// subjects of the PROCUREMENT_STALLED flags of req's scope not yet
+// resolved or dismissed.
+func (h *handler) stalledItems(ctx context.Context, req *pb.ListFlagsRequest, into map[string]bool) func() error {
+	return func() error {
+		req.Kind, req.PageSize = "PROCUREMENT_STALLED", 500
+		fl, err := h.flags.ListFlags(ctx, req)
+		if err != nil {
+			return err
+		}
+		for _, f := range fl.Flags {
+			if f.Status == "OPEN" || f.Status == "ACKNOWLEDGED" {
+				for _, sub := range f.Subjects {
+					if sub.Type == "procurement_item" {
+						into[sub.Id] = true
+					}
+				}
+			}
+		}
+		return nil
+	}
 }
 
 // ---- audit ----

@@ -800,6 +800,9 @@ func TestConsoleProcurement(t *testing.T) {
 		t.Errorf("stalled item's row: %s", r)
 	}
 	g := b.get("/grants/" + w.grantID)
+	if r := row(g.body, stalled); !strings.Contains(r, ">Stalled<") {
+		t.Errorf("the grant page does not mark the stalled item: %s", r)
+	}
 	r := row(g.body, late)
 	days := int(time.Since(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)).Hours() / 24)
 	for _, want := range []string{"requisitioned: 2024-02-01 (29 d)", fmt.Sprintf("tendered: 2024-03-01 (%d d, so far)", days),
