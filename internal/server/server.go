@@ -30,6 +30,7 @@ import (
 	"github.com/tranche-ledger/tranche/api"
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
+	"github.com/tranche-ledger/tranche/internal/console"
 	"github.com/tranche-ledger/tranche/internal/detect"
 	"github.com/tranche-ledger/tranche/internal/fx"
 	"github.com/tranche-ledger/tranche/internal/imports"
@@ -66,6 +67,9 @@ type Server struct {
 	reg    *prometheus.Registry
 	tokens *token.Store // the HTTP edge refuses bad tokens before reading a body
 	detect *detect.Store
+	// console is the web console mounted at / (internal/console); nil: none,
+	// and the gateway answers every path.
+	console http.Handler
 }
 
 // Stores are the domains the server exposes, built once by the caller
@@ -190,6 +194,9 @@ func (s *Server) Run(ctx context.Context, ready func(grpcAddr, httpAddr string))
 	if err != nil {
 		return err
 	}
+	// The console calls the services through the gateway's connection, so
+	// every role check applies to its pages as to the API.
+	s.console = console.New(conn, console.Options{Authenticate: s.tokens.Authenticate, Log: s.log})
 	httpSrv := &http.Server{Handler: s.httpHandler(gw), ReadHeaderTimeout: 10 * time.Second}
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -306,6 +313,12 @@ func (s *Server) httpHandler(gw *runtime.ServeMux) http.Handler {
 		w.Write(api.OpenAPI)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", s.edge(gw))
+	if s.console == nil {
+		mux.Handle("/", s.edge(gw))
+		return mux
+	}
+	// The API keeps /v1/; every other path is the console's.
+	mux.Handle("/v1/", s.edge(gw))
+	mux.Handle("/", s.console)
 	return mux
 }
