@@ -284,8 +284,21 @@ func seed(t *testing.T, s *stack) programme {
 	if len(list(flags, "flags")) == 0 {
 		t.Fatalf("detection raised no flag: %v", run)
 	}
+	// Entries dated after the detection run's day (which leaves them out),
+	// enough for the grant page's journal to need more than one page.
+	var batch []obj
+	for i := range journalExtra {
+		batch = append(batch, obj{"grantId": p.grantEU, "type": "EXPENDITURE", "milestoneId": p.m1,
+			"amount":    obj{"amount": fmt.Sprintf("%d.00", 100+i), "currency": "EUR"},
+			"valueDate": fmt.Sprintf("2025-07-%02d", 1+i%28), "reference": fmt.Sprintf("INV-7%03d", i)})
+	}
+	s.must(t, "POST", "/v1/transactions:batchRecord", admin, obj{"transactions": batch, "requestId": rid()})
 	return p
 }
+
+// journalExtra is how many entries seed adds to the EUR grant's journal for
+// it to be paged.
+const journalExtra = 240
 
 // page is one page of the console a role visits.
 type page struct {
@@ -397,6 +410,7 @@ func TestBrowser(t *testing.T) {
 	for _, role := range []auth.Role{auth.Admin, auth.Auditor} {
 		t.Run(string(role)+" downloads a pack", func(t *testing.T) { b.downloadPack(t, role) })
 	}
+	t.Run("journal pages", b.journalPages)
 	t.Run("bad token", b.badToken)
 }
 
@@ -579,6 +593,23 @@ func (b *browserRun) checkCommon(t *testing.T, ctx context.Context, role auth.Ro
 	}
 	if strings.Contains(f.Text, b.p.tokens[role]) {
 		t.Error("the page shows the token")
+	}
+	// From the keyboard, the first Tab reaches the skip link.
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+	  const a = document.activeElement;
+	  const ok = a && a.matches('a[href="#main"]');
+	  const what = a && a !== document.body ? a.outerHTML.slice(0, 120) : 'nothing';
+	  if (a) a.blur();
+	  return ok ? '' : what;
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != "" {
+		t.Errorf("the first Tab reaches %s, not the skip link to #main", first)
 	}
 	return f
 }
@@ -1067,6 +1098,51 @@ func (b *browserRun) downloadPack(t *testing.T, role auth.Role) {
 		t.Logf("pack: %d bytes", len(data))
 		return
 	}
+}
+
+// journalPages follows the grant page's "Next page" links and counts the
+// journal's rows against the API's.
+func (b *browserRun) journalPages(t *testing.T) {
+	ctx := b.tab(t, 60*time.Second)
+	tok := b.p.tokens[auth.Auditor]
+	b.signIn(t, ctx, tok)
+	api := b.s.must(t, "GET", "/v1/grants/"+b.p.grantEU+"/transactions?pageSize=1000", tok, nil)
+	want := len(list(api, "transactions"))
+	next := b.s.base + "/grants/" + b.p.grantEU
+	rows, pages := 0, 0
+	for next != "" && pages < 50 {
+		resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(next))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status != http.StatusOK {
+			t.Fatalf("GET %s: status %d", next, resp.Status)
+		}
+		if strings.Contains(resp.URL, tok) {
+			t.Fatalf("the token appears in the URL %s", resp.URL)
+		}
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('table#journal tbody tr').length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows += n
+		pages++
+		next, err = chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		  const a = [...document.querySelectorAll('a[href]')].find(a => a.textContent.trim() === 'Next page' &&
+		    a.compareDocumentPosition(document.querySelector('table#journal')) & Node.DOCUMENT_POSITION_PRECEDING);
+		  return a ? a.href : '';
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pages < 2 {
+		t.Errorf("the journal of %d entries is on one page: no \"Next page\" link after table#journal", want)
+	}
+	if rows != want {
+		t.Errorf("the journal's pages show %d rows; the API lists %d entries", rows, want)
+	}
+	t.Logf("journal: %d entries on %d pages", rows, pages)
 }
 
 // badToken: a wrong token gets the form again with 401, and no session.
