@@ -31,6 +31,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -132,6 +135,16 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("GET /grants/{id}", h.page(h.grantPage))
 	mux.HandleFunc("GET /audit", h.page(h.auditPage))
 	mux.HandleFunc("GET /audit/pack", h.page(h.packDownload))
+	// Another method on a page's path: 405 naming the one it takes.
+	for path, allow := range map[string]string{"/static/console.css": "GET, HEAD", "/signin": "GET, HEAD, POST", "/signout": "POST",
+		"/roadmaps/{id}": "GET, HEAD", "/roadmaps/{id}/flags": "GET, HEAD", "/roadmaps/{id}/procurement": "GET, HEAD",
+		"/flags/{id}/review": "POST", "/grants/{id}": "GET, HEAD", "/audit": "GET, HEAD", "/audit/pack": "GET, HEAD"} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			h.render(w, r, http.StatusMethodNotAllowed, "error", &view{Title: "Not allowed",
+				Message: "This page takes " + allow + " only."})
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		v := &view{Title: "Not found", Message: "There is no page here."}
 		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
@@ -153,7 +166,7 @@ func secure(next http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if !strings.HasPrefix(r.URL.Path, "/static/") {
+		if r.URL.Path != "/static/console.css" {
 			hd.Set("Cache-Control", "no-store")
 		}
 		next.ServeHTTP(w, r)
@@ -206,8 +219,16 @@ func (h *handler) page(fn pageFunc) http.HandlerFunc {
 			h.fail(w, r, nil, err)
 			return
 		}
+		// A page's RPCs end with it, and at the latest after pageTimeout:
+		// a stalled database answers a "took too long" page, not a hang.
+		ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+		defer cancel()
 		s := &session{p: p, csrf: h.csrfToken(w, r),
-			ctx: metadata.AppendToOutgoingContext(r.Context(), "authorization", "Bearer "+c.Value)}
+			ctx: metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.Value)}
+		if name, ok := badText(r); !ok {
+			h.fail(w, r, s, status.Errorf(codes.InvalidArgument, "%s: must be valid UTF-8 without NUL", name))
+			return
+		}
 		if err := fn(w, r, s); err != nil {
 			h.fail(w, r, s, err)
 		}
@@ -216,12 +237,55 @@ func (h *handler) page(fn pageFunc) http.HandlerFunc {
 
 func isUnauthenticated(err error) bool { return errors.Is(err, apperr.ErrUnauthenticated) }
 
+// pageTimeout bounds the RPCs of one page.
+const pageTimeout = 30 * time.Second
+
+// badText finds a path segment, query or form value that is not valid
+// UTF-8 or holds NUL: the services refuse such text, and the gRPC client
+// would refuse to send it with an internal error, so it is a bad request
+// here. It names the first one.
+func badText(r *http.Request) (string, bool) {
+	ok := func(v string) bool { return utf8.ValidString(v) && !strings.ContainsRune(v, 0) }
+	if !ok(r.URL.Path) {
+		return "path", false
+	}
+	for k, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if !ok(k) || !ok(v) {
+				return "query parameter " + strings.ToValidUTF8(k, "?"), false
+			}
+		}
+	}
+	if r.Method == http.MethodPost {
+		for k, vs := range r.PostForm {
+			for _, v := range vs {
+				if !ok(k) || !ok(v) {
+					return "form field " + strings.ToValidUTF8(k, "?"), false
+				}
+			}
+		}
+	}
+	return "", true
+}
+
 // fail answers an error of a page: NOT_FOUND and PERMISSION_DENIED on a GET
 // are the same 404, so a page never tells that a record it may not show
 // exists; other statuses give their own code and text.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
 	st, _ := status.FromError(err)
 	v := &view{Title: "Error", Message: st.Message()}
+	// The fields a refusal names, as the API gives them.
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			var parts []string
+			for _, fv := range br.GetFieldViolations() {
+				parts = append(parts, fv.GetField()+": "+fv.GetDescription())
+			}
+			if len(parts) > 0 {
+				v.Message = strings.Join(parts, "; ")
+			}
+		}
+	}
 	code := http.StatusInternalServerError
 	switch st.Code() {
 	case codes.NotFound:
@@ -249,6 +313,10 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 			v.Message = "Something went wrong on the server."
 		}
 	}
+	if r.Context().Err() != nil {
+		// The browser went away: nothing to answer, nothing wrong here.
+		return
+	}
 	if code >= 500 {
 		h.log.ErrorContext(r.Context(), "console page failed", "method", r.Method, "path", r.URL.Path,
 			"code", st.Code().String(), "err", err.Error())
@@ -267,9 +335,19 @@ func pageError(c codes.Code, msg string) error { return status.Error(c, msg) }
 func (h *handler) csrf(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				h.render(w, r, http.StatusRequestEntityTooLarge, "error", &view{Title: "Too long",
+					Message: "The form was refused: it is longer than 64 KiB."})
+				return
+			}
+			h.render(w, r, http.StatusBadRequest, "error", &view{Title: "Not accepted", Message: "The form could not be read."})
+			return
+		}
 		c, err := r.Cookie(CSRFCookie)
 		field := r.PostFormValue("csrf")
-		if err != nil || c.Value == "" || field == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(field)) != 1 {
+		if err != nil || len(c.Value) < 32 || field == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(field)) != 1 {
 			h.render(w, r, http.StatusForbidden, "error", &view{Title: "Refused",
 				Message: "The form was refused: its security token is missing or stale. Go back, reload the page and try again."})
 			return

@@ -317,3 +317,58 @@ func TestCookiesSecureBehindTLSProxy(t *testing.T) {
 		t.Errorf("cookies behind a TLS proxy: %+v", cs)
 	}
 }
+
+// Hostile requests get 4xx pages, never a 500, and reach no service: text
+// that is not UTF-8 (which the gRPC client would refuse with an internal
+// error), another method on a page's path, an oversized form, a short
+// planted CSRF pair.
+func TestHostileRequests(t *testing.T) {
+	r := newRig(t)
+	resp, body := r.do(t, "GET", "/signin", nil)
+	var csrf *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == CSRFCookie {
+			csrf = c
+		}
+	}
+	resp, _ = r.do(t, "POST", "/signin", url.Values{"token": {goodToken}, "csrf": {csrfRE.FindStringSubmatch(body)[1]}}, csrf)
+	var sess *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == SessionCookie {
+			sess = c
+		}
+	}
+	if sess == nil {
+		t.Fatal("no session")
+	}
+	r.fakes.mu.Lock()
+	calls := len(r.fakes.tokens)
+	r.fakes.mu.Unlock()
+	for _, path := range []string{"/roadmaps/%FF", "/?page=%FF", "/roadmaps/r1/flags?kind=%FF", "/audit/pack?roadmapId=%FF", "/roadmaps/r1?x=%00"} {
+		if resp, body := r.do(t, "GET", path, nil, sess, csrf); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "UTF-8") {
+			t.Errorf("GET %s: %d, want 400 naming UTF-8", path, resp.StatusCode)
+		}
+	}
+	r.fakes.mu.Lock()
+	if len(r.fakes.tokens) != calls {
+		t.Errorf("bad text reached the services: %d calls", len(r.fakes.tokens)-calls)
+	}
+	r.fakes.mu.Unlock()
+	for _, c := range []struct{ method, path, allow string }{{"PUT", "/roadmaps/r1", "GET, HEAD"}, {"DELETE", "/grants/g1", "GET, HEAD"},
+		{"GET", "/signout", "POST"}, {"POST", "/static/console.css", "GET, HEAD"}} {
+		if resp, _ := r.do(t, c.method, c.path, nil, sess); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), c.allow)
+		}
+	}
+	long := url.Values{"csrf": {csrf.Value}, "note": {strings.Repeat("n", 70<<10)}, "action": {"DISMISS"}}
+	if resp, _ := r.do(t, "POST", "/flags/f1/review", long, sess, csrf); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("70 KiB review: %d, want 413", resp.StatusCode)
+	}
+	planted := &http.Cookie{Name: CSRFCookie, Value: "x"}
+	if resp, _ := r.do(t, "POST", "/signout", url.Values{"csrf": {"x"}}, sess, planted); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-out with a planted one-character csrf pair: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := r.do(t, "GET", "/static/nope", nil, sess); resp.StatusCode != http.StatusNotFound || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("/static/nope: %d Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+}

@@ -54,11 +54,15 @@ func (h *handler) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: tok, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	// A new session gets a new form token: one set before sign-in (by
+	// whoever used the browser, or planted) does not carry over.
+	clearCookie(w, r, CSRFCookie)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (h *handler) signout(w http.ResponseWriter, r *http.Request) {
 	clearCookie(w, r, SessionCookie)
+	clearCookie(w, r, CSRFCookie)
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
