@@ -102,7 +102,7 @@ func Load(ctx context.Context, st Stores, p *Programme, progress func(string)) (
 		ms, err := st.Roadmaps.CreateMilestone(ctx, rmID, roadmap.MilestoneInput{Code: m.Code, Title: m.Title,
 			ActivityType: m.Activity, Region: m.Region, TargetQuantity: m.Quantity, TargetUnit: m.Unit, DueDate: m.Due,
 			FundingRequirement: money.Amount{Value: m.Requirement, Currency: ReportingCurrency},
-			ResponsibleOrgID: uuid.MustParse(out.Orgs[m.Responsible]), Status: m.Status}, rid("milestone-", m.Code))
+			ResponsibleOrgID:   uuid.MustParse(out.Orgs[m.Responsible]), Status: m.Status}, rid("milestone-", m.Code))
 		if err != nil {
 			return nil, fmt.Errorf("milestone %s: %w", m.Code, err)
 		}
@@ -236,3 +236,54 @@ func ensureOrg(ctx context.Context, st *org.Store, o OrgSpec) (string, error) {
 
 // Day is when the loaded programme was generated for, from its roadmap.
 func (l *Loaded) Day() time.Time { return Anchor(l.Roadmap.StartDate) }
+
+// Existing reads the ids of a programme loaded earlier into rm, writing
+// nothing: organisations by IATI identifier, milestones by code, grants by
+// reference.
+func Existing(ctx context.Context, st Stores, p *Programme, rm roadmap.Roadmap) (*Loaded, error) {
+	out := &Loaded{Roadmap: rm, Orgs: map[string]string{}, Milestones: map[string]string{}, Grants: map[string]string{}, Items: map[string]string{}}
+	byRef := map[string]string{}
+	token := ""
+	for {
+		list, next, err := st.Orgs.List(ctx, "", 500, token)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range list {
+			if o.IATIRef != "" {
+				byRef[o.IATIRef] = o.ID
+			}
+		}
+		if token = next; token == "" {
+			break
+		}
+	}
+	for _, o := range p.Orgs {
+		id, ok := byRef[o.IATIRef]
+		if !ok {
+			return nil, fmt.Errorf("organisation %s (%s) of the loaded programme is missing", o.Name, o.IATIRef)
+		}
+		out.Orgs[o.Key] = id
+	}
+	rmID := uuid.MustParse(rm.ID)
+	ms, err := st.Roadmaps.ListMilestones(ctx, rmID)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		out.Milestones[m.Code] = m.ID
+	}
+	for {
+		list, next, err := st.Ledger.ListGrants(ctx, ledger.GrantFilter{RoadmapID: rmID, PageSize: 500, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range list {
+			out.Grants[g.Reference] = g.ID
+		}
+		if token = next; token == "" {
+			break
+		}
+	}
+	return out, nil
+}
