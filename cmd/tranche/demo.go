@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 
 	pb "github.com/tranche-ledger/tranche/api/tranche/v1"
 	"github.com/tranche-ledger/tranche/internal/audit"
@@ -89,6 +91,7 @@ type demoSummary struct {
 	packNote   string
 	chain      audit.Result
 	grantID    string
+	dataDir    string
 }
 
 // prepareDemo loads the programme once, imports FTS once, runs detection,
@@ -97,7 +100,7 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 	st := svc.stores
 	octx := operatorContext(ctx, "demo")
 	stores := demo.Stores{Orgs: st.Organizations, Roadmaps: st.Roadmaps, Ledger: st.Ledger, FX: st.FX, Procurement: st.Procurement}
-	sum := &demoSummary{seed: seed, tokenNotes: map[string]string{}}
+	sum := &demoSummary{seed: seed, tokenNotes: map[string]string{}, dataDir: svc.cfg.DataDir}
 	progress := func(s string) { fmt.Fprintln(stdout, "  loaded", s) }
 
 	rm, found, err := demo.Find(octx, st.Roadmaps, seed)
@@ -129,6 +132,9 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 			fmt.Fprintf(stdout, "tranche demo: loading the sample programme (seed %d) for %s\n", seed, day.Format(time.DateOnly))
 		}
 		loaded, err = demo.Load(octx, stores, prog, progress)
+		if err != nil {
+			return nil, err
+		}
 		sum.loaded = fmt.Sprintf("%d organisations, %d milestones, %d grants, %d journal entries, %d FX rates, %d procurement items",
 			len(prog.Orgs), len(prog.Milestones), len(prog.Grants), loaded.Entries, len(prog.Rates), len(prog.Items))
 	}
@@ -166,8 +172,8 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 		if !t.Matches {
 			verdict = "DIFFERS"
 		}
-		sum.ftsLine = append(sum.ftsLine, fmt.Sprintf("%-7s %s: source %s %s, ledger %s %s", verdict, t.Name,
-			money.Format(t.Source, t.Currency), t.Currency, money.Format(t.Computed, t.Currency), t.Currency))
+		sum.ftsLine = append(sum.ftsLine, fmt.Sprintf("%-7s %s: source %s, ledger %s", verdict, t.Name,
+			showAmount(t.Source, t.Currency), showAmount(t.Computed, t.Currency)))
 	}
 
 	for _, id := range []string{loaded.Roadmap.ID, rep.RoadmapID} {
@@ -300,8 +306,8 @@ func (s *demoSummary) print(w io.Writer, grpcAddr, httpAddr string) {
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "  milestone\trequirement\tcommitted\tdisbursed\tgap\t")
 	row := func(code string, m roadmap.MilestoneCoverage) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t\n", code, money.Format(m.Requirement, cur), money.Format(m.Committed, cur),
-			money.Format(m.Disbursed, cur), money.Format(m.Gap, cur))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t\n", code, grouped(m.Requirement, cur), grouped(m.Committed, cur),
+			grouped(m.Disbursed, cur), grouped(m.Gap, cur))
 	}
 	for _, m := range s.coverage.Milestones {
 		row(m.Code, m)
@@ -334,7 +340,7 @@ func (s *demoSummary) print(w io.Writer, grpcAddr, httpAddr string) {
 	} else {
 		fmt.Fprintf(w, "audit chain: DOES NOT VERIFY: %s at sequence %d: %s\n", s.chain.Problem, s.chain.FirstBadSeq, s.chain.Detail)
 	}
-	fmt.Fprintf(w, "  check the pack: tranche pack verify --data-dir DIR --allow-unsigned %s\n", s.packPath)
+	fmt.Fprintf(w, "  check the pack: tranche pack verify --data-dir %s --allow-unsigned %s\n", s.dataDir, s.packPath)
 
 	admin := ""
 	for _, t := range s.tokens {
@@ -347,4 +353,34 @@ func (s *demoSummary) print(w io.Writer, grpcAddr, httpAddr string) {
 	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/roadmaps/%s/coverage\n", base, s.roadmap.ID)
 	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" '%s/v1/flags?roadmapId=%s&status=OPEN'\n", base, s.roadmap.ID)
 	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/grants/%s/reconciliation\n", base, s.grantID)
+}
+
+// grouped formats an amount to its currency's minor units with thin
+// groups of thousands, for reading: 1 234 567.89.
+func grouped(d decimal.Decimal, cur string) string {
+	s := money.Format(d, cur)
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, c := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		return sign + b.String() + "." + frac
+	}
+	return sign + b.String()
+}
+
+// showAmount is an import total: an amount with its currency, or a count.
+func showAmount(d decimal.Decimal, cur string) string {
+	if cur == "" {
+		return d.String()
+	}
+	return grouped(d, cur) + " " + cur
 }

@@ -11,6 +11,7 @@ package demo
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -217,18 +218,28 @@ var baseRates = []struct {
 }
 
 // rates are monthly rates (as the UN operational rates of exchange are), on
-// the first of each month from the start of the history to the day, moving
-// by at most 0.6 % a month: a receipt a few days after its disbursement
+// the first of each month from the start of the history to the day. A
+// month's rate depends on the currency and the month alone, never on the
+// seed or the day the programme is generated for, so programmes of several
+// seeds, or loaded on different days, share one FX table (rates are facts:
+// the table refuses a second value for a pair and date). Rates drift by at
+// most about 0.7 % a month, so a receipt a few days after its disbursement
 // never differs from it by more than the receipt tolerance for FX alone.
 func (g *gen) rates() {
 	first := g.p.Roadmap.Start.AddDate(0, 0, -g.p.Roadmap.Start.Day()+1)
-	for _, b := range baseRates {
-		x := b.rate
+	for i, b := range baseRates {
 		for m := first; !m.After(g.t); m = m.AddDate(0, 1, 0) {
-			g.p.Rates = append(g.p.Rates, RateSpec{Currency: b.cur, Date: m, Rate: decimal.NewFromFloat(x).Round(b.dp)})
-			x *= 1 + g.f(-0.006, 0.006)
+			g.p.Rates = append(g.p.Rates, RateSpec{Currency: b.cur, Date: m, Rate: monthlyRate(b.rate, i, m).Round(b.dp)})
 		}
 	}
+}
+
+// monthlyRate is a currency's rate for month m: its base rate moved along
+// a slow wave (±2.5 %, about two years long) with a small fixed wobble.
+func monthlyRate(base float64, i int, m time.Time) decimal.Decimal {
+	n := float64(m.Year()*12 + int(m.Month()))
+	wobble := float64((m.Year()*12+int(m.Month()))*7919%13-6) / 6 * 0.001
+	return decimal.NewFromFloat(base * (1 + 0.025*math.Sin(n*0.25+float64(i)) + wobble))
 }
 
 // rateOn is the rate of cur on day d from the generated table (1 for USD).
@@ -338,7 +349,9 @@ var refPrefix = map[string]string{
 
 func (g *gen) nextRef(donor string, start time.Time) string {
 	g.seq[donor]++
-	return fmt.Sprintf(refPrefix[donor], start.Year()%100, 10*g.seq[donor]+g.r.IntN(10))
+	// The seed's thousand keeps programmes of different seeds apart:
+	// references are unique per donor across roadmaps.
+	return fmt.Sprintf(refPrefix[donor], start.Year()%100, int(g.p.Seed%1000)*1000+10*g.seq[donor]+g.r.IntN(10))
 }
 
 // amountIn is usd in cur at day d, rounded to a round figure the size of the
