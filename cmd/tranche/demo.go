@@ -91,7 +91,8 @@ type demoSummary struct {
 	packNote   string
 	chain      audit.Result
 	grantID    string
-	dataDir    string
+	dataDir     string
+	verifyFlags string // what tranche pack verify needs to reach the database and trust the head
 }
 
 // prepareDemo loads the programme once, imports FTS once, runs detection,
@@ -101,6 +102,17 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 	octx := operatorContext(ctx, "demo")
 	stores := demo.Stores{Orgs: st.Organizations, Roadmaps: st.Roadmaps, Ledger: st.Ledger, FX: st.FX, Procurement: st.Procurement}
 	sum := &demoSummary{seed: seed, tokenNotes: map[string]string{}, dataDir: svc.cfg.DataDir}
+	switch {
+	case svc.cfg.DatabaseURL != "":
+		sum.verifyFlags = "--database-url \"$DATABASE_URL\""
+	default:
+		sum.verifyFlags = "--data-dir " + svc.cfg.DataDir
+	}
+	if svc.cfg.SigningKey != "" {
+		sum.verifyFlags += " --signing-key " + svc.cfg.SigningKey
+	} else {
+		sum.verifyFlags += " --allow-unsigned"
+	}
 	progress := func(s string) { fmt.Fprintln(stdout, "  loaded", s) }
 
 	rm, found, err := demo.Find(octx, st.Roadmaps, seed)
@@ -340,7 +352,7 @@ func (s *demoSummary) print(w io.Writer, grpcAddr, httpAddr string) {
 	} else {
 		fmt.Fprintf(w, "audit chain: DOES NOT VERIFY: %s at sequence %d: %s\n", s.chain.Problem, s.chain.FirstBadSeq, s.chain.Detail)
 	}
-	fmt.Fprintf(w, "  check the pack: tranche pack verify --data-dir %s --allow-unsigned %s\n", s.dataDir, s.packPath)
+	fmt.Fprintf(w, "  check the pack: tranche pack verify %s %s\n", s.verifyFlags, s.packPath)
 
 	admin := ""
 	for _, t := range s.tokens {

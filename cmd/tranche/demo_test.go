@@ -245,3 +245,25 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	d2.stop(t, syscall.SIGINT)
 }
+
+// demo answers --help with its usage and serve's flags, and refuses a bad
+// seed as a usage error.
+func TestDemoUsage(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"demo", "--help"}, nil, &out); err != nil {
+		t.Fatalf("demo --help: %v", err)
+	}
+	for _, want := range []string{"usage: tranche demo", "-seed", "-http-addr", "-signing-key", "demo-audit-pack.xlsx"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo --help lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"help"}, nil, &out); err != nil || !strings.Contains(out.String(), "\n  demo ") {
+		t.Errorf("tranche help does not list demo (%v):\n%s", err, out.String())
+	}
+	err := run(t.Context(), []string{"demo", "--seed", "-1"}, nil, io.Discard)
+	if ee, ok := err.(exitError); !ok || ee.code != 2 {
+		t.Errorf("demo --seed -1: %v, want a usage error", err)
+	}
+}
