@@ -78,19 +78,19 @@ func cmdDemo(ctx context.Context, args []string, e map[string]string, stdout io.
 
 // demoSummary is what the demo prints once it serves.
 type demoSummary struct {
-	seed       int64
-	loaded     string
-	roadmap    roadmap.Roadmap
-	ftsRoadmap string
-	ftsLine    []string
-	tokens     [][2]string // role, secret
-	tokenNotes map[string]string
-	coverage   roadmap.Coverage
-	flags      map[string][]detect.Flag
-	packPath   string
-	packNote   string
-	chain      audit.Result
-	grantID    string
+	seed        int64
+	loaded      string
+	roadmap     roadmap.Roadmap
+	ftsRoadmap  string
+	ftsLine     []string
+	tokens      [][2]string // role, secret
+	tokenNotes  map[string]string
+	coverage    roadmap.Coverage
+	flags       map[string][]detect.Flag
+	packPath    string
+	packNote    string
+	chain       audit.Result
+	grantID     string
 	dataDir     string
 	verifyFlags string // what tranche pack verify needs to reach the database and trust the head
 }
