@@ -221,7 +221,10 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 	}
 
 	// Fresh tokens on every start: a token is shown once, when minted.
-	donorKey, implKey := "us", "halo"
+	// The donor and the implementer with the most to look at: the UK's
+	// grant has the duplicate disbursement, the missing receipt and the
+	// late delivery; HALO the overlap and the stalled tender.
+	donorKey, implKey := "gb", "halo"
 	for _, t := range []struct {
 		role auth.Role
 		org  string
@@ -354,17 +357,15 @@ func (s *demoSummary) print(w io.Writer, grpcAddr, httpAddr string) {
 	}
 	fmt.Fprintf(w, "  check the pack: tranche pack verify %s %s\n", s.verifyFlags, s.packPath)
 
-	admin := ""
+	tok := map[string]string{}
 	for _, t := range s.tokens {
-		if t[0] == "admin" {
-			admin = t[1]
-		}
+		tok[t[0]] = t[1]
 	}
-	fmt.Fprintln(w, "\ntry:")
-	fmt.Fprintf(w, "  export TOKEN=%s\n", admin)
-	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/roadmaps/%s/coverage\n", base, s.roadmap.ID)
-	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" '%s/v1/flags?roadmapId=%s&status=OPEN'\n", base, s.roadmap.ID)
-	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/v1/grants/%s/reconciliation\n", base, s.grantID)
+	fmt.Fprintln(w, "\ntry (the coordinator's view of coverage and flags, the donor reconciling its grant):")
+	fmt.Fprintf(w, "  export COORDINATOR=%s DONOR=%s\n", tok["coordinator"], tok["donor"])
+	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $COORDINATOR\" %s/v1/roadmaps/%s/coverage\n", base, s.roadmap.ID)
+	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $COORDINATOR\" '%s/v1/flags?roadmapId=%s&status=OPEN'\n", base, s.roadmap.ID)
+	fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer $DONOR\" %s/v1/grants/%s/reconciliation\n", base, s.grantID)
 }
 
 // grouped formats an amount to its currency's minor units with thin
