@@ -23,6 +23,7 @@ usage: tranche <command> [flags]
 
 commands:
   serve     run the gRPC and REST API (embedded PostgreSQL unless DATABASE_URL is set)
+  demo      serve with a sample mine action programme loaded (tranche demo [--seed N] [serve's flags])
   migrate   apply database migrations and exit
   token     create, list or revoke API tokens (tranche token create --role ROLE [--org ID] [--name NAME])
   verify    recompute the audit hash chain; exit status 2 when it does not verify
@@ -63,6 +64,8 @@ func dispatch(ctx context.Context, args []string, e map[string]string, stdout io
 	switch args[0] {
 	case "serve":
 		return cmdServe(ctx, args[1:], e, stdout)
+	case "demo":
+		return cmdDemo(ctx, args[1:], e, stdout)
 	case "migrate":
 		return cmdMigrate(ctx, args[1:], e, stdout)
 	case "token":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/tranche-ledger/tranche/internal/audit"
@@ -25,20 +26,39 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	if err != nil {
 		return err
 	}
+	svc, err := openService(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	return svc.run(ctx, nil)
+}
+
+// service is what serve runs (and demo, which loads a programme first): the
+// configuration, the open database and the domain stores over it.
+type service struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *database
+	stores server.Stores
+}
+
+// openService checks serve's settings, opens (and migrates) the database
+// and builds the stores, as serve does before it listens.
+func openService(ctx context.Context, cfg Config) (*service, error) {
 	thresholds, err := cfg.thresholds() // verified when the configuration was read
 	if err != nil {
-		return exitError{code: 2, msg: "configuration: --detect-config (env TRANCHE_DETECT_CONFIG): " + err.Error()}
+		return nil, exitError{code: 2, msg: "configuration: --detect-config (env TRANCHE_DETECT_CONFIG): " + err.Error()}
 	}
 	key, err := cfg.signingKey() // verified too
 	if err != nil {
-		return exitError{code: 2, msg: "configuration: --signing-key (env TRANCHE_SIGNING_KEY): " + err.Error()}
+		return nil, exitError{code: 2, msg: "configuration: --signing-key (env TRANCHE_SIGNING_KEY): " + err.Error()}
 	}
 	log := cfg.logger(os.Stderr)
 	db, err := cfg.open(ctx, int32(cfg.MaxConns))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
 	tokens := token.New(db.pool)
 	tokens.CacheTTL = cfg.TokenCacheTTL
 	auditStore := audit.New(db.pool)
@@ -51,10 +71,17 @@ func cmdServe(ctx context.Context, args []string, e map[string]string, stdout io
 	stores := server.Stores{Pool: db.pool, Tokens: tokens, Organizations: org.New(db.pool), Roadmaps: roadmap.New(db.pool),
 		Ledger: ledger.New(db.pool), FX: fx.New(db.pool), Audit: auditStore,
 		Procurement: procurement.New(db.pool), Detect: detect.New(db.pool, thresholds)}
-	srv, err := server.New(server.Config{GRPCAddr: cfg.GRPCAddr, HTTPAddr: cfg.HTTPAddr, ShutdownTimeout: cfg.ShutdownTimeout,
-		DetectInterval: cfg.DetectInterval}, stores, log)
+	return &service{cfg: cfg, log: log, db: db, stores: stores}, nil
+}
+
+func (s *service) Close() { s.db.Close() }
+
+// run serves until ctx ends; ready, if set, hears the addresses listened on.
+func (s *service) run(ctx context.Context, ready func(grpcAddr, httpAddr string)) error {
+	srv, err := server.New(server.Config{GRPCAddr: s.cfg.GRPCAddr, HTTPAddr: s.cfg.HTTPAddr, ShutdownTimeout: s.cfg.ShutdownTimeout,
+		DetectInterval: s.cfg.DetectInterval}, s.stores, s.log)
 	if err != nil {
 		return err
 	}
-	return srv.Run(ctx, nil)
+	return srv.Run(ctx, ready)
 }
