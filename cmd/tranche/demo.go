@@ -72,6 +72,11 @@ func cmdDemo(ctx context.Context, args []string, e map[string]string, stdout io.
 	}
 	return svc.run(ctx, func(grpcAddr, httpAddr string) {
 		sum.print(stdout, grpcAddr, httpAddr)
+		if path, err := sum.writeEnv(httpAddr); err != nil {
+			fmt.Fprintf(stdout, "\n(could not write the shell variables: %v)\n", err)
+		} else {
+			fmt.Fprintf(stdout, "\nthe tokens and ids as shell variables ($API, $COORDINATOR, $DONOR, $AUDITOR, $ROADMAP, $GRANT, …): . %s\n", path)
+		}
 		fmt.Fprintf(stdout, "\nready in %.1f s (Ctrl-C stops it; the data stays in %s)\n", time.Since(start).Seconds(), cfg.DataDir)
 	})
 }
@@ -396,4 +401,30 @@ func showAmount(d decimal.Decimal, cur string) string {
 		return d.String()
 	}
 	return grouped(d, cur) + " " + cur
+}
+
+// writeEnv writes the run's tokens and ids as shell variables into the data
+// directory (demo.env, readable by its owner only: it holds tokens), so a
+// newcomer's commands, and the README's tours, can use them by name.
+func (s *demoSummary) writeEnv(httpAddr string) (string, error) {
+	tok := map[string]string{}
+	for _, t := range s.tokens {
+		tok[t[0]] = t[1]
+	}
+	var b strings.Builder
+	fmt.Fprintln(&b, "# Written by tranche demo on every start: this run's tokens and ids.")
+	fmt.Fprintf(&b, "export API=http://%s\n", httpAddr)
+	for _, role := range []string{"admin", "coordinator", "donor", "implementer", "auditor"} {
+		fmt.Fprintf(&b, "export %s=%s\n", strings.ToUpper(role), tok[role])
+	}
+	fmt.Fprintf(&b, "export ROADMAP=%s\nexport FTS_ROADMAP=%s\nexport GRANT=%s\nexport PACK=%s\n",
+		s.roadmap.ID, s.ftsRoadmap, s.grantID, s.packPath)
+	path := filepath.Join(s.dataDir, "demo.env")
+	if s.dataDir == "" {
+		path = "demo.env"
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
 }
