@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tranche-ledger/tranche/internal/apperr"
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
@@ -50,7 +53,8 @@ func cmdDemo(ctx context.Context, args []string, e map[string]string, stdout io.
 	start := time.Now()
 	fs := newFlagSet("demo", "demo [--data-dir DIR] [--seed N] [serve's flags]", demoAbout, stdout)
 	cf := registerConfig(fs, true)
-	seed := fs.Int64("seed", 1, "the sample programme's seed: the same seed gives the same programme")
+	seed := fs.Int64("seed", 1, "the sample programme's seed: the same seed (and day of first start) gives the same programme")
+	external := fs.Bool("external-database", false, "load the sample programme into the database of DATABASE_URL (refused without it: the demo writes a fake programme and mints tokens)")
 	cfg, err := parseCommand(fs, cf, args, e)
 	if err != nil {
 		return err
@@ -60,6 +64,10 @@ func cmdDemo(ctx context.Context, args []string, e map[string]string, stdout io.
 	}
 	if *seed < 0 {
 		return exitError{code: 2, msg: "--seed: must not be negative"}
+	}
+	if cfg.DatabaseURL != "" && !*external {
+		return exitError{code: 2, msg: "a database URL is set: the demo would load a sample programme (and mint tokens) into that database; " +
+			"unset DATABASE_URL to use the embedded cluster, or pass --external-database to do it on purpose"}
 	}
 	svc, err := openService(ctx, cfg)
 	if err != nil {
@@ -77,7 +85,11 @@ func cmdDemo(ctx context.Context, args []string, e map[string]string, stdout io.
 		} else {
 			fmt.Fprintf(stdout, "\nthe tokens and ids as shell variables ($API, $COORDINATOR, $DONOR, $AUDITOR, $ROADMAP, $GRANT, …): . %s\n", path)
 		}
-		fmt.Fprintf(stdout, "\nready in %.1f s (Ctrl-C stops it; the data stays in %s)\n", time.Since(start).Seconds(), cfg.DataDir)
+		where := "the data stays in " + cfg.DataDir
+		if cfg.DatabaseURL != "" {
+			where = "the data stays in the database"
+		}
+		fmt.Fprintf(stdout, "\nready in %.1f s (Ctrl-C stops it; %s)\n", time.Since(start).Seconds(), where)
 	})
 }
 
@@ -178,12 +190,20 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 		req.NewRoadmap = imports.RoadmapHint{Country: "AFG", Title: demo.FTSRoadmapTitle}
 	}
 	rep, err := imports.New(st.Pool).Run(operatorContext(ctx, "demo import"), req)
-	if err != nil {
+	switch {
+	case errors.Is(err, apperr.ErrAlreadyExists):
+		// The flows are in another roadmap already (imported by hand, or by
+		// a demo started at the same moment): an FTS agreement lives in one
+		// roadmap. The demo goes on without its own copy.
+		sum.ftsLine = append(sum.ftsLine, "not imported: these flows are in another roadmap of this database already ("+err.Error()+")")
+		rep = &imports.Report{}
+	case err != nil:
 		return nil, fmt.Errorf("importing the FTS pages: %w", err)
+	default:
+		sum.ftsRoadmap = rep.RoadmapID
+		sum.ftsLine = append(sum.ftsLine, fmt.Sprintf("%d flows read: %d grants and %d entries created, %d already imported, %d kept out so nothing counts twice",
+			rep.Records, rep.GrantsCreated, rep.EntriesCreated, rep.Unchanged, len(rep.NotCounted)))
 	}
-	sum.ftsRoadmap = rep.RoadmapID
-	sum.ftsLine = append(sum.ftsLine, fmt.Sprintf("%d flows read: %d grants and %d entries created, %d already imported, %d kept out so nothing counts twice",
-		rep.Records, rep.GrantsCreated, rep.EntriesCreated, rep.Unchanged, len(rep.NotCounted)))
 	for _, t := range rep.Totals {
 		verdict := "MATCH"
 		if !t.Matches {
@@ -194,6 +214,9 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 	}
 
 	for _, id := range []string{loaded.Roadmap.ID, rep.RoadmapID} {
+		if id == "" {
+			continue
+		}
 		if _, err := st.Detect.Run(octx, uuid.MustParse(id), time.Time{}); err != nil {
 			return nil, fmt.Errorf("detection on roadmap %s: %w", id, err)
 		}
@@ -322,12 +345,12 @@ func (s *demoSummary) print(w io.Writer, grpcAddr, httpAddr string) {
 	tw.Flush()
 
 	cur := s.coverage.Currency
-	fmt.Fprintf(w, "\ncoverage of the sample roadmap (%s):\n", cur)
+	fmt.Fprintf(w, "\ncoverage of the sample roadmap (%s; gap = requirement − allocated):\n", cur)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "  milestone\trequirement\tcommitted\tdisbursed\tgap\t")
+	fmt.Fprintln(tw, "  milestone\trequirement\tallocated\tcommitted\tdisbursed\tgap\t")
 	row := func(code string, m roadmap.MilestoneCoverage) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t\n", code, grouped(m.Requirement, cur), grouped(m.Committed, cur),
-			grouped(m.Disbursed, cur), grouped(m.Gap, cur))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t\n", code, grouped(m.Requirement, cur), grouped(m.Allocated, cur),
+			grouped(m.Committed, cur), grouped(m.Disbursed, cur), grouped(m.Gap, cur))
 	}
 	for _, m := range s.coverage.Milestones {
 		row(m.Code, m)
@@ -424,6 +447,11 @@ func (s *demoSummary) writeEnv(httpAddr string) (string, error) {
 		path = "demo.env"
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return "", err
+	}
+	// WriteFile sets the mode only when it creates the file: a file made
+	// readable to others since must not keep the new tokens so.
+	if err := os.Chmod(path, 0o600); err != nil {
 		return "", err
 	}
 	return path, nil

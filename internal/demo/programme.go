@@ -349,9 +349,14 @@ var refPrefix = map[string]string{
 
 func (g *gen) nextRef(donor string, start time.Time) string {
 	g.seq[donor]++
-	// The seed's thousand keeps programmes of different seeds apart:
-	// references are unique per donor across roadmaps.
-	return fmt.Sprintf(refPrefix[donor], start.Year()%100, int(g.p.Seed%1000)*1000+10*g.seq[donor]+g.r.IntN(10))
+	// The seed keeps programmes of different seeds apart (references are
+	// unique per donor across roadmaps): seed 0 and 1 give the plain form,
+	// others a suffix naming the seed, so seeds 1 and 1001 never collide.
+	ref := fmt.Sprintf(refPrefix[donor], start.Year()%100, int(g.p.Seed%1000)*1000+10*g.seq[donor]+g.r.IntN(10))
+	if g.p.Seed >= 1000 {
+		ref += fmt.Sprintf("-S%d", g.p.Seed)
+	}
+	return ref
 }
 
 // amountIn is usd in cur at day d, rounded to a round figure the size of the
