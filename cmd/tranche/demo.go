@@ -281,17 +281,25 @@ func prepareDemo(ctx context.Context, svc *service, seed int64, stdout io.Writer
 }
 
 // programmeComplete tells whether a load of prog into rm got to its end:
-// procurement items are loaded last, so all of them being there says so.
+// procurement items and their stages are loaded last, so all of them being
+// there, each item advanced through every stage planned, says so (an
+// interruption between creating the last item and advancing it is not).
 func programmeComplete(ctx context.Context, proc *procurement.Store, rm roadmap.Roadmap, prog *demo.Programme) (bool, error) {
+	want := len(prog.Items)
+	for _, it := range prog.Items {
+		want += len(it.Stages)
+	}
 	n, token := 0, ""
 	for {
 		items, next, err := proc.List(ctx, procurement.Filter{RoadmapID: uuid.MustParse(rm.ID), PageSize: 500, PageToken: token})
 		if err != nil {
 			return false, err
 		}
-		n += len(items)
+		for _, it := range items {
+			n += len(it.Stages)
+		}
 		if token = next; token == "" {
-			return n >= len(prog.Items), nil
+			return n >= want, nil
 		}
 	}
 }
