@@ -121,7 +121,6 @@ func (f *fakes) DownloadAuditPack(req *pb.DownloadAuditPackRequest, s grpc.Serve
 type rig struct {
 	srv   *httptest.Server
 	fakes *fakes
-	logs  *strings.Builder
 }
 
 func newRig(t *testing.T) *rig {

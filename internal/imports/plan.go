@@ -219,6 +219,3 @@ func recordLabel(kind, id string) string {
 	}
 	return fmt.Sprintf("%s %s", kind, id)
 }
-
-// decimalOf parses a decimal the database gave as text.
-func decimalOf(s string) (decimal.Decimal, error) { return decimal.NewFromString(s) }

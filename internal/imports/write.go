@@ -427,7 +427,7 @@ func entryFields(err error, label func(int) string) error {
 		var i int
 		var rest string
 		if n, _ := fmt.Sscanf(f, "transactions[%d]", &i); n == 1 {
-			if k := bytes.IndexByte([]byte(f), '.'); k >= 0 {
+			if k := strings.IndexByte(f, '.'); k >= 0 {
 				rest = f[k:]
 			}
 			return label(i) + rest

@@ -318,6 +318,20 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}
+	out, versions, err := collectGrants(rows)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing grants: %w", err)
+	}
+	out, next := paging.Next(out, size, func(g Grant) string { return g.ID })
+	if err := attachAllocations(ctx, s.pool, out, versions); err != nil {
+		return nil, "", fmt.Errorf("listing grants: %w", err)
+	}
+	return out, next, nil
+}
+
+// collectGrants reads rows of grantColumns into grants (allocations to
+// attach) and their allocation versions, by id.
+func collectGrants(rows pgx.Rows) ([]Grant, map[string]int, error) {
 	versions := map[string]int{}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Grant, error) {
 		var g Grant
@@ -327,14 +341,7 @@ func (s *Store) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, string,
 		versions[g.ID] = version
 		return g, err
 	})
-	if err != nil {
-		return nil, "", fmt.Errorf("listing grants: %w", err)
-	}
-	out, next := paging.Next(out, size, func(g Grant) string { return g.ID })
-	if err := attachAllocations(ctx, s.pool, out, versions); err != nil {
-		return nil, "", fmt.Errorf("listing grants: %w", err)
-	}
-	return out, next, nil
+	return out, versions, err
 }
 
 // attachAllocations reads the current allocations of a page of grants in one query.

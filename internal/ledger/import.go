@@ -240,7 +240,7 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 // message (transactions[i]: ...).
 //
 // An importer reverses an entry with EntryInput{GrantID, Type: REVERSAL,
-// ReversesID}, reading it first with GetTransactionsIn when needed.
+// ReversesID}.
 func (s *Store) RecordIn(ctx context.Context, tx pgx.Tx, in []EntryInput, requestID string) ([]Transaction, error) {
 	if _, err := importer(ctx); err != nil {
 		return nil, err
@@ -332,15 +332,7 @@ func FindGrants(ctx context.Context, q postgres.Querier, roadmapID uuid.UUID, re
 	if err != nil {
 		return nil, fmt.Errorf("finding grants: %w", err)
 	}
-	versions := map[string]int{}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Grant, error) {
-		var g Grant
-		var version int
-		err := scanGrant(r, &g, &version)
-		g.Allocations = []Allocation{}
-		versions[g.ID] = version
-		return g, err
-	})
+	found, versions, err := collectGrants(rows)
 	if err != nil {
 		return nil, fmt.Errorf("finding grants: %w", err)
 	}
@@ -349,36 +341,6 @@ func FindGrants(ctx context.Context, q postgres.Querier, roadmapID uuid.UUID, re
 	}
 	for _, g := range found {
 		out[DonorReference{DonorOrgID: g.DonorOrgID, Reference: g.Reference}] = g
-	}
-	return out, nil
-}
-
-// GetTransactionsIn reads journal entries by id through q (an importer's
-// transaction); ids not found are absent from the map. The caller
-// authorises: it is for importers.
-func GetTransactionsIn(ctx context.Context, q postgres.Querier, ids []string) (map[string]Transaction, error) {
-	for i, id := range ids {
-		if uuid.Validate(id) != nil {
-			return nil, apperr.Invalid(fmt.Sprintf("ids[%d]", i), "not an id: %q", id)
-		}
-	}
-	out := make(map[string]Transaction, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	rows, err := q.Query(ctx, `SELECT `+txColumns+txFrom+` WHERE t.id = ANY ($1::uuid[])`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reading entries: %w", err)
-	}
-	ts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Transaction, error) {
-		var t Transaction
-		return t, scanTx(r, &t)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading entries: %w", err)
-	}
-	for _, t := range ts {
-		out[t.ID] = t
 	}
 	return out, nil
 }

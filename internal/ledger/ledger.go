@@ -18,7 +18,7 @@
 //     the caller's transaction, two round trips;
 //   - single.go and group.go: one entry in one statement, committed in groups;
 //   - import.go: the bulk entry points of imports (CreateGrantsIn, RecordIn,
-//     FindGrants, GetTransactionsIn), in the importer's transaction;
+//     FindGrants), in the importer's transaction;
 //   - read.go: reading the journal; reconcile.go: reconciliation;
 //     funding.go: the funding of milestones, for roadmap coverage.
 //

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -388,56 +386,11 @@ func (s *Server) iatiExport(mux *runtime.ServeMux, conn *grpc.ClientConn) runtim
 			return
 		}
 		req.RoadmapId = pathParams["roadmap_id"]
-		var md runtime.ServerMetadata
 		stream, err := client.ExportIati(ctx, &req)
 		if err != nil {
 			runtime.HTTPError(ctx, mux, out, w, r, err)
 			return
 		}
-		first, err := stream.Recv()
-		md.HeaderMD, _ = stream.Header()
-		if err != nil {
-			md.TrailerMD = stream.Trailer()
-			if errors.Is(err, io.EOF) {
-				err = status.Error(codes.Internal, "IATI export: empty answer")
-			}
-			runtime.HTTPError(runtime.NewServerMetadataContext(ctx, md), mux, out, w, r, err)
-			return
-		}
-		h := w.Header()
-		if rid := md.HeaderMD.Get("x-request-id"); len(rid) > 0 {
-			h.Set("X-Request-Id", rid[0])
-		}
-		h.Set("Content-Type", first.GetContentType())
-		h.Set("Content-Disposition", `attachment; filename="`+headerSafe(first.GetFileName())+`"`)
-		h.Set("Content-Length", strconv.FormatInt(first.GetSize(), 10))
-		if sum, err := hex.DecodeString(first.GetSha256()); err == nil && len(sum) == sha256.Size {
-			h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
-		}
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
-		written := int64(0)
-		for msg := first; ; {
-			n, err := w.Write(msg.GetData())
-			written += int64(n)
-			if err != nil {
-				return
-			}
-			msg, err = stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				s.log.ErrorContext(ctx, "IATI export cut short", "request_id", r.Header.Get("X-Request-Id"),
-					"written", written, "size", first.GetSize(), "err", err.Error())
-				panic(http.ErrAbortHandler)
-			}
-		}
-		if written != first.GetSize() {
-			s.log.ErrorContext(ctx, "IATI export of the wrong size", "request_id", r.Header.Get("X-Request-Id"),
-				"written", written, "size", first.GetSize())
-			panic(http.ErrAbortHandler)
-		}
+		streamFile(s, ctx, mux, out, w, r, stream, "IATI export")
 	}
 }

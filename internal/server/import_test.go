@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,15 +63,6 @@ func exportGRPC(ctx context.Context, c pb.ImportServiceClient, roadmapID string)
 		}
 		buf.Write(m.GetData())
 	}
-}
-
-func importBody(t *testing.T, fields map[string]any) string {
-	t.Helper()
-	b, err := json.Marshal(fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // Only admins and coordinators import, and the role is checked before the

@@ -332,14 +332,7 @@ var packQueryFilter = utilities.NewDoubleArray(nil)
 // frame the stream as JSON), so the edge (token, size) and the query checks
 // (restParams) run first; it calls DownloadAuditPack through the gateway's
 // client connection, so the gRPC interceptors (authentication, validation,
-// logging, metrics) apply as to every REST call.
-//
-// Errors until the first piece arrives are the usual JSON statuses; the
-// service builds the whole pack before sending any, so every refusal and
-// every failure of the build comes before it. A failure after that (the
-// connection to the gRPC server breaking) aborts the response, so the
-// client sees a short body against the Content-Length, never a complete
-// looking file.
+// logging, metrics) apply as to every REST call; streamFile sends the file.
 func (s *Server) packDownload(mux *runtime.ServeMux, conn *grpc.ClientConn) runtime.HandlerFunc {
 	client := pb.NewAuditPackServiceClient(conn)
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
@@ -356,57 +349,83 @@ func (s *Server) packDownload(mux *runtime.ServeMux, conn *grpc.ClientConn) runt
 			runtime.HTTPError(ctx, mux, out, w, r, err)
 			return
 		}
-		var md runtime.ServerMetadata
 		stream, err := client.DownloadAuditPack(ctx, &req)
 		if err != nil {
 			runtime.HTTPError(ctx, mux, out, w, r, err)
 			return
 		}
-		first, err := stream.Recv()
-		md.HeaderMD, _ = stream.Header() // the request id the interceptor chose
+		streamFile(s, ctx, mux, out, w, r, stream, "audit pack download")
+	}
+}
+
+// filePiece is a piece of a file a server-streaming method sends: the first
+// carries the file's name, type, size and SHA-256, every one its data.
+type filePiece interface {
+	GetContentType() string
+	GetFileName() string
+	GetSize() int64
+	GetSha256() string
+	GetData() []byte
+}
+
+// streamFile answers a REST download with the file a server stream sends
+// (an audit pack, an IATI export). Errors until the first piece arrives are
+// the usual JSON statuses (the services build the whole file before
+// sending any, so every refusal comes first); a failure after that aborts
+// the response, so the client sees a short body against the
+// Content-Length, never a complete-looking file.
+func streamFile[M any, P interface {
+	*M
+	filePiece
+}](s *Server, ctx context.Context, mux *runtime.ServeMux, out runtime.Marshaler, w http.ResponseWriter, r *http.Request,
+	stream grpc.ServerStreamingClient[M], what string) {
+	var md runtime.ServerMetadata
+	msg, err := stream.Recv()
+	md.HeaderMD, _ = stream.Header() // the request id the interceptor chose
+	if err != nil {
+		md.TrailerMD = stream.Trailer()
+		if errors.Is(err, io.EOF) { // not expected: the services always send a first piece
+			err = status.Errorf(codes.Internal, "%s: empty answer", what)
+		}
+		runtime.HTTPError(runtime.NewServerMetadataContext(ctx, md), mux, out, w, r, err)
+		return
+	}
+	first := P(msg)
+	h := w.Header()
+	if rid := md.HeaderMD.Get("x-request-id"); len(rid) > 0 {
+		h.Set("X-Request-Id", rid[0])
+	}
+	h.Set("Content-Type", first.GetContentType())
+	h.Set("Content-Disposition", `attachment; filename="`+headerSafe(first.GetFileName())+`"`)
+	h.Set("Content-Length", strconv.FormatInt(first.GetSize(), 10))
+	if sum, err := hex.DecodeString(first.GetSha256()); err == nil && len(sum) == sha256.Size {
+		h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	}
+	h.Set("Cache-Control", "no-store") // financial records
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	written := int64(0)
+	for piece := first; ; {
+		n, err := w.Write(piece.GetData())
+		written += int64(n)
 		if err != nil {
-			md.TrailerMD = stream.Trailer()
-			if errors.Is(err, io.EOF) { // not expected: the service always sends a first piece
-				err = status.Error(codes.Internal, "audit pack: empty answer")
-			}
-			runtime.HTTPError(runtime.NewServerMetadataContext(ctx, md), mux, out, w, r, err)
-			return
+			return // the client went away; cancel ends the call
 		}
-		h := w.Header()
-		if rid := md.HeaderMD.Get("x-request-id"); len(rid) > 0 {
-			h.Set("X-Request-Id", rid[0])
+		next, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		h.Set("Content-Type", first.GetContentType())
-		h.Set("Content-Disposition", `attachment; filename="`+headerSafe(first.GetFileName())+`"`)
-		h.Set("Content-Length", strconv.FormatInt(first.GetSize(), 10))
-		if sum, err := hex.DecodeString(first.GetSha256()); err == nil && len(sum) == sha256.Size {
-			h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
-		}
-		h.Set("Cache-Control", "no-store") // a pack is a donor's financial records
-		h.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
-		written := int64(0)
-		for msg := first; ; {
-			n, err := w.Write(msg.GetData())
-			written += int64(n)
-			if err != nil {
-				return // the client went away; cancel ends the call
-			}
-			msg, err = stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				s.log.ErrorContext(ctx, "audit pack download cut short", "request_id", r.Header.Get("X-Request-Id"),
-					"written", written, "size", first.GetSize(), "err", err.Error())
-				panic(http.ErrAbortHandler)
-			}
-		}
-		if written != first.GetSize() {
-			s.log.ErrorContext(ctx, "audit pack download of the wrong size", "request_id", r.Header.Get("X-Request-Id"),
-				"written", written, "size", first.GetSize())
+		if err != nil {
+			s.log.ErrorContext(ctx, what+" cut short", "request_id", r.Header.Get("X-Request-Id"),
+				"written", written, "size", first.GetSize(), "err", err.Error())
 			panic(http.ErrAbortHandler)
 		}
+		piece = P(next)
+	}
+	if written != first.GetSize() {
+		s.log.ErrorContext(ctx, what+" of the wrong size", "request_id", r.Header.Get("X-Request-Id"),
+			"written", written, "size", first.GetSize())
+		panic(http.ErrAbortHandler)
 	}
 }
 
