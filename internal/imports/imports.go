@@ -129,15 +129,9 @@ func invalid(record, field, format string, args ...any) error {
 // inTx runs fn in one transaction. With write false (a dry run, or nothing to change) it rolls back after
 // fn's checks. rep is reset to its state before each attempt.
 func (s *Store) inTx(ctx context.Context, rep *Report, fn func(tx pgx.Tx) (write bool, err error)) error {
-	base := *rep
-	clone := func() {
-		*rep = base
-		rep.Files = slices.Clone(base.Files)
-		rep.Totals, rep.NotCounted, rep.Notes = slices.Clone(base.Totals), slices.Clone(base.NotCounted), slices.Clone(base.Notes)
-		rep.Inconsistencies = slices.Clone(base.Inconsistencies)
-	}
+	base := rep.clone()
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		clone()
+		*rep = base.clone()
 		write, err := fn(tx)
 		if err != nil {
 			return err

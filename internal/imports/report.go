@@ -1,6 +1,8 @@
 package imports
 
 import (
+	"slices"
+
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 )
@@ -147,4 +149,15 @@ type RefGroup struct {
 	Records     []string `json:"records"`
 	Explanation string   `json:"explanation"`
 	Flagged     bool     `json:"flagged"` // detection is expected to flag it
+}
+
+// clone copies the report with its lists, so an attempt of a transaction
+// that is retried starts from the report as it was, not with lists that
+// the failed attempt appended to.
+func (r Report) clone() Report {
+	r.Files, r.Totals, r.NotCounted = slices.Clone(r.Files), slices.Clone(r.Totals), slices.Clone(r.NotCounted)
+	r.Skipped, r.Problems, r.Rounded = slices.Clone(r.Skipped), slices.Clone(r.Problems), slices.Clone(r.Rounded)
+	r.Variances, r.RepeatedReferences = slices.Clone(r.Variances), slices.Clone(r.RepeatedReferences)
+	r.Inconsistencies, r.Notes = slices.Clone(r.Inconsistencies), slices.Clone(r.Notes)
+	return r
 }
