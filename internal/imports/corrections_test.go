@@ -3,6 +3,7 @@ package imports_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shopspring/decimal"
+	"github.com/tranche-ledger/tranche/internal/apperr"
 	"github.com/tranche-ledger/tranche/internal/imports"
 	"github.com/tranche-ledger/tranche/internal/money"
 	"github.com/tranche-ledger/tranche/internal/roadmap"
@@ -264,5 +266,20 @@ func TestImportOnOneConnectionPool(t *testing.T) {
 	_, err = imports.New(one).Run(ctx, imports.Request{Kind: imports.IATI, Files: []imports.File{v2}, RoadmapID: uuid.MustParse(rep.RoadmapID)})
 	if err != nil {
 		t.Errorf("import on a one-connection pool: %v", err)
+	}
+}
+
+// A refusal of the ledger's rules names the transaction of the source, not
+// a position in the list the importer handed the ledger: a commitment of
+// -5 USD as an activity's first transaction would leave committed below
+// zero.
+func TestLedgerRefusalNamesTheTransaction(t *testing.T) {
+	db := testdb.New(t)
+	s := imports.New(db.App)
+	f := iatiFile("neg.xml", "2020-03-01T00:00:00Z", iatiTx("2", "2020-02-01", "-5"))
+	_, err := s.Run(coord, imports.Request{Kind: imports.IATI, Files: []imports.File{f}})
+	if !errors.Is(err, apperr.ErrFailedPrecondition) || !strings.Contains(err.Error(), "activity XM-DAC-99-TEST-1 transaction 1: ") ||
+		strings.Contains(err.Error(), "transactions[") {
+		t.Fatalf("%v, want FAILED_PRECONDITION naming activity XM-DAC-99-TEST-1 transaction 1", err)
 	}
 }

@@ -6,12 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -325,23 +322,11 @@ func (s *Store) applyPlan(ctx context.Context, tx pgx.Tx, pl *plan, roadmapID uu
 			}
 		}
 		if len(create) > 0 {
-			made, err := s.ledger.CreateGrantsIn(ctx, tx, create, requestID)
+			// The ledger names a refused grant by its source record.
+			made, err := s.ledger.CreateGrantsIn(ctx, tx, create, requestID, func(i int) string {
+				return recordLabel(pl.kind, pl.grants[createPos[i]].rec.RecordID) + ".grant"
+			})
 			if err != nil {
-				// Name the source record, not the position in the list.
-				label := func(i int) string { return recordLabel(pl.kind, pl.grants[createPos[i]].rec.RecordID) }
-				err = apperr.Fields(err, func(f string) string {
-					if m := grantPos.FindStringSubmatch(f); m != nil {
-						if i, _ := strconv.Atoi(m[1]); i < len(createPos) {
-							return label(i) + ".grant" + strings.TrimPrefix(f, m[0])
-						}
-					}
-					return f
-				})
-				if m := grantPos.FindStringSubmatch(err.Error()); m != nil && !errors.As(err, new(*apperr.InvalidError)) {
-					if i, _ := strconv.Atoi(m[1]); i < len(createPos) {
-						err = renamed{label(i) + ": " + strings.Replace(err.Error(), m[0]+": ", "", 1), err}
-					}
-				}
 				return nil, fmt.Errorf("creating grants: %w", err)
 			}
 			for k, g := range made {
@@ -418,22 +403,6 @@ func movedReference(ref string, o org.Organization, id string) string {
 		out = string(r[:100])
 	}
 	return out
-}
-
-// entryFields renames the ledger's entry positions ([i].field, counted from
-// the chunk's start) to the source records they came from.
-func entryFields(err error, label func(int) string) error {
-	return apperr.Fields(err, func(f string) string {
-		var i int
-		var rest string
-		if n, _ := fmt.Sscanf(f, "transactions[%d]", &i); n == 1 {
-			if k := strings.IndexByte(f, '.'); k >= 0 {
-				rest = f[k:]
-			}
-			return label(i) + rest
-		}
-		return f
-	})
 }
 
 // writeProvenance inserts the provenance rows of a run (the run's own row
@@ -554,12 +523,6 @@ func (o origin) label() string {
 	return o.r.label
 }
 
-// grantPos finds the position the ledger names a refused grant by.
-var grantPos = regexp.MustCompile(`grants\[(\d+)\]`)
-
-// entryPos finds the position the ledger names a refused entry by.
-var entryPos = regexp.MustCompile(`transactions\[(\d+)\]`)
-
 // record records entries in chunks through the ledger, naming a refused one
 // by its source record, and answers their provenance rows.
 func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInput, origins []origin, requestID string,
@@ -571,16 +534,9 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInp
 	const chunk = 10 * ledger.MaxBatch
 	for start := 0; start < len(entries); start += chunk {
 		end := min(start+chunk, len(entries))
-		got, err := s.ledger.RecordIn(ctx, tx, entries[start:end], requestID)
+		// The ledger names a refused entry by its place in the source.
+		got, err := s.ledger.RecordIn(ctx, tx, entries[start:end], requestID, func(i int) string { return origins[start+i].label() })
 		if err != nil {
-			label := func(i int) string { return origins[start+i].label() }
-			err = entryFields(err, label)
-			// A refusal of the ledger's rules names the entry by position.
-			if m := entryPos.FindStringSubmatch(err.Error()); m != nil && !errors.As(err, new(*apperr.InvalidError)) {
-				if i, _ := strconv.Atoi(m[1]); i < end-start {
-					err = renamed{label(i) + ": " + strings.Replace(err.Error(), m[0]+": ", "", 1), err}
-				}
-			}
 			return nil, fmt.Errorf("recording entries: %w", err)
 		}
 		for k, t := range got {
@@ -606,14 +562,3 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, entries []ledger.EntryInp
 	}
 	return prov, nil
 }
-
-// renamed is an error of the domain whose message names the source record
-// instead of a position in the list the importer passed; it is still that
-// error (errors.Is, the status it maps to).
-type renamed struct {
-	msg string
-	err error
-}
-
-func (r renamed) Error() string { return r.msg }
-func (r renamed) Unwrap() error { return r.err }

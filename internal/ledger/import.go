@@ -47,21 +47,27 @@ func importer(ctx context.Context) (auth.Principal, error) {
 // goes into the audit events.
 //
 // The grants come back as GetGrant reads them.
-func (s *Store) CreateGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, requestID string) ([]Grant, error) {
+//
+// name(i) names grant i in errors (the importer's source record); nil names
+// it grants[i].
+func (s *Store) CreateGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, requestID string, name func(i int) string) ([]Grant, error) {
 	if _, err := importer(ctx); err != nil {
 		return nil, err
 	}
 	if len(in) == 0 {
 		return []Grant{}, nil
 	}
-	out, err := s.createGrantsIn(ctx, tx, in, requestID)
+	if name == nil {
+		name = func(i int) string { return fmt.Sprintf("grants[%d]", i) }
+	}
+	out, err := s.createGrantsIn(ctx, tx, in, requestID, name)
 	if err != nil {
 		return nil, fmt.Errorf("importing grants: %w", err)
 	}
 	return out, nil
 }
 
-func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, requestID string) ([]Grant, error) {
+func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, requestID string, name func(int) string) ([]Grant, error) {
 	var v apperr.Validator
 	gs := make([]Grant, len(in))
 	for i, x := range in {
@@ -69,15 +75,20 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 		gs[i] = checkGrant(&v, x)
 	}
 	if err := v.Err(); err != nil {
-		return nil, apperr.Fields(err, func(f string) string { return "grants" + f })
+		return nil, apperr.Fields(err, func(f string) string {
+			if j, rest, ok := item(f); ok {
+				return name(j) + "." + rest
+			}
+			return f
+		})
 	}
 	type key struct{ donor, reference string }
 	seen := make(map[key]int, len(in))
 	for i, g := range gs {
 		k := key{g.DonorOrgID, g.Reference}
 		if j, dup := seen[k]; dup {
-			return nil, fmt.Errorf("grants[%d]: donor %s has grants[%d] with reference %q in this import already: %w",
-				i, g.DonorOrgID, j, g.Reference, apperr.ErrAlreadyExists)
+			return nil, fmt.Errorf("%s: donor %s has %s with reference %q in this import already: %w",
+				name(i), g.DonorOrgID, name(j), g.Reference, apperr.ErrAlreadyExists)
 		}
 		seen[k] = i
 	}
@@ -90,7 +101,7 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 		if _, ok := reporting[g.RoadmapID]; !ok {
 			rm, err := roadmap.Get(ctx, tx, g.RoadmapID)
 			if errors.Is(err, apperr.ErrNotFound) {
-				return nil, apperr.Invalid(fmt.Sprintf("grants[%d].roadmapId", i), "roadmap %s does not exist", g.RoadmapID)
+				return nil, apperr.Invalid(name(i)+".roadmapId", "roadmap %s does not exist", g.RoadmapID)
 			}
 			if err != nil {
 				return nil, err
@@ -124,9 +135,9 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 		}
 		switch k := kinds[id]; {
 		case k == "":
-			v.Add(fmt.Sprintf("grants[%d].%s", i, field), "organisation %s does not exist", id)
+			v.Add(name(i)+"."+field, "organisation %s does not exist", id)
 		case !fits(k):
-			v.Add(fmt.Sprintf("grants[%d].%s", i, field), unfit, k, strings.Join(roleKinds, ", "))
+			v.Add(name(i)+"."+field, unfit, k, strings.Join(roleKinds, ", "))
 		default:
 			return
 		}
@@ -164,7 +175,7 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 		return nil, err
 	}
 	if at != nil {
-		return nil, fmt.Errorf("grants[%d]: donor %s already has a grant with reference %q: %w", *at, donors[*at], *ref, apperr.ErrAlreadyExists)
+		return nil, fmt.Errorf("%s: donor %s already has a grant with reference %q: %w", name(*at), donors[*at], *ref, apperr.ErrAlreadyExists)
 	}
 
 	// The grants and their balance rows, then their audit events, as
@@ -218,7 +229,7 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 	if len(pledges) > 0 {
 		// The pledge entry is the grant's pledged field.
 		_, err := s.recordIn(ctx, tx, pledges, requestID, func(j int, field string) string {
-			f := fmt.Sprintf("grants[%d].pledged", pledged[j])
+			f := name(pledged[j]) + ".pledged"
 			if field == "" {
 				return f
 			}
@@ -235,21 +246,24 @@ func (s *Store) createGrantsIn(ctx context.Context, tx pgx.Tx, in []GrantInput, 
 // each through BatchRecord's path with a batch id of its own: the balances
 // under the grants' row locks, FX conversion, disbursed ≤ committed, the
 // reversals, one audit event per grant per chunk. Entries are applied in
-// order, across chunks too. Violations name entries by their position in in
-// (transactions[i].amount.amount); a refusal of the balances names it in its
-// message (transactions[i]: ...).
+// order, across chunks too. name(i) names entry i of in, in violations
+// (name(i).amount.amount) and in a refusal of the balances (name(i): ...);
+// nil names it transactions[i].
 //
 // An importer reverses an entry with EntryInput{GrantID, Type: REVERSAL,
 // ReversesID}.
-func (s *Store) RecordIn(ctx context.Context, tx pgx.Tx, in []EntryInput, requestID string) ([]Transaction, error) {
+func (s *Store) RecordIn(ctx context.Context, tx pgx.Tx, in []EntryInput, requestID string, name func(i int) string) ([]Transaction, error) {
 	if _, err := importer(ctx); err != nil {
 		return nil, err
 	}
+	if name == nil {
+		name = func(i int) string { return fmt.Sprintf("transactions[%d]", i) }
+	}
 	out, err := s.recordIn(ctx, tx, in, requestID, func(i int, field string) string {
 		if field == "" {
-			return fmt.Sprintf("transactions[%d]", i)
+			return name(i)
 		}
-		return fmt.Sprintf("transactions[%d].%s", i, field)
+		return name(i) + "." + field
 	})
 	if err != nil {
 		return nil, fmt.Errorf("importing entries: %w", err)

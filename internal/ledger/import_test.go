@@ -56,7 +56,7 @@ func (w *world) createGrantsIn(ctx context.Context, in []ledger.GrantInput) ([]l
 	var out []ledger.Grant
 	err := importTx(w, func(tx pgx.Tx) error {
 		var err error
-		out, err = w.l.CreateGrantsIn(ctx, tx, in, "import-1")
+		out, err = w.l.CreateGrantsIn(ctx, tx, in, "import-1", nil)
 		return err
 	})
 	return out, err
@@ -66,7 +66,7 @@ func (w *world) recordIn(ctx context.Context, in []ledger.EntryInput) ([]ledger.
 	var out []ledger.Transaction
 	err := importTx(w, func(tx pgx.Tx) error {
 		var err error
-		out, err = w.l.RecordIn(ctx, tx, in, "import-2")
+		out, err = w.l.RecordIn(ctx, tx, in, "import-2", nil)
 		return err
 	})
 	return out, err
@@ -191,7 +191,7 @@ func TestCreateGrantsInIsAllOrNothing(t *testing.T) {
 	// Grants accepted, then the importer fails later in its transaction:
 	// its rollback takes the grants, their pledges and events with it.
 	err := importTx(w, func(tx pgx.Tx) error {
-		if _, err := w.l.CreateGrantsIn(coord, tx, w.grantInputs(10, "LATER", "10.00"), "import-x"); err != nil {
+		if _, err := w.l.CreateGrantsIn(coord, tx, w.grantInputs(10, "LATER", "10.00"), "import-x", nil); err != nil {
 			return err
 		}
 		return errors.New("the importer failed later")
@@ -393,7 +393,7 @@ func BenchmarkCreateGrantsIn(b *testing.B) {
 		in := w.grantInputs(10000, fmt.Sprint("B", grants), "1000.00")
 		err := importTx(w, func(tx pgx.Tx) error {
 			t0 := time.Now()
-			gs, err := w.l.CreateGrantsIn(coord, tx, in, "bench")
+			gs, err := w.l.CreateGrantsIn(coord, tx, in, "bench", nil)
 			if err != nil {
 				return err
 			}
@@ -405,7 +405,7 @@ func BenchmarkCreateGrantsIn(b *testing.B) {
 					ledger.EntryInput{GrantID: id(g.ID), Type: "DISBURSEMENT", Amount: amt("500.00", "EUR"), ValueDate: day("2024-03-01")})
 			}
 			t0 = time.Now()
-			if _, err := w.l.RecordIn(coord, tx, es, "bench"); err != nil {
+			if _, err := w.l.RecordIn(coord, tx, es, "bench", nil); err != nil {
 				return err
 			}
 			entryTime += time.Since(t0)
@@ -437,7 +437,7 @@ func BenchmarkCreateGrantsIn100k(b *testing.B) {
 		in := w.grantInputs(100000, fmt.Sprint("C", grants), "1000.00")
 		err := importTx(w, func(tx pgx.Tx) error {
 			t0 := time.Now()
-			_, err := w.l.CreateGrantsIn(coord, tx, in, "bench")
+			_, err := w.l.CreateGrantsIn(coord, tx, in, "bench", nil)
 			elapsed += time.Since(t0)
 			return err
 		})
